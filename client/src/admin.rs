@@ -1,0 +1,116 @@
+//! Cluster administration calls (`larder.v1.Admin`).
+
+use larder_proto::v1::admin_client::AdminClient;
+pub use larder_proto::v1::{
+    MembershipResponse, Node, NodeStatus, RaftRole, RaftStatus, StatusResponse,
+};
+use larder_proto::v1::{
+    AddLearnerRequest, AddVoterRequest, ListNodesRequest, RemoveNodeRequest, RemoveVoterRequest,
+    StatusRequest, TransferLeaderRequest,
+};
+use tonic::transport::Channel;
+
+use crate::{Client, ClientError};
+
+impl Client {
+    fn admin_client(&self, channel: Channel) -> AdminClient<Channel> {
+        AdminClient::new(channel)
+            .max_decoding_message_size(self.config().message_bytes_max)
+            .max_encoding_message_size(self.config().message_bytes_max)
+    }
+
+    /// Status of the cluster as seen by this node; `linearizable` makes it include every
+    /// directory change committed before the call.
+    pub async fn status(&self, linearizable: bool) -> Result<StatusResponse, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin
+                .status(StatusRequest { linearizable })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn list_nodes(&self) -> Result<Vec<Node>, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin.list_nodes(ListNodesRequest {}).await?.into_inner().nodes)
+        })
+        .await
+    }
+
+    pub async fn remove_node(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin
+                .remove_node(RemoveNodeRequest { node_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        peer_addr: Option<String>,
+    ) -> Result<MembershipResponse, ClientError> {
+        let peer_addr = peer_addr.unwrap_or_default();
+        self.with_retries(|ch| {
+            let peer_addr = peer_addr.clone();
+            async move {
+                let mut admin = self.admin_client(ch);
+                Ok(admin
+                    .add_learner(AddLearnerRequest { node_id, peer_addr })
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    pub async fn add_voter(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin
+                .add_voter(AddVoterRequest { node_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn remove_voter(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin
+                .remove_voter(RemoveVoterRequest { node_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+
+    pub async fn transfer_leader(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+        self.with_retries(|ch| async move {
+            let mut admin = self.admin_client(ch);
+            Ok(admin
+                .transfer_leader(TransferLeaderRequest { node_id })
+                .await?
+                .into_inner())
+        })
+        .await
+    }
+}
+
+/// Whether every recorded node is up and a leader is known.
+pub fn is_healthy(status: &StatusResponse) -> bool {
+    let leader = status.raft.as_ref().map_or(0, |raft| raft.leader_id);
+    leader != 0
+        && !status.nodes.is_empty()
+        && status
+            .nodes
+            .iter()
+            .all(|node| node.status == NodeStatus::Up as i32)
+}

@@ -1,0 +1,548 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use larder_proto::peer::directory_client::DirectoryClient;
+use larder_store::Store;
+use openraft::rt::WatchReceiver;
+use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
+use tokio::sync::watch;
+
+use crate::peer_wire;
+use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
+use crate::{
+    Command, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest,
+    DirectoryResponse, DirectoryState, MembershipView, NodeId, NodeSpec, PeerChannels, PeerNode,
+    SledLogStore, SledStateMachine, TonicNetworkFactory,
+};
+
+pub type DirectoryRaft = Raft<C, SledStateMachine>;
+
+/// A request forwarded more often than this is answered with `NotLeader`, so nodes with
+/// stale views of the leader cannot bounce it around.
+const FORWARD_HOPS_MAX: u32 = 2;
+
+/// This node's handle on the directory: its Raft member, its local copy and the way to
+/// the leader.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me: NodeSpec,
+    raft: DirectoryRaft,
+    reader: DirectoryReader,
+    channels: PeerChannels,
+    config: DirectoryConfig,
+    /// Peer address of a node to send requests to while no leader is known (`--join`).
+    seed: Option<String>,
+}
+
+/// Role of a node in the directory's Raft membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftRole {
+    None,
+    Learner,
+    Voter,
+}
+
+/// A view of the Raft group from this node.
+#[derive(Debug, Clone)]
+pub struct RaftView {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub committed_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub state: &'static str,
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+}
+
+impl RaftView {
+    pub fn role(&self, id: NodeId) -> RaftRole {
+        if self.voters.contains(&id) {
+            RaftRole::Voter
+        } else if self.learners.contains(&id) {
+            RaftRole::Learner
+        } else {
+            RaftRole::None
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Directory {
+    /// Opens the directory's storage in `store` and starts this node's Raft member.
+    pub async fn start(
+        me: NodeSpec,
+        store: Store,
+        config: DirectoryConfig,
+        seed: Option<String>,
+    ) -> Result<Directory, DirectoryError> {
+        config
+            .validate()
+            .map_err(|err| DirectoryError::InvalidRequest(err.to_string()))?;
+        let raft_config = config
+            .raft_config()
+            .map_err(|err| DirectoryError::InvalidRequest(err.to_string()))?;
+        let log = SledLogStore::open(store.clone())?;
+        let (sm, reader) = SledStateMachine::open(store)?;
+        let channels = PeerChannels::new(config.peer_rpc_timeout());
+        let network = TonicNetworkFactory::new(channels.clone(), config.peer_message_bytes_max);
+        let raft = Raft::new(me.id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|err| DirectoryError::Storage(err.to_string()))?;
+        Ok(Directory {
+            inner: Arc::new(Inner {
+                me,
+                raft,
+                reader,
+                channels,
+                config,
+                seed,
+            }),
+        })
+    }
+
+    pub fn me(&self) -> &NodeSpec {
+        &self.inner.me
+    }
+
+    pub fn config(&self) -> &DirectoryConfig {
+        &self.inner.config
+    }
+
+    pub fn raft(&self) -> &DirectoryRaft {
+        &self.inner.raft
+    }
+
+    pub fn reader(&self) -> &DirectoryReader {
+        &self.inner.reader
+    }
+
+    /// Makes the given voters the first membership, unless this node's log already has
+    /// one (a restart, or another voter got there first and replicated it).
+    pub async fn bootstrap(&self, voters: BTreeMap<NodeId, PeerNode>) -> Result<(), DirectoryError> {
+        let initialized = self
+            .inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|err| DirectoryError::Storage(err.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        match self.inner.raft.initialize(voters).await {
+            Ok(()) => {
+                tracing::info!(node_id = %self.inner.me.id, "directory initialized");
+                Ok(())
+            }
+            Err(err) if err.api_error().is_some() => {
+                // Another voter initialized first; its membership reaches us by replication.
+                tracing::info!(node_id = %self.inner.me.id, error = %err, "directory already initialized");
+                Ok(())
+            }
+            Err(err) => Err(DirectoryError::Storage(err.to_string())),
+        }
+    }
+
+    /// The directory as applied on this node (may trail the leader).
+    pub async fn local_state(&self) -> DirectoryState {
+        self.inner.reader.snapshot().await
+    }
+
+    /// The directory including every change committed before this call.
+    pub async fn linearizable_state(&self) -> Result<DirectoryState, DirectoryError> {
+        let index = match self.request(DirectoryRequest::ReadIndex).await? {
+            DirectoryResponse::ReadIndex(index) => index,
+            other => {
+                return Err(DirectoryError::Protocol(format!(
+                    "read-index answered with {other:?}"
+                )));
+            }
+        };
+        self.wait_applied(index, self.inner.config.peer_rpc_timeout())
+            .await?;
+        Ok(self.local_state().await)
+    }
+
+    /// Waits until this node has applied the log up to `index`.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<(), DirectoryError> {
+        let mut changes = self.inner.reader.subscribe();
+        let wait = async {
+            loop {
+                if *changes.borrow_and_update() >= index {
+                    return Ok(());
+                }
+                if changes.changed().await.is_err() {
+                    return Err(DirectoryError::ShuttingDown);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| DirectoryError::Timeout {
+                what: format!("the local directory to apply index {index}"),
+                ms: timeout.as_millis() as u64,
+            })?
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.inner.raft.metrics().borrow_watched().clone()
+    }
+
+    /// Raft state as seen from this node.
+    pub fn raft_view(&self) -> RaftView {
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        RaftView {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            committed_index: metrics.local_committed.map_or(0, |id| id.index),
+            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            state: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            voters,
+            learners,
+        }
+    }
+
+    fn peer_addr_of(&self, id: NodeId) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|node| node.peer_addr.clone())
+    }
+
+    async fn api_addr_of(&self, id: NodeId) -> Option<String> {
+        self.local_state()
+            .await
+            .node(id)
+            .map(|record| record.spec.api_addr.clone())
+    }
+
+    /// Carries out a request at the leader, forwarding it there if this node is not it.
+    /// Retries with backoff while there is no reachable leader.
+    pub async fn request(&self, req: DirectoryRequest) -> Result<DirectoryResponse, DirectoryError> {
+        self.request_with_hops(req, 0).await
+    }
+
+    pub(crate) async fn request_with_hops(
+        &self,
+        req: DirectoryRequest,
+        hops: u32,
+    ) -> Result<DirectoryResponse, DirectoryError> {
+        let mut backoff = Duration::from_millis(50);
+        let mut last_err = DirectoryError::NoLeader;
+        for _ in 0..self.inner.config.request_attempts_max {
+            let leader = self.metrics().current_leader;
+            let result = match leader {
+                Some(leader) if leader == self.inner.me.id => self.execute(req.clone()).await,
+                _ if hops >= FORWARD_HOPS_MAX => {
+                    return Err(DirectoryError::NotLeader {
+                        leader,
+                        leader_api_addr: match leader {
+                            Some(id) => self.api_addr_of(id).await,
+                            None => None,
+                        },
+                    });
+                }
+                Some(leader) => match self.peer_addr_of(leader) {
+                    Some(addr) => self.forward(&addr, &req, hops).await,
+                    None => Err(DirectoryError::NoLeader),
+                },
+                None => match &self.inner.seed {
+                    Some(seed) => self.forward(seed, &req, hops).await,
+                    None => Err(DirectoryError::NoLeader),
+                },
+            };
+            match result {
+                Err(err) if err.is_retryable() => {
+                    tracing::debug!(request = %req, error = %err, "directory request will be retried");
+                    last_err = err;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+        Err(last_err)
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        req: &DirectoryRequest,
+        hops: u32,
+    ) -> Result<DirectoryResponse, DirectoryError> {
+        let channel = self.inner.channels.channel(addr)?;
+        let bytes_max = self.inner.config.peer_message_bytes_max;
+        let mut client = DirectoryClient::new(channel)
+            .max_decoding_message_size(bytes_max)
+            .max_encoding_message_size(bytes_max);
+        let mut request = tonic::Request::new(peer_wire::seal(&(hops + 1, req))?);
+        request.set_timeout(self.inner.config.peer_rpc_timeout());
+        let response = client.forward(request).await.map_err(|status| DirectoryError::Unreachable {
+            peer: addr.to_string(),
+            reason: format!("{}: {}", status.code(), status.message()),
+        })?;
+        let result: Result<DirectoryResponse, DirectoryError> =
+            peer_wire::open(response.get_ref()).map_err(DirectoryError::Protocol)?;
+        result
+    }
+
+    /// Runs a request on this node, which believes it is the leader.
+    async fn execute(&self, req: DirectoryRequest) -> Result<DirectoryResponse, DirectoryError> {
+        let raft = &self.inner.raft;
+        match req {
+            DirectoryRequest::Write(command) => self.write(command).await,
+            DirectoryRequest::Join(spec) => {
+                let id = spec.id;
+                let peer_addr = spec.peer_addr.clone();
+                let written = self
+                    .write(Command::RegisterNode {
+                        spec,
+                        at_ms: now_ms(),
+                    })
+                    .await?;
+                match self.peer_addr_of(id) {
+                    Some(known) if known == peer_addr => Ok(written),
+                    Some(_) => {
+                        // The node came back on another address: update it in place.
+                        let nodes = BTreeMap::from([(id, PeerNode { peer_addr })]);
+                        let resp = raft
+                            .change_membership(ChangeMembers::SetNodes(nodes), true)
+                            .await
+                            .map_err(map_write_error)?;
+                        Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                    }
+                    None => {
+                        let resp = raft
+                            .add_learner(id, PeerNode { peer_addr }, false)
+                            .await
+                            .map_err(map_write_error)?;
+                        Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                    }
+                }
+            }
+            DirectoryRequest::AddLearner { id, peer_addr } => {
+                let peer_addr = match peer_addr {
+                    Some(addr) => addr,
+                    None => self
+                        .local_state()
+                        .await
+                        .node(id)
+                        .map(|record| record.spec.peer_addr.clone())
+                        .ok_or(DirectoryError::NodeNotFound(id))?,
+                };
+                let resp = raft
+                    .add_learner(id, PeerNode { peer_addr }, true)
+                    .await
+                    .map_err(map_write_error)?;
+                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+            }
+            DirectoryRequest::AddVoter(id) => {
+                match self.raft_view().role(id) {
+                    RaftRole::Voter => {
+                        let index = self.raft_view().committed_index;
+                        return Ok(DirectoryResponse::Membership(self.membership_view(index)));
+                    }
+                    RaftRole::None => return Err(DirectoryError::NotALearner(id)),
+                    RaftRole::Learner => {}
+                }
+                let resp = raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(map_write_error)?;
+                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+            }
+            DirectoryRequest::RemoveVoter(id) => {
+                let view = self.raft_view();
+                if !view.voters.contains(&id) {
+                    return Err(DirectoryError::NotAVoter(id));
+                }
+                if view.voters.len() == 1 {
+                    return Err(DirectoryError::LastVoter(id));
+                }
+                let resp = raft
+                    .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                    .await
+                    .map_err(map_write_error)?;
+                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+            }
+            DirectoryRequest::RemoveNode(id) => self.remove_node(id).await,
+            DirectoryRequest::TransferLeader(id) => self.transfer_leader(id).await,
+            DirectoryRequest::ReadIndex => {
+                let read = raft
+                    .ensure_linearizable(ReadPolicy::ReadIndex)
+                    .await
+                    .map_err(|err| match err.forward_to_leader() {
+                        Some(_) => DirectoryError::NoLeader,
+                        None => DirectoryError::Rejected(err.to_string()),
+                    })?;
+                Ok(DirectoryResponse::ReadIndex(read.index()))
+            }
+        }
+    }
+
+    async fn write(&self, command: Command) -> Result<DirectoryResponse, DirectoryError> {
+        let resp = self
+            .inner
+            .raft
+            .client_write(command)
+            .await
+            .map_err(map_write_error)?;
+        Ok(DirectoryResponse::Outcome {
+            outcome: resp.data,
+            log_index: resp.log_id.index,
+        })
+    }
+
+    async fn remove_node(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
+        let raft = &self.inner.raft;
+        let view = self.raft_view();
+        let known = self.local_state().await.node(id).is_some();
+        match view.role(id) {
+            RaftRole::Voter => {
+                if view.voters.len() == 1 {
+                    return Err(DirectoryError::LastVoter(id));
+                }
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(map_write_error)?;
+            }
+            RaftRole::Learner => {
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(map_write_error)?;
+            }
+            RaftRole::None if !known => return Err(DirectoryError::NodeNotFound(id)),
+            RaftRole::None => {}
+        }
+        let log_index = if known {
+            match self.write(Command::RemoveNode { id }).await? {
+                DirectoryResponse::Outcome { log_index, .. } => log_index,
+                _ => 0,
+            }
+        } else {
+            self.raft_view().committed_index
+        };
+        Ok(DirectoryResponse::Membership(self.membership_view(log_index)))
+    }
+
+    async fn transfer_leader(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
+        let view = self.raft_view();
+        if !view.voters.contains(&id) {
+            return Err(DirectoryError::NotAVoter(id));
+        }
+        if view.leader == Some(id) {
+            return Ok(DirectoryResponse::Membership(
+                self.membership_view(view.committed_index),
+            ));
+        }
+        self.inner
+            .raft
+            .trigger()
+            .transfer_leader(id)
+            .await
+            .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
+        let timeout = Duration::from_millis(self.inner.config.election_timeout_max_ms * 2);
+        let mut metrics = self.inner.raft.metrics();
+        let wait = async {
+            loop {
+                if metrics.borrow_and_update().current_leader == Some(id) {
+                    return Ok(());
+                }
+                if metrics.changed().await.is_err() {
+                    return Err(DirectoryError::ShuttingDown);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| DirectoryError::Timeout {
+                what: format!("node {id} to take over leadership"),
+                ms: timeout.as_millis() as u64,
+            })??;
+        Ok(DirectoryResponse::Membership(
+            self.membership_view(self.raft_view().committed_index),
+        ))
+    }
+
+    fn membership_view(&self, log_index: u64) -> MembershipView {
+        let view = self.raft_view();
+        MembershipView {
+            voters: view.voters.into_iter().collect(),
+            learners: view.learners.into_iter().collect(),
+            log_index,
+        }
+    }
+
+    /// Registers this node in the directory (retrying until a leader accepts it), so
+    /// every node learns its region and addresses.
+    pub async fn register_self(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let req = DirectoryRequest::Join(self.inner.me.clone());
+            let result = tokio::select! {
+                result = self.request(req) => result,
+                _ = shutdown.changed() => return,
+            };
+            match result {
+                Ok(_) => {
+                    tracing::info!(node_id = %self.inner.me.id, region = %self.inner.me.region, "registered in the directory");
+                    return;
+                }
+                Err(err) => {
+                    tracing::info!(node_id = %self.inner.me.id, error = %err, "registration not accepted yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Stops the Raft member. Storage was flushed at every step, so nothing is pending.
+    pub async fn shutdown(&self) {
+        if let Err(err) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %err, "directory Raft shutdown failed");
+        }
+    }
+}
+
+fn map_write_error<E>(err: openraft::error::RaftError<C, E>) -> DirectoryError
+where
+    E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<C>>,
+{
+    match err.forward_to_leader() {
+        Some(forward) => DirectoryError::NotLeader {
+            leader: forward.leader_id,
+            leader_api_addr: None,
+        },
+        None => match err {
+            openraft::error::RaftError::APIError(api) => DirectoryError::Rejected(api.to_string()),
+            openraft::error::RaftError::Fatal(fatal) => DirectoryError::Storage(fatal.to_string()),
+        },
+    }
+}

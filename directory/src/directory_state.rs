@@ -1,0 +1,113 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Command, CommandOutcome, NodeId, NodeRecord, NodeStatus};
+
+/// The directory's replicated state, and the pure function that applies commands to it.
+///
+/// No I/O here: the Raft state machine persists it, tests drive it directly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryState {
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+}
+
+impl DirectoryState {
+    pub fn apply(&mut self, command: &Command) -> CommandOutcome {
+        match command {
+            Command::RegisterNode { spec, at_ms } => {
+                let record = NodeRecord {
+                    spec: spec.clone(),
+                    status: NodeStatus::Up,
+                    status_changed_at_ms: *at_ms,
+                };
+                match self.nodes.get(&spec.id) {
+                    Some(old) if old.spec == *spec && old.status == NodeStatus::Up => {
+                        CommandOutcome::Unchanged
+                    }
+                    Some(old) if old.status == NodeStatus::Up => {
+                        // Keep the time it came up: only the spec changed.
+                        let record = NodeRecord {
+                            status_changed_at_ms: old.status_changed_at_ms,
+                            ..record
+                        };
+                        self.nodes.insert(spec.id, record);
+                        CommandOutcome::Applied
+                    }
+                    _ => {
+                        self.nodes.insert(spec.id, record);
+                        CommandOutcome::Applied
+                    }
+                }
+            }
+            Command::RemoveNode { id } => match self.nodes.remove(id) {
+                Some(_) => CommandOutcome::Applied,
+                None => CommandOutcome::UnknownNode(*id),
+            },
+            Command::SetNodeStatus { id, status, at_ms } => match self.nodes.get_mut(id) {
+                None => CommandOutcome::UnknownNode(*id),
+                Some(record) if record.status == *status => CommandOutcome::Unchanged,
+                Some(record) => {
+                    record.status = *status;
+                    record.status_changed_at_ms = *at_ms;
+                    CommandOutcome::Applied
+                }
+            },
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeRecord> {
+        self.nodes.get(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::{NodeSpec, RegionId};
+
+    fn spec(id: u64, api: &str) -> NodeSpec {
+        NodeSpec {
+            id: NodeId(id),
+            region: RegionId("eu-west".into()),
+            jurisdictions: BTreeSet::new(),
+            api_addr: api.into(),
+            peer_addr: format!("peer-{id}"),
+        }
+    }
+
+    #[test]
+    fn register_is_idempotent_and_updates_addresses() {
+        let mut state = DirectoryState::default();
+        let register = Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 10 };
+        assert_eq!(state.apply(&register), CommandOutcome::Applied);
+        assert_eq!(state.apply(&register), CommandOutcome::Unchanged);
+        let moved = Command::RegisterNode { spec: spec(1, "a:2"), at_ms: 20 };
+        assert_eq!(state.apply(&moved), CommandOutcome::Applied);
+        let record = state.node(NodeId(1)).expect("registered");
+        assert_eq!(record.spec.api_addr, "a:2");
+        assert_eq!(record.status_changed_at_ms, 10, "still up since 10");
+    }
+
+    #[test]
+    fn status_changes_and_removal() {
+        let mut state = DirectoryState::default();
+        state.apply(&Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 10 });
+        let down = Command::SetNodeStatus { id: NodeId(1), status: NodeStatus::Down, at_ms: 30 };
+        assert_eq!(state.apply(&down), CommandOutcome::Applied);
+        assert_eq!(state.apply(&down), CommandOutcome::Unchanged);
+        assert_eq!(state.node(NodeId(1)).expect("known").status, NodeStatus::Down);
+        // Registering again brings it back up.
+        state.apply(&Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 40 });
+        let record = state.node(NodeId(1)).expect("known");
+        assert_eq!((record.status, record.status_changed_at_ms), (NodeStatus::Up, 40));
+        assert_eq!(state.apply(&Command::RemoveNode { id: NodeId(1) }), CommandOutcome::Applied);
+        assert_eq!(
+            state.apply(&Command::RemoveNode { id: NodeId(1) }),
+            CommandOutcome::UnknownNode(NodeId(1))
+        );
+        assert_eq!(state.apply(&down), CommandOutcome::UnknownNode(NodeId(1)));
+    }
+}

@@ -1,0 +1,46 @@
+//! The directory: the cluster's Raft-replicated record of nodes (and, as they land,
+//! namespaces and object placement).
+//!
+//! Layout:
+//! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`;
+//! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;
+//! - [`Command`] and [`DirectoryState`]: the replicated commands and the pure state
+//!   machine core that applies them;
+//! - [`SledLogStore`], [`SledStateMachine`]: openraft storage over the storage seam,
+//!   flushed before anything is acknowledged;
+//! - [`TonicNetworkFactory`], [`peer_services`]: Raft and forwarded requests over the peer
+//!   listener (postcard payloads in protobuf envelopes, one cached channel per peer);
+//! - [`Directory`]: this node's handle: bootstrap, requests routed to the leader,
+//!   membership changes, linearizable reads;
+//! - [`liveness`]: the leader's task that records nodes going down and coming back.
+
+mod command;
+mod config;
+mod directory;
+mod directory_state;
+mod error;
+pub mod ids;
+pub mod liveness;
+mod log_store;
+mod network;
+mod node_record;
+mod peer_channels;
+mod peer_service;
+pub mod peer_wire;
+pub mod raft_types;
+mod request;
+mod state_machine;
+
+pub use command::{Command, CommandOutcome};
+pub use config::{DirectoryConfig, DirectoryConfigError};
+pub use directory::{Directory, DirectoryRaft, RaftRole, RaftView};
+pub use directory_state::DirectoryState;
+pub use error::DirectoryError;
+pub use ids::{Jurisdiction, NodeId, RegionId};
+pub use log_store::SledLogStore;
+pub use network::TonicNetworkFactory;
+pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
+pub use peer_channels::PeerChannels;
+pub use peer_service::peer_services;
+pub use request::{DirectoryRequest, DirectoryResponse, MembershipView};
+pub use state_machine::{AppliedState, DirectoryReader, SledStateMachine};

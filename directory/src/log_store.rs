@@ -1,0 +1,165 @@
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+use larder_store::{Batch, Store, Tree, codec};
+use openraft::OptionalSend;
+use openraft::entry::RaftEntry;
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+
+use crate::raft_types::{DirectoryRaftConfig as C, Entry, LogId, Vote};
+
+const LOG_TREE: &str = "directory_raft_log";
+const META_TREE: &str = "directory_raft_meta";
+const VOTE_KEY: &[u8] = b"vote";
+const COMMITTED_KEY: &[u8] = b"committed";
+const PURGED_KEY: &[u8] = b"last_purged";
+
+/// The directory's Raft log, vote and committed marker, stored through the storage seam.
+///
+/// Every mutation is flushed before openraft is told it happened: an appended entry or a
+/// saved vote that was reported durable survives a crash.
+#[derive(Clone)]
+pub struct SledLogStore {
+    store: Store,
+    log: Tree,
+    meta: Tree,
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl SledLogStore {
+    pub fn open(store: Store) -> Result<SledLogStore, larder_store::StoreError> {
+        let log = store.tree(LOG_TREE)?;
+        let meta = store.tree(META_TREE)?;
+        Ok(SledLogStore { store, log, meta })
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
+        match self.meta.get(key)? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(codec::decode(&raw)?)),
+        }
+    }
+
+    async fn write_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
+        self.meta.insert(key, codec::encode(value)?)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    fn last_entry_log_id(&self) -> io::Result<Option<LogId>> {
+        match self.log.last()? {
+            None => Ok(None),
+            Some((_, raw)) => {
+                let entry: Entry = codec::decode(&raw)?;
+                Ok(Some(entry.log_id()))
+            }
+        }
+    }
+}
+
+fn to_owned_bounds<R: RangeBounds<u64>>(range: &R) -> (Bound<[u8; 8]>, Bound<[u8; 8]>) {
+    let map = |b: Bound<&u64>| match b {
+        Bound::Included(i) => Bound::Included(index_key(*i)),
+        Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (map(range.start_bound()), map(range.end_bound()))
+}
+
+impl RaftLogReader<C> for SledLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let bounds = to_owned_bounds(&range);
+        self.log
+            .range::<[u8; 8], _>(bounds)
+            .map(|row| {
+                let (_, raw) = row?;
+                Ok(codec::decode(&raw)?)
+            })
+            .collect()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        self.read_meta(VOTE_KEY)
+    }
+}
+
+impl RaftLogStorage<C> for SledLogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, io::Error> {
+        let last_purged: Option<LogId> = self.read_meta(PURGED_KEY)?;
+        let last = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        self.write_meta(VOTE_KEY, vote).await
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        self.write_meta(COMMITTED_KEY, &committed).await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<C>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = Batch::default();
+        for entry in entries {
+            batch.insert(index_key(entry.index()), codec::encode(&entry)?);
+        }
+        self.log.apply_batch(batch)?;
+        let flushed = self.store.flush().await.map_err(io::Error::from);
+        let result = match &flushed {
+            Ok(()) => Ok(()),
+            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+        };
+        callback.io_completed(result);
+        flushed
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let start = last_log_id.map_or(0, |id| id.index() + 1);
+        let mut batch = Batch::default();
+        for row in self.log.range(index_key(start)..) {
+            let (key, _) = row?;
+            batch.remove(key);
+        }
+        self.log.apply_batch(batch)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        // Record the purge point first: a crash between the two steps leaves extra
+        // entries below it, which are ignored, never a gap above it.
+        self.write_meta(PURGED_KEY, &log_id).await?;
+        let mut batch = Batch::default();
+        for row in self.log.range(..=index_key(log_id.index())) {
+            let (key, _) = row?;
+            batch.remove(key);
+        }
+        self.log.apply_batch(batch)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+}

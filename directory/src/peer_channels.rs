@@ -1,0 +1,51 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::DirectoryError;
+
+/// One cached HTTP/2 channel per peer address, shared by Raft and forwarded requests.
+///
+/// Channels connect lazily and reconnect by themselves, so a peer that is down costs a
+/// failed call, not a rebuilt client.
+#[derive(Clone)]
+pub struct PeerChannels {
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+    connect_timeout: Duration,
+    /// Bound on cached channels: addresses of removed peers are evicted past it.
+    channels_max: usize,
+}
+
+impl PeerChannels {
+    pub fn new(connect_timeout: Duration) -> PeerChannels {
+        PeerChannels {
+            channels: Arc::new(Mutex::new(HashMap::new())),
+            connect_timeout,
+            channels_max: 4096,
+        }
+    }
+
+    pub fn channel(&self, addr: &str) -> Result<Channel, DirectoryError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .expect("peer channel map is never left poisoned: no code panics under it");
+        if let Some(channel) = channels.get(addr) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|err| DirectoryError::InvalidRequest(format!("bad peer address {addr:?}: {err}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let channel = endpoint.connect_lazy();
+        if channels.len() >= self.channels_max {
+            channels.clear();
+        }
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}

@@ -1,0 +1,20 @@
+//! openraft's type configuration for the directory group.
+
+use crate::{Command, CommandOutcome, NodeId, PeerNode};
+
+openraft::declare_raft_types!(
+    /// Types of the directory's Raft group.
+    pub DirectoryRaftConfig:
+        D = Command,
+        R = CommandOutcome,
+        NodeId = NodeId,
+        Node = PeerNode,
+);
+
+pub type LogId = openraft::alias::LogIdOf<DirectoryRaftConfig>;
+pub type Entry = openraft::alias::EntryOf<DirectoryRaftConfig>;
+pub type Vote = openraft::alias::VoteOf<DirectoryRaftConfig>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<DirectoryRaftConfig>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<DirectoryRaftConfig>;
+pub type Snapshot = openraft::alias::SnapshotOf<DirectoryRaftConfig, Vec<u8>>;
+pub type RaftMetrics = openraft::RaftMetrics<DirectoryRaftConfig>;

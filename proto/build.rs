@@ -1,0 +1,22 @@
+//! Generates the gRPC code. `protoc` comes from `protoc-bin-vendored` so a fresh machine
+//! needs no manual step; a `PROTOC` environment variable overrides it.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-env-changed=PROTOC");
+    println!("cargo:rerun-if-changed=proto");
+    let protoc = match std::env::var_os("PROTOC") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => protoc_bin_vendored::protoc_bin_path()?,
+    };
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc);
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("larder_descriptor.bin"))
+        .compile_with_config(
+            config,
+            &["proto/larder/v1/admin.proto", "proto/larder/peer/v1/peer.proto"],
+            &["proto"],
+        )?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The storage seam. Every other crate reaches the disk through these types, so the engine
+//! (sled 0.34 today) can be replaced in one place.
+//!
+//! Layout:
+//! - [`Store`]: one database directory, its on-disk format version and its flushes;
+//! - [`Tree`]: an ordered keyspace inside a store;
+//! - [`Batch`]: writes applied to one tree atomically;
+//! - [`StoreError`]: what can go wrong, in the seam's own terms.
+//! - [`codec`]: the one binary encoding (postcard) for records and peer messages.
+//!
+//! Durability: sled writes land in its page cache; [`Store::flush`] makes them durable
+//! (sled's `flush`, which uses `sync_file_range` on Linux — see docs/architecture.md for
+//! what that primitive does and does not cover). Callers flush before they acknowledge.
+
+pub mod codec;
+mod error;
+mod store;
+mod tree;
+
+pub use codec::CodecError;
+pub use error::StoreError;
+pub use store::{FORMAT_VERSION, Store};
+pub use tree::{Batch, Tree};

@@ -1,0 +1,155 @@
+use std::path::{Path, PathBuf};
+
+use crate::{StoreError, Tree};
+
+/// Version of the on-disk layout written by this build. Bump it when the layout changes
+/// and teach [`Store::open`] to migrate from the previous one.
+pub const FORMAT_VERSION: u32 = 1;
+
+const META_TREE: &str = "__larder_meta";
+const FORMAT_KEY: &[u8] = b"format_version";
+
+/// One database directory.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path` and checks its format version.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|err| StoreError::Open {
+                path: path.clone(),
+                source: std::io::Error::other(err.to_string()),
+            })?;
+        let store = Store { db, path };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    fn check_format(&self) -> Result<(), StoreError> {
+        let meta = self.db.open_tree(META_TREE)?;
+        match meta.get(FORMAT_KEY)? {
+            None => {
+                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(raw) => {
+                let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| {
+                    StoreError::Corrupted(format!("format version record has {} bytes", raw.len()))
+                })?;
+                let found = u32::from_be_bytes(bytes);
+                if found == FORMAT_VERSION {
+                    Ok(())
+                } else {
+                    Err(StoreError::UnsupportedFormat {
+                        path: self.path.clone(),
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Directory this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens (or creates) the named tree.
+    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        Ok(Tree::new(self.db.open_tree(name)?))
+    }
+
+    /// Makes every write issued before this call durable.
+    ///
+    /// Runs sled's blocking `flush` on the blocking pool: DESIGN.md §7 measured that
+    /// awaiting `flush_async` from many concurrent callers can hang, so this seam never
+    /// uses it. Callers with many concurrent writers should share flushes (group commit).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|_| StoreError::FlushTaskGone)??;
+        Ok(())
+    }
+
+    /// Blocking form of [`Store::flush`], for shutdown paths and synchronous code.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopen_keeps_flushed_data_and_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let tree = store.tree("t").expect("tree");
+            tree.insert(b"k", b"v").expect("insert");
+            store.flush_blocking().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        let tree = store.tree("t").expect("tree");
+        assert_eq!(tree.get(b"k").expect("get"), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn refuses_a_newer_format() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            let meta = store.db.open_tree(META_TREE).expect("meta");
+            meta.insert(FORMAT_KEY, &(FORMAT_VERSION + 1).to_be_bytes())
+                .expect("insert");
+            store.flush_blocking().expect("flush");
+        }
+        let err = Store::open(dir.path()).expect_err("newer format must be refused");
+        assert!(matches!(err, StoreError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1));
+    }
+
+    #[tokio::test]
+    async fn async_flush_from_many_tasks_completes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let tree = store.tree("t").expect("tree");
+        let mut tasks = Vec::new();
+        for i in 0u32..32 {
+            let store = store.clone();
+            let tree = tree.clone();
+            tasks.push(tokio::spawn(async move {
+                tree.insert(&i.to_be_bytes(), &i.to_le_bytes()).expect("insert");
+                store.flush().await.expect("flush");
+            }));
+        }
+        for task in tasks {
+            tokio::time::timeout(std::time::Duration::from_secs(30), task)
+                .await
+                .expect("flush must not hang")
+                .expect("task");
+        }
+        assert_eq!(tree.len(), 32);
+    }
+}
