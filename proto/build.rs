@@ -8,15 +8,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => std::path::PathBuf::from(path),
         None => protoc_bin_vendored::protoc_bin_path()?,
     };
-    let mut config = prost_build::Config::new();
-    config.protoc_executable(protoc);
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("larder_descriptor.bin"))
-        .compile_with_config(
-            config,
-            &["proto/larder/v1/admin.proto", "proto/larder/peer/v1/peer.proto"],
-            &["proto"],
-        )?;
+    // Two runs so the api listener's reflection describes only the public package.
+    for (descriptor, protos) in [
+        ("larder_v1_descriptor.bin", ["proto/larder/v1/admin.proto"]),
+        ("larder_peer_v1_descriptor.bin", ["proto/larder/peer/v1/peer.proto"]),
+    ] {
+        let mut config = prost_build::Config::new();
+        config.protoc_executable(&protoc);
+        tonic_prost_build::configure()
+            .file_descriptor_set_path(out_dir.join(descriptor))
+            .compile_with_config(config, &protos, &["proto"])?;
+    }
     Ok(())
 }

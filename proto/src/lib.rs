@@ -11,5 +11,6 @@ pub mod peer {
     tonic::include_proto!("larder.peer.v1");
 }
 
-/// Encoded `FileDescriptorSet` of every Larder package, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("larder_descriptor");
+/// Encoded `FileDescriptorSet` of the public `larder.v1` package, for server reflection
+/// on the api listener.
+pub const V1_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("larder_v1_descriptor");

@@ -1,0 +1,306 @@
+//! The node's configuration: one TOML file (unknown fields rejected), overridden by CLI
+//! flags, validated as a whole before anything starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use larder_directory::{DirectoryConfig, NodeId, PeerNode, ids::check_label};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    pub node: NodeSection,
+    pub listen: ListenSection,
+    pub advertise: AdvertiseSection,
+    pub cluster: ClusterSection,
+    pub limits: LimitsSection,
+    pub directory: DirectoryConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Unique, non-zero, stable across restarts.
+    pub id: u64,
+    pub region: String,
+    pub jurisdictions: Vec<String>,
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            id: 0,
+            region: String::new(),
+            jurisdictions: Vec::new(),
+            data_dir: PathBuf::from("larder-data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenSection {
+    pub api: String,
+    pub peer: String,
+    pub metrics: String,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        ListenSection {
+            api: "127.0.0.1:7070".to_string(),
+            peer: "127.0.0.1:7071".to_string(),
+            metrics: "127.0.0.1:9090".to_string(),
+        }
+    }
+}
+
+/// Addresses other nodes and clients use to reach this one. Default to the listen
+/// addresses, which then must not be wildcards.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvertiseSection {
+    pub api: Option<String>,
+    pub peer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `ID@HOST:PORT` (peer address) of each first voter. Every first voter lists the same
+    /// set; a node not listed joins through `join`.
+    pub initial_voters: Vec<String>,
+    /// Peer address of any node of a running cluster.
+    pub join: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Concurrent requests per client connection on the api listener.
+    pub api_requests_per_connection_max: usize,
+    /// HTTP/2 streams per connection on each listener.
+    pub http2_streams_per_connection_max: u32,
+    /// Largest gRPC message on the api listener.
+    pub api_message_bytes_max: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            api_requests_per_connection_max: 1024,
+            http2_streams_per_connection_max: 1024,
+            api_message_bytes_max: 32 * 1024 * 1024,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// A value that cannot work, named with its field and value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("config file {path} is not valid: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("invalid {field} = {value:?}: {reason}")]
+    Invalid {
+        field: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn invalid(field: &str, value: impl std::fmt::Display, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A voter of the first membership, parsed from `ID@HOST:PORT`.
+pub fn parse_voter(text: &str) -> Result<(NodeId, String), String> {
+    let (id, addr) = text
+        .split_once('@')
+        .ok_or_else(|| "expected ID@HOST:PORT".to_string())?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| format!("node id {id:?} is not a positive integer"))?;
+    if id == 0 {
+        return Err("node id 0 is reserved".to_string());
+    }
+    check_host_port(addr)?;
+    Ok((NodeId(id), addr.to_string()))
+}
+
+fn check_host_port(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(format!("{addr:?} has no host"));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{addr:?} has no valid port"))?;
+    Ok(())
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node.id == 0 {
+            return Err(invalid("node.id", 0, "must be set to a non-zero integer unique in the cluster"));
+        }
+        check_label(&self.node.region).map_err(|reason| invalid("node.region", &self.node.region, reason))?;
+        for j in &self.node.jurisdictions {
+            check_label(j).map_err(|reason| invalid("node.jurisdictions", j, reason))?;
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            return Err(invalid("node.data_dir", "", "must name a directory"));
+        }
+        for (field, value) in [
+            ("listen.api", &self.listen.api),
+            ("listen.peer", &self.listen.peer),
+            ("listen.metrics", &self.listen.metrics),
+        ] {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| invalid(field, value, "must be IP:PORT"))?;
+        }
+        let listen_api: SocketAddr = self.listen.api.parse().map_err(|_| invalid("listen.api", &self.listen.api, "must be IP:PORT"))?;
+        let listen_peer: SocketAddr = self.listen.peer.parse().map_err(|_| invalid("listen.peer", &self.listen.peer, "must be IP:PORT"))?;
+        if listen_api.port() != 0 && listen_api == listen_peer {
+            return Err(invalid("listen.peer", &self.listen.peer, "must differ from listen.api"));
+        }
+        for (field, value, listen) in [
+            ("advertise.api", &self.advertise.api, listen_api),
+            ("advertise.peer", &self.advertise.peer, listen_peer),
+        ] {
+            match value {
+                Some(addr) => check_host_port(addr).map_err(|reason| invalid(field, addr, reason))?,
+                None if listen.ip().is_unspecified() => {
+                    return Err(invalid(
+                        field,
+                        "",
+                        format!("must be set when the listener binds all interfaces ({listen})"),
+                    ));
+                }
+                None => {}
+            }
+        }
+        let voters = self.initial_voters()?;
+        if voters.is_empty() && self.cluster.join.is_none() {
+            return Err(invalid(
+                "cluster.initial_voters",
+                "[]",
+                "set the first voters (ID@HOST:PORT) or cluster.join",
+            ));
+        }
+        if let Some(join) = &self.cluster.join {
+            check_host_port(join).map_err(|reason| invalid("cluster.join", join, reason))?;
+        }
+        if self.limits.api_requests_per_connection_max == 0 {
+            return Err(invalid("limits.api_requests_per_connection_max", 0, "must be at least 1"));
+        }
+        if self.limits.http2_streams_per_connection_max == 0 {
+            return Err(invalid("limits.http2_streams_per_connection_max", 0, "must be at least 1"));
+        }
+        if self.limits.api_message_bytes_max < 4 * 1024 * 1024 {
+            return Err(invalid(
+                "limits.api_message_bytes_max",
+                self.limits.api_message_bytes_max,
+                "must be at least 4194304 (4 MiB)",
+            ));
+        }
+        self.directory
+            .validate()
+            .map_err(|err| invalid(&format!("directory.{}", err.field), &err.value, err.reason))?;
+        Ok(())
+    }
+
+    /// The first voters, by id. Rejects malformed entries and duplicate ids.
+    pub fn initial_voters(&self) -> Result<BTreeMap<NodeId, PeerNode>, ConfigError> {
+        let mut voters = BTreeMap::new();
+        for text in &self.cluster.initial_voters {
+            let (id, peer_addr) =
+                parse_voter(text).map_err(|reason| invalid("cluster.initial_voters", text, reason))?;
+            if voters.insert(id, PeerNode { peer_addr }).is_some() {
+                return Err(invalid("cluster.initial_voters", text, format!("node {id} is listed twice")));
+            }
+        }
+        Ok(voters)
+    }
+
+    pub fn jurisdictions(&self) -> BTreeSet<larder_directory::Jurisdiction> {
+        self.node
+            .jurisdictions
+            .iter()
+            .map(|j| larder_directory::Jurisdiction(j.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> NodeConfig {
+        let mut config = NodeConfig::default();
+        config.node.id = 1;
+        config.node.region = "eu-west".into();
+        config.cluster.initial_voters = vec!["1@127.0.0.1:7071".into()];
+        config
+    }
+
+    #[test]
+    fn defaults_plus_identity_are_valid() {
+        valid().validate().expect("valid");
+    }
+
+    #[test]
+    fn errors_name_field_and_value() {
+        let mut config = valid();
+        config.node.region = "EU West".into();
+        let err = config.validate().expect_err("bad region").to_string();
+        assert!(err.contains("node.region") && err.contains("EU West"), "{err}");
+
+        let mut config = valid();
+        config.cluster.initial_voters = vec!["x@127.0.0.1:7071".into()];
+        let err = config.validate().expect_err("bad voter").to_string();
+        assert!(err.contains("cluster.initial_voters") && err.contains("x@127.0.0.1:7071"), "{err}");
+
+        let mut config = valid();
+        config.listen.api = "0.0.0.0:7070".into();
+        let err = config.validate().expect_err("wildcard without advertise").to_string();
+        assert!(err.contains("advertise.api"), "{err}");
+
+        let mut config = valid();
+        config.directory.heartbeat_interval_ms = 0;
+        let err = config.validate().expect_err("zero heartbeat").to_string();
+        assert!(err.contains("directory.heartbeat_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = toml::from_str::<NodeConfig>("[node]\nid = 1\nregoin = \"eu\"\n")
+            .expect_err("typo must be rejected")
+            .to_string();
+        assert!(err.contains("regoin"), "{err}");
+    }
+}

@@ -1,0 +1,186 @@
+//! `larder dev`: a complete cluster in one process, for newcomers and local work.
+//!
+//! Node `i` (1-based) listens on `base_port + 10·(i−1)` (api), `+1` (peer) and `+2`
+//! (metrics), all on 127.0.0.1. Nodes take regions round-robin; the first three are the
+//! directory's voters, the rest join as learners.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use larder_directory::DirectoryConfig;
+
+use crate::config::NodeConfig;
+use crate::server::{RunningNode, termination_signal};
+
+/// Largest dev cluster: each node is a full node with its own store and listeners.
+pub const DEV_NODES_MAX: usize = 32;
+const PORT_STRIDE: u16 = 10;
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub nodes: usize,
+    pub regions: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub base_port: u16,
+}
+
+/// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
+fn jurisdiction_of(region: &str) -> Option<String> {
+    let first = region.split('-').next()?;
+    (first != region && larder_directory::ids::check_label(first).is_ok()).then(|| first.to_string())
+}
+
+/// The configuration of every node of a dev cluster.
+pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
+    if options.nodes == 0 || options.nodes > DEV_NODES_MAX {
+        bail!("--nodes must be between 1 and {DEV_NODES_MAX}, got {}", options.nodes);
+    }
+    if options.regions.is_empty() {
+        bail!("--regions must name at least one region");
+    }
+    let last_port = u32::from(options.base_port) + u32::from(PORT_STRIDE) * options.nodes as u32;
+    if options.base_port < 1024 || last_port > u32::from(u16::MAX) {
+        bail!(
+            "--base-port {} does not leave room for {} nodes (ports {}..{} needed, 1024..65535 allowed)",
+            options.base_port,
+            options.nodes,
+            options.base_port,
+            last_port
+        );
+    }
+    let port = |i: usize, offset: u16| options.base_port + PORT_STRIDE * i as u16 + offset;
+    let voters: Vec<String> = (0..options.nodes.min(3))
+        .map(|i| format!("{}@127.0.0.1:{}", i + 1, port(i, 1)))
+        .collect();
+    let directory = DirectoryConfig {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 600,
+        election_timeout_max_ms: 1200,
+        node_down_after_ms: 2000,
+        ..DirectoryConfig::default()
+    };
+    let mut configs = Vec::new();
+    for i in 0..options.nodes {
+        let region = options.regions[i % options.regions.len()].clone();
+        let mut config = NodeConfig::default();
+        config.node.id = i as u64 + 1;
+        config.node.jurisdictions = jurisdiction_of(&region).into_iter().collect();
+        config.node.region = region;
+        config.node.data_dir = data_root.join(format!("node-{}", i + 1));
+        config.listen.api = format!("127.0.0.1:{}", port(i, 0));
+        config.listen.peer = format!("127.0.0.1:{}", port(i, 1));
+        config.listen.metrics = format!("127.0.0.1:{}", port(i, 2));
+        config.cluster.initial_voters = voters.clone();
+        if i >= 3 {
+            config.cluster.join = Some(format!("127.0.0.1:{}", port(0, 1)));
+        }
+        config.directory = directory.clone();
+        config.validate().with_context(|| format!("dev node {}", i + 1))?;
+        configs.push(config);
+    }
+    Ok(configs)
+}
+
+pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+    // A temp dir lives until this function returns; a given dir is kept.
+    let temp;
+    let data_root = match &options.data_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("larder-dev-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let configs = dev_configs(&options, &data_root)?;
+    let mut nodes = Vec::new();
+    println!(
+        "Larder dev cluster: {} nodes in {}; data in {}",
+        configs.len(),
+        options.regions.join(", "),
+        data_root.display()
+    );
+    for (i, config) in configs.iter().enumerate() {
+        let role = if i < 3 { "voter" } else { "learner" };
+        println!(
+            "  node {:<2} {:<10} {:<8} api {}  peer {}  metrics http://{}/metrics",
+            config.node.id, config.node.region, role, config.listen.api, config.listen.peer, config.listen.metrics
+        );
+        let node = RunningNode::start(config.clone())
+            .await
+            .with_context(|| format!("starting dev node {}", config.node.id))?;
+        nodes.push(node);
+    }
+    let first_api = configs[0].listen.api.clone();
+    tokio::select! {
+        ready = wait_ready(&first_api, configs.len()) => match ready {
+            Ok(leader) => println!("Cluster ready: directory leader is node {leader}. Try: larder --endpoint {first_api} status"),
+            Err(err) => println!("Cluster not ready yet ({err}); it keeps trying. Check: larder --endpoint {first_api} status"),
+        },
+        _ = termination_signal() => {}
+    }
+    println!("Press Ctrl-C to stop.");
+    termination_signal().await;
+    println!("Stopping…");
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn wait_ready(endpoint: &str, nodes: usize) -> anyhow::Result<u64> {
+    let client = larder_client::Client::connect_lazy(endpoint)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(status) = client.status(false).await
+            && status.nodes.len() == nodes
+            && larder_client::admin::is_healthy(&status)
+            && let Some(raft) = status.raft
+        {
+            return Ok(raft.leader_id);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no healthy directory after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(nodes: usize) -> DevOptions {
+        DevOptions {
+            nodes,
+            regions: vec!["eu-west".into(), "us-east".into()],
+            data_dir: None,
+            base_port: 7070,
+        }
+    }
+
+    #[test]
+    fn ports_regions_and_voters_are_derived() {
+        let configs = dev_configs(&options(4), Path::new("/tmp/x")).expect("configs");
+        assert_eq!(configs.len(), 4);
+        assert_eq!(configs[1].listen.api, "127.0.0.1:7080");
+        assert_eq!(configs[1].listen.peer, "127.0.0.1:7081");
+        assert_eq!(configs[1].node.region, "us-east");
+        assert_eq!(configs[1].node.jurisdictions, vec!["us".to_string()]);
+        assert_eq!(configs[0].cluster.initial_voters.len(), 3);
+        assert!(configs[2].cluster.join.is_none());
+        assert_eq!(configs[3].cluster.join.as_deref(), Some("127.0.0.1:7071"));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(dev_configs(&options(0), Path::new("/tmp/x")).is_err());
+        let mut high = options(4);
+        high.base_port = 65530;
+        let err = dev_configs(&high, Path::new("/tmp/x")).expect_err("no room").to_string();
+        assert!(err.contains("--base-port"), "{err}");
+    }
+}

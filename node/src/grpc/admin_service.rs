@@ -1,0 +1,154 @@
+use larder_directory::{
+    Directory, DirectoryRequest, DirectoryResponse, DirectoryState, MembershipView, NodeId,
+    NodeStatus, RaftRole, RaftView,
+};
+use larder_proto::v1::admin_server::Admin;
+use larder_proto::v1::{
+    self as pb, AddLearnerRequest, AddVoterRequest, ListNodesRequest, ListNodesResponse,
+    MembershipResponse, RemoveNodeRequest, RemoveVoterRequest, StatusRequest, StatusResponse,
+    TransferLeaderRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::status::directory_status;
+
+/// `larder.v1.Admin` on the api listener.
+pub struct AdminService {
+    directory: Directory,
+}
+
+impl AdminService {
+    pub fn new(directory: Directory) -> AdminService {
+        AdminService { directory }
+    }
+
+    async fn membership(&self, req: DirectoryRequest) -> Result<Response<MembershipResponse>, Status> {
+        match self.directory.request(req).await.map_err(directory_status)? {
+            DirectoryResponse::Membership(view) => Ok(Response::new(membership_pb(view))),
+            DirectoryResponse::Outcome { log_index, .. } => {
+                let mut view = membership_of(&self.directory.raft_view());
+                view.log_index = log_index;
+                Ok(Response::new(view))
+            }
+            DirectoryResponse::ReadIndex(_) => Err(Status::internal("unexpected read-index answer")),
+        }
+    }
+}
+
+fn node_id(raw: u64) -> Result<NodeId, Status> {
+    if raw == 0 {
+        Err(Status::invalid_argument("node_id must be set (node ids start at 1)"))
+    } else {
+        Ok(NodeId(raw))
+    }
+}
+
+fn membership_pb(view: MembershipView) -> MembershipResponse {
+    MembershipResponse {
+        voters: view.voters.into_iter().map(|id| id.0).collect(),
+        learners: view.learners.into_iter().map(|id| id.0).collect(),
+        log_index: view.log_index,
+    }
+}
+
+fn membership_of(view: &RaftView) -> MembershipResponse {
+    MembershipResponse {
+        voters: view.voters.iter().map(|id| id.0).collect(),
+        learners: view.learners.iter().map(|id| id.0).collect(),
+        log_index: view.committed_index,
+    }
+}
+
+pub fn nodes_pb(state: &DirectoryState, view: &RaftView) -> Vec<pb::Node> {
+    state
+        .nodes
+        .values()
+        .map(|record| pb::Node {
+            id: record.spec.id.0,
+            region: record.spec.region.0.clone(),
+            jurisdictions: record.spec.jurisdictions.iter().map(|j| j.0.clone()).collect(),
+            api_addr: record.spec.api_addr.clone(),
+            peer_addr: record.spec.peer_addr.clone(),
+            status: match record.status {
+                NodeStatus::Up => pb::NodeStatus::Up,
+                NodeStatus::Down => pb::NodeStatus::Down,
+            } as i32,
+            role: match view.role(record.spec.id) {
+                RaftRole::Voter => pb::RaftRole::Voter,
+                RaftRole::Learner => pb::RaftRole::Learner,
+                RaftRole::None => pb::RaftRole::None,
+            } as i32,
+            status_changed_at_ms: record.status_changed_at_ms,
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let state = if request.get_ref().linearizable {
+            self.directory.linearizable_state().await.map_err(directory_status)?
+        } else {
+            self.directory.local_state().await
+        };
+        let view = self.directory.raft_view();
+        let leader_api_addr = view
+            .leader
+            .and_then(|id| state.node(id))
+            .map(|record| record.spec.api_addr.clone())
+            .unwrap_or_default();
+        let me = self.directory.me();
+        Ok(Response::new(StatusResponse {
+            node_id: me.id.0,
+            region: me.region.0.clone(),
+            nodes: nodes_pb(&state, &view),
+            raft: Some(pb::RaftStatus {
+                leader_id: view.leader.map_or(0, |id| id.0),
+                leader_api_addr,
+                term: view.term,
+                commit_index: view.committed_index,
+                last_applied: view.applied_index,
+                last_log_index: view.last_log_index,
+                state: view.state.to_string(),
+                voters: view.voters.iter().map(|id| id.0).collect(),
+                learners: view.learners.iter().map(|id| id.0).collect(),
+            }),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+
+    async fn list_nodes(&self, _request: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
+        let state = self.directory.local_state().await;
+        let view = self.directory.raft_view();
+        Ok(Response::new(ListNodesResponse {
+            nodes: nodes_pb(&state, &view),
+        }))
+    }
+
+    async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = node_id(request.get_ref().node_id)?;
+        self.membership(DirectoryRequest::RemoveNode(id)).await
+    }
+
+    async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let req = request.into_inner();
+        let id = node_id(req.node_id)?;
+        let peer_addr = Some(req.peer_addr).filter(|addr| !addr.is_empty());
+        self.membership(DirectoryRequest::AddLearner { id, peer_addr }).await
+    }
+
+    async fn add_voter(&self, request: Request<AddVoterRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = node_id(request.get_ref().node_id)?;
+        self.membership(DirectoryRequest::AddVoter(id)).await
+    }
+
+    async fn remove_voter(&self, request: Request<RemoveVoterRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = node_id(request.get_ref().node_id)?;
+        self.membership(DirectoryRequest::RemoveVoter(id)).await
+    }
+
+    async fn transfer_leader(&self, request: Request<TransferLeaderRequest>) -> Result<Response<MembershipResponse>, Status> {
+        let id = node_id(request.get_ref().node_id)?;
+        self.membership(DirectoryRequest::TransferLeader(id)).await
+    }
+}

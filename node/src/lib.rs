@@ -1,0 +1,16 @@
+//! The `larder` node: the composition root that wires the crates into a process.
+//!
+//! Layout:
+//! - [`config`]: the TOML configuration, CLI overrides and validation;
+//! - [`server`]: one node's listeners (api, peer, metrics), start and ordered shutdown;
+//! - [`grpc`]: the api services and the one mapping of errors to gRPC statuses;
+//! - [`metrics`]: the Prometheus endpoint;
+//! - [`dev`]: `larder dev`, a whole cluster in one process;
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod grpc;
+pub mod metrics;
+pub mod server;

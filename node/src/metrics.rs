@@ -1,0 +1,51 @@
+//! Prometheus metrics over HTTP (`GET /metrics`), read from the directory at scrape time.
+
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use larder_directory::{Directory, NodeStatus};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+pub fn router(directory: Directory) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(directory)
+}
+
+async fn scrape(State(directory): State<Directory>) -> impl IntoResponse {
+    let view = directory.raft_view();
+    let state = directory.local_state().await;
+    let mut registry = Registry::with_prefix("larder");
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {
+        let g: Gauge<u64, AtomicU64> = Gauge::default();
+        g.set(value);
+        registry.register(name, help, g);
+    };
+    gauge(&mut registry, "raft_term", "Current Raft term of the directory", view.term);
+    gauge(&mut registry, "raft_is_leader", "1 if this node leads the directory", u64::from(view.state == "leader"));
+    gauge(&mut registry, "raft_commit_index", "Last committed directory log index", view.committed_index);
+    gauge(&mut registry, "raft_applied_index", "Last applied directory log index", view.applied_index);
+    gauge(&mut registry, "raft_voters", "Voters in the directory group", view.voters.len() as u64);
+    let up = state.nodes.values().filter(|n| n.status == NodeStatus::Up).count() as u64;
+    gauge(&mut registry, "nodes_up", "Nodes recorded up", up);
+    gauge(&mut registry, "nodes_down", "Nodes recorded down", state.nodes.len() as u64 - up);
+    let mut body = String::new();
+    match encode(&mut body, &registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            body,
+        ),
+        Err(err) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            err.to_string(),
+        ),
+    }
+}
