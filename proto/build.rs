@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two runs so the api listener's reflection describes only the public package.
     for (descriptor, protos) in [
         ("larder_v1_descriptor.bin", ["proto/larder/v1/admin.proto"]),
-        ("larder_peer_v1_descriptor.bin", ["proto/larder/peer/v1/peer.proto"]),
+        (
+            "larder_peer_v1_descriptor.bin",
+            ["proto/larder/peer/v1/peer.proto"],
+        ),
     ] {
         let mut config = prost_build::Config::new();
         config.protoc_executable(&protoc);

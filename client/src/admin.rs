@@ -1,12 +1,12 @@
 //! Cluster administration calls (`larder.v1.Admin`).
 
 use larder_proto::v1::admin_client::AdminClient;
-pub use larder_proto::v1::{
-    MembershipResponse, Node, NodeStatus, RaftRole, RaftStatus, StatusResponse,
-};
 use larder_proto::v1::{
     AddLearnerRequest, AddVoterRequest, ListNodesRequest, RemoveNodeRequest, RemoveVoterRequest,
     StatusRequest, TransferLeaderRequest,
+};
+pub use larder_proto::v1::{
+    MembershipResponse, Node, NodeStatus, RaftRole, RaftStatus, StatusResponse,
 };
 use tonic::transport::Channel;
 
@@ -35,7 +35,11 @@ impl Client {
     pub async fn list_nodes(&self) -> Result<Vec<Node>, ClientError> {
         self.with_retries(|ch| async move {
             let mut admin = self.admin_client(ch);
-            Ok(admin.list_nodes(ListNodesRequest {}).await?.into_inner().nodes)
+            Ok(admin
+                .list_nodes(ListNodesRequest {})
+                .await?
+                .into_inner()
+                .nodes)
         })
         .await
     }

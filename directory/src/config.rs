@@ -153,7 +153,9 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_are_named() {
         DirectoryConfig::default().validate().expect("defaults");
-        DirectoryConfig::default().raft_config().expect("raft defaults");
+        DirectoryConfig::default()
+            .raft_config()
+            .expect("raft defaults");
         let bad = DirectoryConfig {
             election_timeout_max_ms: 100,
             ..Default::default()

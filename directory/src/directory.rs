@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use crate::peer_wire;
 use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
 use crate::{
-    Command, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest,
-    DirectoryResponse, DirectoryState, MembershipView, NodeId, NodeSpec, PeerChannels, PeerNode,
-    SledLogStore, SledStateMachine, TonicNetworkFactory,
+    Command, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest, DirectoryResponse,
+    DirectoryState, MembershipView, NodeId, NodeSpec, PeerChannels, PeerNode, SledLogStore,
+    SledStateMachine, TonicNetworkFactory,
 };
 
 pub type DirectoryRaft = Raft<C, SledStateMachine>;
@@ -129,7 +129,10 @@ impl Directory {
 
     /// Makes the given voters the first membership, unless this node's log already has
     /// one (a restart, or another voter got there first and replicated it).
-    pub async fn bootstrap(&self, voters: BTreeMap<NodeId, PeerNode>) -> Result<(), DirectoryError> {
+    pub async fn bootstrap(
+        &self,
+        voters: BTreeMap<NodeId, PeerNode>,
+    ) -> Result<(), DirectoryError> {
         let initialized = self
             .inner
             .raft
@@ -241,7 +244,10 @@ impl Directory {
 
     /// Carries out a request at the leader, forwarding it there if this node is not it.
     /// Retries with backoff while there is no reachable leader.
-    pub async fn request(&self, req: DirectoryRequest) -> Result<DirectoryResponse, DirectoryError> {
+    pub async fn request(
+        &self,
+        req: DirectoryRequest,
+    ) -> Result<DirectoryResponse, DirectoryError> {
         self.request_with_hops(req, 0).await
     }
 
@@ -300,10 +306,14 @@ impl Directory {
             .max_encoding_message_size(bytes_max);
         let mut request = tonic::Request::new(peer_wire::seal(&(hops + 1, req))?);
         request.set_timeout(self.inner.config.peer_rpc_timeout());
-        let response = client.forward(request).await.map_err(|status| DirectoryError::Unreachable {
-            peer: addr.to_string(),
-            reason: format!("{}: {}", status.code(), status.message()),
-        })?;
+        let response =
+            client
+                .forward(request)
+                .await
+                .map_err(|status| DirectoryError::Unreachable {
+                    peer: addr.to_string(),
+                    reason: format!("{}: {}", status.code(), status.message()),
+                })?;
         let result: Result<DirectoryResponse, DirectoryError> =
             peer_wire::open(response.get_ref()).map_err(DirectoryError::Protocol)?;
         result
@@ -332,14 +342,18 @@ impl Directory {
                             .change_membership(ChangeMembers::SetNodes(nodes), true)
                             .await
                             .map_err(map_write_error)?;
-                        Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                        Ok(DirectoryResponse::Membership(
+                            self.membership_view(resp.log_id.index),
+                        ))
                     }
                     None => {
                         let resp = raft
                             .add_learner(id, PeerNode { peer_addr }, false)
                             .await
                             .map_err(map_write_error)?;
-                        Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                        Ok(DirectoryResponse::Membership(
+                            self.membership_view(resp.log_id.index),
+                        ))
                     }
                 }
             }
@@ -357,7 +371,9 @@ impl Directory {
                     .add_learner(id, PeerNode { peer_addr }, true)
                     .await
                     .map_err(map_write_error)?;
-                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                Ok(DirectoryResponse::Membership(
+                    self.membership_view(resp.log_id.index),
+                ))
             }
             DirectoryRequest::AddVoter(id) => {
                 match self.raft_view().role(id) {
@@ -372,7 +388,9 @@ impl Directory {
                     .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                     .await
                     .map_err(map_write_error)?;
-                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                Ok(DirectoryResponse::Membership(
+                    self.membership_view(resp.log_id.index),
+                ))
             }
             DirectoryRequest::RemoveVoter(id) => {
                 let view = self.raft_view();
@@ -386,7 +404,9 @@ impl Directory {
                     .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
                     .await
                     .map_err(map_write_error)?;
-                Ok(DirectoryResponse::Membership(self.membership_view(resp.log_id.index)))
+                Ok(DirectoryResponse::Membership(
+                    self.membership_view(resp.log_id.index),
+                ))
             }
             DirectoryRequest::RemoveNode(id) => self.remove_node(id).await,
             DirectoryRequest::TransferLeader(id) => self.transfer_leader(id).await,
@@ -445,7 +465,9 @@ impl Directory {
         } else {
             self.raft_view().committed_index
         };
-        Ok(DirectoryResponse::Membership(self.membership_view(log_index)))
+        Ok(DirectoryResponse::Membership(
+            self.membership_view(log_index),
+        ))
     }
 
     async fn transfer_leader(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {

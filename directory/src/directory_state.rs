@@ -81,10 +81,16 @@ mod tests {
     #[test]
     fn register_is_idempotent_and_updates_addresses() {
         let mut state = DirectoryState::default();
-        let register = Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 10 };
+        let register = Command::RegisterNode {
+            spec: spec(1, "a:1"),
+            at_ms: 10,
+        };
         assert_eq!(state.apply(&register), CommandOutcome::Applied);
         assert_eq!(state.apply(&register), CommandOutcome::Unchanged);
-        let moved = Command::RegisterNode { spec: spec(1, "a:2"), at_ms: 20 };
+        let moved = Command::RegisterNode {
+            spec: spec(1, "a:2"),
+            at_ms: 20,
+        };
         assert_eq!(state.apply(&moved), CommandOutcome::Applied);
         let record = state.node(NodeId(1)).expect("registered");
         assert_eq!(record.spec.api_addr, "a:2");
@@ -94,16 +100,35 @@ mod tests {
     #[test]
     fn status_changes_and_removal() {
         let mut state = DirectoryState::default();
-        state.apply(&Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 10 });
-        let down = Command::SetNodeStatus { id: NodeId(1), status: NodeStatus::Down, at_ms: 30 };
+        state.apply(&Command::RegisterNode {
+            spec: spec(1, "a:1"),
+            at_ms: 10,
+        });
+        let down = Command::SetNodeStatus {
+            id: NodeId(1),
+            status: NodeStatus::Down,
+            at_ms: 30,
+        };
         assert_eq!(state.apply(&down), CommandOutcome::Applied);
         assert_eq!(state.apply(&down), CommandOutcome::Unchanged);
-        assert_eq!(state.node(NodeId(1)).expect("known").status, NodeStatus::Down);
+        assert_eq!(
+            state.node(NodeId(1)).expect("known").status,
+            NodeStatus::Down
+        );
         // Registering again brings it back up.
-        state.apply(&Command::RegisterNode { spec: spec(1, "a:1"), at_ms: 40 });
+        state.apply(&Command::RegisterNode {
+            spec: spec(1, "a:1"),
+            at_ms: 40,
+        });
         let record = state.node(NodeId(1)).expect("known");
-        assert_eq!((record.status, record.status_changed_at_ms), (NodeStatus::Up, 40));
-        assert_eq!(state.apply(&Command::RemoveNode { id: NodeId(1) }), CommandOutcome::Applied);
+        assert_eq!(
+            (record.status, record.status_changed_at_ms),
+            (NodeStatus::Up, 40)
+        );
+        assert_eq!(
+            state.apply(&Command::RemoveNode { id: NodeId(1) }),
+            CommandOutcome::Applied
+        );
         assert_eq!(
             state.apply(&Command::RemoveNode { id: NodeId(1) }),
             CommandOutcome::UnknownNode(NodeId(1))

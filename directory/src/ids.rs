@@ -47,7 +47,10 @@ impl fmt::Display for Jurisdiction {
 /// 1 to 63 characters, starting with a letter. Returns why it is not valid.
 pub fn check_label(label: &str) -> Result<(), String> {
     if label.is_empty() || label.len() > 63 {
-        return Err(format!("must be 1 to 63 characters long, got {}", label.len()));
+        return Err(format!(
+            "must be 1 to 63 characters long, got {}",
+            label.len()
+        ));
     }
     if !label.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err("must start with a lower-case letter".to_string());
@@ -56,7 +59,9 @@ pub fn check_label(label: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Err(format!("contains {bad:?}; only a-z, 0-9 and '-' are allowed"));
+        return Err(format!(
+            "contains {bad:?}; only a-z, 0-9 and '-' are allowed"
+        ));
     }
     Ok(())
 }

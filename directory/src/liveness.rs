@@ -134,7 +134,11 @@ mod tests {
 
     #[test]
     fn silent_member_goes_down_and_comes_back() {
-        let st = state(&[(1, NodeStatus::Up), (2, NodeStatus::Up), (3, NodeStatus::Down)]);
+        let st = state(&[
+            (1, NodeStatus::Up),
+            (2, NodeStatus::Up),
+            (3, NodeStatus::Down),
+        ]);
         let acked = BTreeMap::from([
             (NodeId(2), Some(Duration::from_secs(6))),
             (NodeId(3), Some(Duration::from_millis(100))),

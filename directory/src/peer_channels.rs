@@ -36,7 +36,9 @@ impl PeerChannels {
             return Ok(channel.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|err| DirectoryError::InvalidRequest(format!("bad peer address {addr:?}: {err}")))?
+            .map_err(|err| {
+                DirectoryError::InvalidRequest(format!("bad peer address {addr:?}: {err}"))
+            })?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

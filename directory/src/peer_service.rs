@@ -34,7 +34,10 @@ fn raft_down(err: impl std::fmt::Display) -> Status {
 
 #[tonic::async_trait]
 impl RaftRpc for RaftPeerService {
-    async fn append_entries(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<Envelope>,
+    ) -> Result<Response<Envelope>, Status> {
         let rpc: openraft::raft::AppendEntriesRequest<C> = open(&request)?;
         let response = self.raft.append_entries(rpc).await.map_err(raft_down)?;
         seal(&response)
@@ -46,7 +49,10 @@ impl RaftRpc for RaftPeerService {
         seal(&response)
     }
 
-    async fn install_snapshot(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Envelope>,
+    ) -> Result<Response<Envelope>, Status> {
         let (vote, meta, data): (Vote, SnapshotMeta, Vec<u8>) = open(&request)?;
         let snapshot = openraft::alias::SnapshotOf::<C, Vec<u8>> {
             meta,
@@ -60,9 +66,16 @@ impl RaftRpc for RaftPeerService {
         seal(&response)
     }
 
-    async fn transfer_leader(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+    async fn transfer_leader(
+        &self,
+        request: Request<Envelope>,
+    ) -> Result<Response<Envelope>, Status> {
         let rpc: openraft::raft::TransferLeaderRequest<C> = open(&request)?;
-        let response = self.raft.handle_transfer_leader(rpc).await.map_err(raft_down)?;
+        let response = self
+            .raft
+            .handle_transfer_leader(rpc)
+            .await
+            .map_err(raft_down)?;
         seal(&response)
     }
 }
@@ -79,7 +92,10 @@ impl DirectoryRpc for DirectoryPeerService {
 /// The peer services of a directory node, ready to add to the peer listener.
 pub fn peer_services(
     directory: &Directory,
-) -> (RaftServer<RaftPeerService>, DirectoryServer<DirectoryPeerService>) {
+) -> (
+    RaftServer<RaftPeerService>,
+    DirectoryServer<DirectoryPeerService>,
+) {
     let bytes_max = directory.config().peer_message_bytes_max;
     let raft = RaftServer::new(RaftPeerService {
         raft: directory.raft().clone(),

@@ -176,7 +176,11 @@ impl RaftStateMachine<C> for SledStateMachine {
         self.clone()
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Vec<u8>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Vec<u8>,
+    ) -> Result<(), io::Error> {
         let directory: DirectoryState = codec::decode(&snapshot)?;
         let new_state = AppliedState {
             last_applied: meta.last_log_id,

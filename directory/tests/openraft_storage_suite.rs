@@ -13,8 +13,10 @@ impl StoreBuilder<DirectoryRaftConfig, SledLogStore, SledStateMachine, tempfile:
 {
     async fn build(
         &self,
-    ) -> Result<(tempfile::TempDir, SledLogStore, SledStateMachine), StorageError<DirectoryRaftConfig>>
-    {
+    ) -> Result<
+        (tempfile::TempDir, SledLogStore, SledStateMachine),
+        StorageError<DirectoryRaftConfig>,
+    > {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open store");
         let log = SledLogStore::open(store.clone()).expect("log store");

@@ -13,10 +13,19 @@ use crate::dev::{self, DevOptions};
 use crate::server::{RunningNode, termination_signal};
 
 #[derive(Parser, Debug)]
-#[command(name = "larder", version, about = "Larder: a self-hosted stateful edge store")]
+#[command(
+    name = "larder",
+    version,
+    about = "Larder: a self-hosted stateful edge store"
+)]
 pub struct Cli {
     /// Api address of the node to talk to.
-    #[arg(long, global = true, env = "LARDER_ENDPOINT", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        env = "LARDER_ENDPOINT",
+        default_value = "127.0.0.1:7070"
+    )]
     pub endpoint: String,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
@@ -31,7 +40,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a node.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a complete local cluster in this process.
     Dev(DevArgs),
     /// Show the cluster: nodes, regions, liveness and the directory's Raft state.
@@ -166,7 +175,9 @@ impl ServeArgs {
 fn init_tracing(format: &str, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -177,7 +188,10 @@ fn init_tracing(format: &str, default_filter: &str) {
 /// Entry point of the binary. Returns the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -196,7 +210,7 @@ pub fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = args.into_config()?;
+            let config = (*args).into_config()?;
             init_tracing(&cli.log_format, "info,openraft=warn");
             let node = RunningNode::start(config).await?;
             termination_signal().await;
@@ -225,7 +239,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(NodeCommand::List) => {
-            let nodes = client(&cli.endpoint)?.list_nodes().await.context("node list")?;
+            let nodes = client(&cli.endpoint)?
+                .list_nodes()
+                .await
+                .context("node list")?;
             if cli.json {
                 println!("{}", Value::Array(nodes.iter().map(node_json).collect()));
             } else {
@@ -234,21 +251,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(NodeCommand::Remove { id }) => {
-            let resp = client(&cli.endpoint)?.remove_node(id).await.context("node remove")?;
+            let resp = client(&cli.endpoint)?
+                .remove_node(id)
+                .await
+                .context("node remove")?;
             print_membership(cli.json, &format!("node {id} removed"), &resp);
             Ok(())
         }
         Command::Raft(command) => {
             let client = client(&cli.endpoint)?;
             let (what, resp) = match command {
-                RaftCommand::AddVoter { id } => (format!("node {id} is a voter"), client.add_voter(id).await),
-                RaftCommand::AddLearner { id, peer_addr } => {
-                    (format!("node {id} is a learner"), client.add_learner(id, peer_addr).await)
+                RaftCommand::AddVoter { id } => {
+                    (format!("node {id} is a voter"), client.add_voter(id).await)
                 }
-                RaftCommand::Remove { id } => (format!("node {id} is no longer a voter"), client.remove_voter(id).await),
-                RaftCommand::TransferLeader { id } => {
-                    (format!("node {id} leads the directory"), client.transfer_leader(id).await)
-                }
+                RaftCommand::AddLearner { id, peer_addr } => (
+                    format!("node {id} is a learner"),
+                    client.add_learner(id, peer_addr).await,
+                ),
+                RaftCommand::Remove { id } => (
+                    format!("node {id} is no longer a voter"),
+                    client.remove_voter(id).await,
+                ),
+                RaftCommand::TransferLeader { id } => (
+                    format!("node {id} leads the directory"),
+                    client.transfer_leader(id).await,
+                ),
             };
             print_membership(cli.json, &what, &resp.context("raft")?);
             Ok(())

@@ -165,9 +165,14 @@ impl NodeConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node.id == 0 {
-            return Err(invalid("node.id", 0, "must be set to a non-zero integer unique in the cluster"));
+            return Err(invalid(
+                "node.id",
+                0,
+                "must be set to a non-zero integer unique in the cluster",
+            ));
         }
-        check_label(&self.node.region).map_err(|reason| invalid("node.region", &self.node.region, reason))?;
+        check_label(&self.node.region)
+            .map_err(|reason| invalid("node.region", &self.node.region, reason))?;
         for j in &self.node.jurisdictions {
             check_label(j).map_err(|reason| invalid("node.jurisdictions", j, reason))?;
         }
@@ -183,17 +188,31 @@ impl NodeConfig {
                 .parse::<SocketAddr>()
                 .map_err(|_| invalid(field, value, "must be IP:PORT"))?;
         }
-        let listen_api: SocketAddr = self.listen.api.parse().map_err(|_| invalid("listen.api", &self.listen.api, "must be IP:PORT"))?;
-        let listen_peer: SocketAddr = self.listen.peer.parse().map_err(|_| invalid("listen.peer", &self.listen.peer, "must be IP:PORT"))?;
+        let listen_api: SocketAddr = self
+            .listen
+            .api
+            .parse()
+            .map_err(|_| invalid("listen.api", &self.listen.api, "must be IP:PORT"))?;
+        let listen_peer: SocketAddr = self
+            .listen
+            .peer
+            .parse()
+            .map_err(|_| invalid("listen.peer", &self.listen.peer, "must be IP:PORT"))?;
         if listen_api.port() != 0 && listen_api == listen_peer {
-            return Err(invalid("listen.peer", &self.listen.peer, "must differ from listen.api"));
+            return Err(invalid(
+                "listen.peer",
+                &self.listen.peer,
+                "must differ from listen.api",
+            ));
         }
         for (field, value, listen) in [
             ("advertise.api", &self.advertise.api, listen_api),
             ("advertise.peer", &self.advertise.peer, listen_peer),
         ] {
             match value {
-                Some(addr) => check_host_port(addr).map_err(|reason| invalid(field, addr, reason))?,
+                Some(addr) => {
+                    check_host_port(addr).map_err(|reason| invalid(field, addr, reason))?
+                }
                 None if listen.ip().is_unspecified() => {
                     return Err(invalid(
                         field,
@@ -216,10 +235,18 @@ impl NodeConfig {
             check_host_port(join).map_err(|reason| invalid("cluster.join", join, reason))?;
         }
         if self.limits.api_requests_per_connection_max == 0 {
-            return Err(invalid("limits.api_requests_per_connection_max", 0, "must be at least 1"));
+            return Err(invalid(
+                "limits.api_requests_per_connection_max",
+                0,
+                "must be at least 1",
+            ));
         }
         if self.limits.http2_streams_per_connection_max == 0 {
-            return Err(invalid("limits.http2_streams_per_connection_max", 0, "must be at least 1"));
+            return Err(invalid(
+                "limits.http2_streams_per_connection_max",
+                0,
+                "must be at least 1",
+            ));
         }
         if self.limits.api_message_bytes_max < 4 * 1024 * 1024 {
             return Err(invalid(
@@ -238,10 +265,14 @@ impl NodeConfig {
     pub fn initial_voters(&self) -> Result<BTreeMap<NodeId, PeerNode>, ConfigError> {
         let mut voters = BTreeMap::new();
         for text in &self.cluster.initial_voters {
-            let (id, peer_addr) =
-                parse_voter(text).map_err(|reason| invalid("cluster.initial_voters", text, reason))?;
+            let (id, peer_addr) = parse_voter(text)
+                .map_err(|reason| invalid("cluster.initial_voters", text, reason))?;
             if voters.insert(id, PeerNode { peer_addr }).is_some() {
-                return Err(invalid("cluster.initial_voters", text, format!("node {id} is listed twice")));
+                return Err(invalid(
+                    "cluster.initial_voters",
+                    text,
+                    format!("node {id} is listed twice"),
+                ));
             }
         }
         Ok(voters)
@@ -278,16 +309,25 @@ mod tests {
         let mut config = valid();
         config.node.region = "EU West".into();
         let err = config.validate().expect_err("bad region").to_string();
-        assert!(err.contains("node.region") && err.contains("EU West"), "{err}");
+        assert!(
+            err.contains("node.region") && err.contains("EU West"),
+            "{err}"
+        );
 
         let mut config = valid();
         config.cluster.initial_voters = vec!["x@127.0.0.1:7071".into()];
         let err = config.validate().expect_err("bad voter").to_string();
-        assert!(err.contains("cluster.initial_voters") && err.contains("x@127.0.0.1:7071"), "{err}");
+        assert!(
+            err.contains("cluster.initial_voters") && err.contains("x@127.0.0.1:7071"),
+            "{err}"
+        );
 
         let mut config = valid();
         config.listen.api = "0.0.0.0:7070".into();
-        let err = config.validate().expect_err("wildcard without advertise").to_string();
+        let err = config
+            .validate()
+            .expect_err("wildcard without advertise")
+            .to_string();
         assert!(err.contains("advertise.api"), "{err}");
 
         let mut config = valid();
@@ -302,5 +342,16 @@ mod tests {
             .expect_err("typo must be rejected")
             .to_string();
         assert!(err.contains("regoin"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_deployed_example_is_valid() {
+        let config: super::NodeConfig =
+            toml::from_str(include_str!("../../deploy/larder.example.toml")).expect("parses");
+        config.validate().expect("valid");
+        assert_eq!(config.initial_voters().expect("voters").len(), 3);
     }
 }

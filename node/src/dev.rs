@@ -28,13 +28,17 @@ pub struct DevOptions {
 /// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
 fn jurisdiction_of(region: &str) -> Option<String> {
     let first = region.split('-').next()?;
-    (first != region && larder_directory::ids::check_label(first).is_ok()).then(|| first.to_string())
+    (first != region && larder_directory::ids::check_label(first).is_ok())
+        .then(|| first.to_string())
 }
 
 /// The configuration of every node of a dev cluster.
 pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
     if options.nodes == 0 || options.nodes > DEV_NODES_MAX {
-        bail!("--nodes must be between 1 and {DEV_NODES_MAX}, got {}", options.nodes);
+        bail!(
+            "--nodes must be between 1 and {DEV_NODES_MAX}, got {}",
+            options.nodes
+        );
     }
     if options.regions.is_empty() {
         bail!("--regions must name at least one region");
@@ -76,7 +80,9 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
             config.cluster.join = Some(format!("127.0.0.1:{}", port(0, 1)));
         }
         config.directory = directory.clone();
-        config.validate().with_context(|| format!("dev node {}", i + 1))?;
+        config
+            .validate()
+            .with_context(|| format!("dev node {}", i + 1))?;
         configs.push(config);
     }
     Ok(configs)
@@ -107,7 +113,12 @@ pub async fn run(options: DevOptions) -> anyhow::Result<()> {
         let role = if i < 3 { "voter" } else { "learner" };
         println!(
             "  node {:<2} {:<10} {:<8} api {}  peer {}  metrics http://{}/metrics",
-            config.node.id, config.node.region, role, config.listen.api, config.listen.peer, config.listen.metrics
+            config.node.id,
+            config.node.region,
+            role,
+            config.listen.api,
+            config.listen.peer,
+            config.listen.metrics
         );
         let node = RunningNode::start(config.clone())
             .await
@@ -180,7 +191,9 @@ mod tests {
         assert!(dev_configs(&options(0), Path::new("/tmp/x")).is_err());
         let mut high = options(4);
         high.base_port = 65530;
-        let err = dev_configs(&high, Path::new("/tmp/x")).expect_err("no room").to_string();
+        let err = dev_configs(&high, Path::new("/tmp/x"))
+            .expect_err("no room")
+            .to_string();
         assert!(err.contains("--base-port"), "{err}");
     }
 }

@@ -27,19 +27,56 @@ async fn scrape(State(directory): State<Directory>) -> impl IntoResponse {
         g.set(value);
         registry.register(name, help, g);
     };
-    gauge(&mut registry, "raft_term", "Current Raft term of the directory", view.term);
-    gauge(&mut registry, "raft_is_leader", "1 if this node leads the directory", u64::from(view.state == "leader"));
-    gauge(&mut registry, "raft_commit_index", "Last committed directory log index", view.committed_index);
-    gauge(&mut registry, "raft_applied_index", "Last applied directory log index", view.applied_index);
-    gauge(&mut registry, "raft_voters", "Voters in the directory group", view.voters.len() as u64);
-    let up = state.nodes.values().filter(|n| n.status == NodeStatus::Up).count() as u64;
+    gauge(
+        &mut registry,
+        "raft_term",
+        "Current Raft term of the directory",
+        view.term,
+    );
+    gauge(
+        &mut registry,
+        "raft_is_leader",
+        "1 if this node leads the directory",
+        u64::from(view.state == "leader"),
+    );
+    gauge(
+        &mut registry,
+        "raft_commit_index",
+        "Last committed directory log index",
+        view.committed_index,
+    );
+    gauge(
+        &mut registry,
+        "raft_applied_index",
+        "Last applied directory log index",
+        view.applied_index,
+    );
+    gauge(
+        &mut registry,
+        "raft_voters",
+        "Voters in the directory group",
+        view.voters.len() as u64,
+    );
+    let up = state
+        .nodes
+        .values()
+        .filter(|n| n.status == NodeStatus::Up)
+        .count() as u64;
     gauge(&mut registry, "nodes_up", "Nodes recorded up", up);
-    gauge(&mut registry, "nodes_down", "Nodes recorded down", state.nodes.len() as u64 - up);
+    gauge(
+        &mut registry,
+        "nodes_down",
+        "Nodes recorded down",
+        state.nodes.len() as u64 - up,
+    );
     let mut body = String::new();
     match encode(&mut body, &registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
         Err(err) => (

@@ -50,17 +50,17 @@ pub struct RunningNode {
 }
 
 async fn bind(listener: &'static str, addr: &str) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr).await.map_err(|source| NodeError::Bind {
-        listener,
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            listener,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
-fn signal(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> {
-    async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    }
+async fn signal(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 impl RunningNode {
@@ -84,8 +84,16 @@ impl RunningNode {
             id: larder_directory::NodeId(config.node.id),
             region: RegionId(config.node.region.clone()),
             jurisdictions: config.jurisdictions(),
-            api_addr: config.advertise.api.clone().unwrap_or_else(|| api_addr.to_string()),
-            peer_addr: config.advertise.peer.clone().unwrap_or_else(|| peer_addr.to_string()),
+            api_addr: config
+                .advertise
+                .api
+                .clone()
+                .unwrap_or_else(|| api_addr.to_string()),
+            peer_addr: config
+                .advertise
+                .peer
+                .clone()
+                .unwrap_or_else(|| peer_addr.to_string()),
         };
         let store = Store::open(config.node.data_dir.join("store"))?;
         let directory = Directory::start(
@@ -126,7 +134,10 @@ impl RunningNode {
             let stop = shutdown_rx.clone();
             async move { directory.register_self(stop).await }
         }));
-        background.push(tokio::spawn(liveness::run(directory.clone(), shutdown_rx.clone())));
+        background.push(tokio::spawn(liveness::run(
+            directory.clone(),
+            shutdown_rx.clone(),
+        )));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -205,7 +216,10 @@ impl RunningNode {
         let node_id = self.directory.me().id;
         tracing::info!(node_id = %node_id, "node shutting down");
         let _ = self.shutdown_tx.send(true);
-        if tokio::time::timeout(self.shutdown_grace, self.api_server).await.is_err() {
+        if tokio::time::timeout(self.shutdown_grace, self.api_server)
+            .await
+            .is_err()
+        {
             tracing::warn!(node_id = %node_id, "in-flight api requests outlived the grace period");
         }
         for task in self.background {

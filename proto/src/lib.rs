@@ -13,4 +13,5 @@ pub mod peer {
 
 /// Encoded `FileDescriptorSet` of the public `larder.v1` package, for server reflection
 /// on the api listener.
-pub const V1_FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("larder_v1_descriptor");
+pub const V1_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("larder_v1_descriptor");

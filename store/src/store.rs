@@ -127,7 +127,9 @@ mod tests {
             store.flush_blocking().expect("flush");
         }
         let err = Store::open(dir.path()).expect_err("newer format must be refused");
-        assert!(matches!(err, StoreError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1));
+        assert!(
+            matches!(err, StoreError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1)
+        );
     }
 
     #[tokio::test]
@@ -140,7 +142,8 @@ mod tests {
             let store = store.clone();
             let tree = tree.clone();
             tasks.push(tokio::spawn(async move {
-                tree.insert(&i.to_be_bytes(), &i.to_le_bytes()).expect("insert");
+                tree.insert(i.to_be_bytes(), i.to_le_bytes())
+                    .expect("insert");
                 store.flush().await.expect("flush");
             }));
         }

@@ -22,22 +22,34 @@ impl AdminService {
         AdminService { directory }
     }
 
-    async fn membership(&self, req: DirectoryRequest) -> Result<Response<MembershipResponse>, Status> {
-        match self.directory.request(req).await.map_err(directory_status)? {
+    async fn membership(
+        &self,
+        req: DirectoryRequest,
+    ) -> Result<Response<MembershipResponse>, Status> {
+        match self
+            .directory
+            .request(req)
+            .await
+            .map_err(directory_status)?
+        {
             DirectoryResponse::Membership(view) => Ok(Response::new(membership_pb(view))),
             DirectoryResponse::Outcome { log_index, .. } => {
                 let mut view = membership_of(&self.directory.raft_view());
                 view.log_index = log_index;
                 Ok(Response::new(view))
             }
-            DirectoryResponse::ReadIndex(_) => Err(Status::internal("unexpected read-index answer")),
+            DirectoryResponse::ReadIndex(_) => {
+                Err(Status::internal("unexpected read-index answer"))
+            }
         }
     }
 }
 
 fn node_id(raw: u64) -> Result<NodeId, Status> {
     if raw == 0 {
-        Err(Status::invalid_argument("node_id must be set (node ids start at 1)"))
+        Err(Status::invalid_argument(
+            "node_id must be set (node ids start at 1)",
+        ))
     } else {
         Ok(NodeId(raw))
     }
@@ -66,7 +78,12 @@ pub fn nodes_pb(state: &DirectoryState, view: &RaftView) -> Vec<pb::Node> {
         .map(|record| pb::Node {
             id: record.spec.id.0,
             region: record.spec.region.0.clone(),
-            jurisdictions: record.spec.jurisdictions.iter().map(|j| j.0.clone()).collect(),
+            jurisdictions: record
+                .spec
+                .jurisdictions
+                .iter()
+                .map(|j| j.0.clone())
+                .collect(),
             api_addr: record.spec.api_addr.clone(),
             peer_addr: record.spec.peer_addr.clone(),
             status: match record.status {
@@ -85,9 +102,15 @@ pub fn nodes_pb(state: &DirectoryState, view: &RaftView) -> Vec<pb::Node> {
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn status(&self, request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let state = if request.get_ref().linearizable {
-            self.directory.linearizable_state().await.map_err(directory_status)?
+            self.directory
+                .linearizable_state()
+                .await
+                .map_err(directory_status)?
         } else {
             self.directory.local_state().await
         };
@@ -117,7 +140,10 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn list_nodes(&self, _request: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        _request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
         let state = self.directory.local_state().await;
         let view = self.directory.raft_view();
         Ok(Response::new(ListNodesResponse {
@@ -125,29 +151,45 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn remove_node(&self, request: Request<RemoveNodeRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = node_id(request.get_ref().node_id)?;
         self.membership(DirectoryRequest::RemoveNode(id)).await
     }
 
-    async fn add_learner(&self, request: Request<AddLearnerRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn add_learner(
+        &self,
+        request: Request<AddLearnerRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let req = request.into_inner();
         let id = node_id(req.node_id)?;
         let peer_addr = Some(req.peer_addr).filter(|addr| !addr.is_empty());
-        self.membership(DirectoryRequest::AddLearner { id, peer_addr }).await
+        self.membership(DirectoryRequest::AddLearner { id, peer_addr })
+            .await
     }
 
-    async fn add_voter(&self, request: Request<AddVoterRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn add_voter(
+        &self,
+        request: Request<AddVoterRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = node_id(request.get_ref().node_id)?;
         self.membership(DirectoryRequest::AddVoter(id)).await
     }
 
-    async fn remove_voter(&self, request: Request<RemoveVoterRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn remove_voter(
+        &self,
+        request: Request<RemoveVoterRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = node_id(request.get_ref().node_id)?;
         self.membership(DirectoryRequest::RemoveVoter(id)).await
     }
 
-    async fn transfer_leader(&self, request: Request<TransferLeaderRequest>) -> Result<Response<MembershipResponse>, Status> {
+    async fn transfer_leader(
+        &self,
+        request: Request<TransferLeaderRequest>,
+    ) -> Result<Response<MembershipResponse>, Status> {
         let id = node_id(request.get_ref().node_id)?;
         self.membership(DirectoryRequest::TransferLeader(id)).await
     }

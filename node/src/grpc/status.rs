@@ -20,7 +20,9 @@ pub fn directory_status(err: DirectoryError) -> Status {
             if let Some(addr) = leader_api_addr
                 && let Ok(value) = addr.parse()
             {
-                status.metadata_mut().insert(LEADER_ENDPOINT_METADATA, value);
+                status
+                    .metadata_mut()
+                    .insert(LEADER_ENDPOINT_METADATA, value);
             }
             status
         }
@@ -51,7 +53,10 @@ mod tests {
         });
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert_eq!(
-            status.metadata().get(LEADER_ENDPOINT_METADATA).and_then(|v| v.to_str().ok()),
+            status
+                .metadata()
+                .get(LEADER_ENDPOINT_METADATA)
+                .and_then(|v| v.to_str().ok()),
             Some("127.0.0.1:7090")
         );
         assert_eq!(

@@ -1,0 +1,263 @@
+//! The cluster foundation on real processes: bootstrap, join, leader failover,
+//! restart from disk, membership changes, shutdown and config validation.
+
+use std::time::Duration;
+
+use larder_client::admin::{NodeStatus, RaftRole};
+mod support;
+
+use support::{TestCluster, larder_bin, wait_for};
+
+const STEP: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_elect_a_leader_and_a_fourth_node_joins() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let leader = cluster.agreed_leader().await.expect("leader");
+    assert!((1..=3).contains(&leader));
+
+    let joiner = cluster.add_joiner(2).expect("start joiner");
+    cluster
+        .wait_healthy(STEP)
+        .await
+        .expect("healthy with the joiner");
+
+    // The joiner follows the directory as a learner and answers status itself.
+    let status = cluster.node(joiner).status().await.expect("joiner answers");
+    let raft = status.raft.expect("raft status");
+    assert_eq!(raft.voters, vec![1, 2, 3]);
+    assert_eq!(raft.learners, vec![joiner]);
+    assert_eq!(raft.leader_id, leader);
+    let me = status
+        .nodes
+        .iter()
+        .find(|n| n.id == joiner)
+        .expect("joiner recorded");
+    assert_eq!(me.role, RaftRole::Learner as i32);
+    assert_eq!(me.region, "us-east");
+    assert_eq!(me.api_addr, cluster.node(joiner).api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_elects_a_new_one_and_changes_continue() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let old = cluster.agreed_leader().await.expect("leader");
+    let old_term = cluster
+        .node(old)
+        .status()
+        .await
+        .expect("status")
+        .raft
+        .expect("raft")
+        .term;
+
+    cluster.node_mut(old).kill();
+    let new = wait_for("a new leader", STEP, || async {
+        cluster
+            .agreed_leader()
+            .await
+            .filter(|leader| *leader != old)
+    })
+    .await
+    .expect("new leader");
+    let survivor = cluster.node(new);
+    let term = survivor
+        .status()
+        .await
+        .expect("status")
+        .raft
+        .expect("raft")
+        .term;
+    assert!(term > old_term, "term {term} must exceed {old_term}");
+
+    // The new leader records the old one as down...
+    wait_for("the old leader marked down", STEP, || async {
+        let status = survivor.status().await?;
+        let node = status.nodes.iter().find(|n| n.id == old)?;
+        (node.status == NodeStatus::Down as i32).then_some(())
+    })
+    .await
+    .expect("old leader down");
+
+    // ...and accepts membership changes: a new node joins through a follower.
+    let follower = cluster
+        .running()
+        .map(|n| n.id)
+        .find(|id| *id != new)
+        .expect("follower");
+    let joiner = cluster.add_joiner(follower).expect("joiner");
+    wait_for("the joiner registered everywhere", STEP, || async {
+        for node in cluster.running() {
+            let status = node.status().await?;
+            let rec = status.nodes.iter().find(|n| n.id == joiner)?;
+            if rec.status != NodeStatus::Up as i32 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}\n{}", cluster.logs()));
+
+    // The old leader comes back as a follower and catches up.
+    cluster.node_mut(old).start().expect("restart");
+    let leader = cluster.wait_healthy(STEP).await.expect("healthy again");
+    let status = cluster.node(old).status().await.expect("status");
+    assert_eq!(status.raft.expect("raft").leader_id, leader);
+    assert!(status.nodes.iter().any(|n| n.id == joiner));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_directory_state() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let joiner = cluster.add_joiner(1).expect("joiner");
+    cluster.wait_healthy(STEP).await.expect("healthy");
+    let before = cluster.node(3).status().await.expect("status");
+    let applied_before = before.raft.expect("raft").last_applied;
+
+    // Stop every process without any shutdown path, then bring back node 3 alone: with
+    // no quorum it cannot learn anything from the others, so what it shows is its disk.
+    let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
+    for id in &ids {
+        cluster.node_mut(*id).kill();
+    }
+    cluster.node_mut(3).start().expect("restart node 3");
+    let after = wait_for("node 3 to answer", STEP, || cluster.node(3).status())
+        .await
+        .expect("node 3 answers");
+    let raft = after.raft.expect("raft");
+    assert_eq!(raft.voters, vec![1, 2, 3]);
+    assert_eq!(raft.learners, vec![joiner]);
+    assert!(
+        raft.last_applied >= applied_before,
+        "applied {} < {applied_before}",
+        raft.last_applied
+    );
+    let mut recorded: Vec<u64> = after.nodes.iter().map(|n| n.id).collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, ids);
+
+    // With the others back the cluster is whole again.
+    for id in [1, 2, joiner] {
+        cluster.node_mut(id).start().expect("restart");
+    }
+    cluster
+        .wait_healthy(STEP)
+        .await
+        .expect("healthy after full restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_work_from_any_node() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let joiner = cluster.add_joiner(1).expect("joiner");
+    cluster.wait_healthy(STEP).await.expect("healthy");
+    let leader = cluster.agreed_leader().await.expect("leader");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let client = cluster.node(follower).client();
+
+    // Promote the learner, demote a voter, hand over leadership, remove a node.
+    let resp = client.add_voter(joiner).await.expect("add voter");
+    assert!(resp.voters.contains(&joiner));
+    let resp = client.remove_voter(follower).await.expect("remove voter");
+    assert!(!resp.voters.contains(&follower));
+    assert!(resp.learners.contains(&follower));
+    client
+        .transfer_leader(joiner)
+        .await
+        .expect("transfer leader");
+    let new_leader = wait_for("leadership at the joiner", STEP, || cluster.agreed_leader())
+        .await
+        .expect("leader");
+    assert_eq!(new_leader, joiner);
+
+    let resp = client.remove_node(follower).await.expect("remove node");
+    assert!(!resp.voters.contains(&follower) && !resp.learners.contains(&follower));
+    wait_for("the node gone from the directory", STEP, || async {
+        let status = cluster.node(leader).status().await?;
+        status.nodes.iter().all(|n| n.id != follower).then_some(())
+    })
+    .await
+    .expect("node removed");
+
+    // Refusals are clear statuses, not hangs.
+    let err = client.add_voter(99).await.expect_err("unknown node");
+    assert!(err.to_string().contains("not a learner"), "{err}");
+    let err = client.transfer_leader(0).await.expect_err("node id 0");
+    assert!(
+        matches!(err, larder_client::ClientError::InvalidArgument(_)),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_a_node_down_cleanly() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let clean = cluster
+        .node_mut(2)
+        .terminate(STEP)
+        .await
+        .expect("node exits after SIGTERM");
+    assert!(clean, "exit status must be success");
+    cluster.node_mut(2).start().expect("restart");
+    cluster
+        .wait_healthy(STEP)
+        .await
+        .expect("healthy after restart");
+}
+
+#[test]
+fn an_invalid_config_is_rejected_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(larder_bin())
+            .args(args)
+            .output()
+            .expect("run larder");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let data = dir.path().display().to_string();
+
+    let (ok, stderr) = run(&[
+        "serve",
+        "--node-id",
+        "1",
+        "--region",
+        "EU West",
+        "--data-dir",
+        &data,
+        "--initial-voter",
+        "1@127.0.0.1:7071",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("node.region") && stderr.contains("EU West"),
+        "{stderr}"
+    );
+
+    let (ok, stderr) = run(&["serve", "--region", "eu-west", "--data-dir", &data]);
+    assert!(!ok);
+    assert!(stderr.contains("node.id"), "{stderr}");
+
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[node]\nid = 1\nregoin = \"eu-west\"\n").expect("write");
+    let (ok, stderr) = run(&["serve", "--config", &config.display().to_string()]);
+    assert!(!ok);
+    assert!(stderr.contains("regoin"), "{stderr}");
+
+    let config = dir.path().join("timing.toml");
+    std::fs::write(
+        &config,
+        "[node]\nid = 1\nregion = \"eu-west\"\n[cluster]\ninitial_voters = [\"1@127.0.0.1:7071\"]\n[directory]\nelection_timeout_min_ms = 50\n",
+    )
+    .expect("write");
+    let (ok, stderr) = run(&["serve", "--config", &config.display().to_string()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("directory.election_timeout_min_ms") && stderr.contains("50"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,329 @@
+//! Test harness shared by the integration tests: real `larder` processes on free loopback ports, each with its own data
+//! directory and log file, killed when the harness is dropped.
+//!
+//! Layout:
+//! - [`TestCluster`]: start voters, add joiners, find the leader, wait for conditions;
+//! - [`TestNode`]: one process (start, `kill -9`, SIGTERM, restart on the same data);
+//! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps.
+
+// Each test file uses its own subset of the harness.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use larder_client::Client;
+use larder_client::admin::StatusResponse;
+
+/// Directory timings for tests: fast elections and liveness on loopback.
+const TEST_CONFIG: &str = r#"
+[directory]
+heartbeat_interval_ms = 100
+election_timeout_min_ms = 500
+election_timeout_max_ms = 1000
+node_down_after_ms = 1500
+liveness_check_interval_ms = 200
+peer_rpc_timeout_ms = 2000
+
+[limits]
+shutdown_grace_ms = 5000
+"#;
+
+/// Ports that were free a moment ago, chosen by the kernel (bind to port 0).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The node binary under test.
+pub fn larder_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_larder-under-test"))
+}
+
+/// One `larder serve` process.
+pub struct TestNode {
+    pub id: u64,
+    pub region: String,
+    pub api: String,
+    pub peer: String,
+    pub metrics: String,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl TestNode {
+    fn new(
+        id: u64,
+        region: &str,
+        root: &Path,
+        ports: &[u16],
+        voters: &[String],
+        join: Option<&str>,
+    ) -> TestNode {
+        let api = format!("127.0.0.1:{}", ports[0]);
+        let peer = format!("127.0.0.1:{}", ports[1]);
+        let metrics = format!("127.0.0.1:{}", ports[2]);
+        let data_dir = root.join(format!("node-{id}"));
+        std::fs::create_dir_all(&data_dir).expect("create node dir");
+        let config = data_dir.join("larder.toml");
+        std::fs::write(&config, TEST_CONFIG).expect("write config");
+        let mut args = vec![
+            "serve".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--node-id".into(),
+            id.to_string(),
+            "--region".into(),
+            region.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--api-listen".into(),
+            api.clone(),
+            "--peer-listen".into(),
+            peer.clone(),
+            "--metrics-listen".into(),
+            metrics.clone(),
+        ];
+        for voter in voters {
+            args.push("--initial-voter".into());
+            args.push(voter.clone());
+        }
+        if let Some(join) = join {
+            args.push("--join".into());
+            args.push(join.to_string());
+        }
+        TestNode {
+            id,
+            region: region.to_string(),
+            api,
+            peer,
+            metrics,
+            data_dir,
+            args,
+            child: None,
+            starts: 0,
+        }
+    }
+
+    /// Starts the process (again, on the same data and ports after a stop).
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        self.starts += 1;
+        let log_path = self.data_dir.join(format!("node.{}.log", self.starts));
+        let log = std::fs::File::create(&log_path).context("create log")?;
+        let child = Command::new(larder_bin())
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn node {}", self.id))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// `kill -9`: no shutdown path runs.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns whether it exited cleanly.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<bool> {
+        let Some(mut child) = self.child.take() else {
+            bail!("node {} is not running", self.id);
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).context("pid")?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .with_context(|| format!("SIGTERM to node {}", self.id))?;
+        let exited = wait_for("the node to exit", timeout, || {
+            let exited = child.try_wait().ok().flatten();
+            async move { exited }
+        })
+        .await;
+        match exited {
+            Ok(status) => Ok(status.success()),
+            Err(err) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(err)
+            }
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn client(&self) -> Client {
+        let config = larder_client::ClientConfig {
+            request_timeout: Duration::from_secs(3),
+            attempts_max: 1,
+            ..Default::default()
+        };
+        Client::new(&self.api, config).expect("valid endpoint")
+    }
+
+    pub async fn status(&self) -> Option<StatusResponse> {
+        self.client().status(false).await.ok()
+    }
+
+    /// The last lines of this node's newest log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let path = self.data_dir.join(format!("node.{}.log", self.starts));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A cluster of [`TestNode`]s in one temporary directory.
+pub struct TestCluster {
+    pub nodes: Vec<TestNode>,
+    voters: Vec<String>,
+    root: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// Starts `voters` nodes forming the first directory membership, regions alternating
+    /// between `eu-west` and `us-east`, and waits until they agree on a leader.
+    pub async fn start(voters: usize) -> anyhow::Result<TestCluster> {
+        let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
+        let ports = free_ports(voters * 3);
+        let voter_list: Vec<String> = (0..voters)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[i * 3 + 1]))
+            .collect();
+        let mut nodes: Vec<TestNode> = (0..voters)
+            .map(|i| {
+                let id = i as u64 + 1;
+                let own = &ports[i * 3..i * 3 + 3];
+                TestNode::new(id, region_of(id), root.path(), own, &voter_list, None)
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start()?;
+        }
+        let cluster = TestCluster {
+            nodes,
+            voters: voter_list,
+            root,
+        };
+        cluster.wait_healthy(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    /// Starts a new node that joins through node `via`.
+    pub fn add_joiner(&mut self, via: u64) -> anyhow::Result<u64> {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let seed = self.node(via).peer.clone();
+        let ports = free_ports(3);
+        let mut node = TestNode::new(
+            id,
+            region_of(id),
+            self.root.path(),
+            &ports,
+            &self.voters,
+            Some(&seed),
+        );
+        node.start()?;
+        self.nodes.push(node);
+        Ok(id)
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.id == id).expect("node exists")
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("node exists")
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &TestNode> {
+        self.nodes.iter().filter(|n| n.is_running())
+    }
+
+    /// The leader every running node agrees on, if they all agree.
+    pub async fn agreed_leader(&self) -> Option<u64> {
+        let mut leader = None;
+        for node in self.running() {
+            let status = node.status().await?;
+            let id = status.raft?.leader_id;
+            if id == 0 || leader.is_some_and(|l| l != id) {
+                return None;
+            }
+            leader = Some(id);
+        }
+        leader
+    }
+
+    /// Waits until every running node agrees on a leader and sees every node up.
+    pub async fn wait_healthy(&self, timeout: Duration) -> anyhow::Result<u64> {
+        let expected = self.nodes.len();
+        wait_for("a healthy cluster", timeout, || async move {
+            let leader = self.agreed_leader().await?;
+            for node in self.running() {
+                let status = node.status().await?;
+                if status.nodes.len() != expected || !larder_client::admin::is_healthy(&status) {
+                    return None;
+                }
+            }
+            Some(leader)
+        })
+        .await
+        .with_context(|| self.logs())
+    }
+
+    /// Log tails of every node, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.id, n.log_tail()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn region_of(id: u64) -> &'static str {
+    if id % 2 == 1 { "eu-west" } else { "us-east" }
+}
