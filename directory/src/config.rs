@@ -15,6 +15,9 @@ pub struct DirectoryConfig {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot (and purge the log before it) after this many applied entries.
     pub snapshot_after_entries: u64,
+    /// Log entries kept behind a snapshot, so lagging members catch up from the log
+    /// instead of a whole snapshot.
+    pub log_entries_kept_after_snapshot: u64,
     /// A node whose last acknowledgement to the leader is older than this is marked down.
     pub node_down_after_ms: u64,
     /// How often the leader compares acknowledgements with the recorded liveness.
@@ -34,6 +37,7 @@ impl Default for DirectoryConfig {
             election_timeout_min_ms: 1500,
             election_timeout_max_ms: 3000,
             snapshot_after_entries: 5000,
+            log_entries_kept_after_snapshot: 1000,
             node_down_after_ms: 5000,
             liveness_check_interval_ms: 500,
             peer_rpc_timeout_ms: 5000,
@@ -135,7 +139,7 @@ impl DirectoryConfig {
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
-            max_in_snapshot_log_to_keep: 1000,
+            max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
             ..Default::default()
         };
         config.validate().map_err(|err| DirectoryConfigError {

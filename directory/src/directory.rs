@@ -258,7 +258,14 @@ impl Directory {
     ) -> Result<DirectoryResponse, DirectoryError> {
         let mut backoff = Duration::from_millis(50);
         let mut last_err = DirectoryError::NoLeader;
-        for _ in 0..self.inner.config.request_attempts_max {
+        // A forwarded request gets one attempt here: the node that forwarded it owns the
+        // retries, so a slow retry loop here cannot outlive its deadline and run twice.
+        let attempts = if hops > 0 {
+            1
+        } else {
+            self.inner.config.request_attempts_max
+        };
+        for _ in 0..attempts {
             let leader = self.metrics().current_leader;
             let result = match leader {
                 Some(leader) if leader == self.inner.me.id => self.execute(req.clone()).await,

@@ -261,3 +261,38 @@ fn an_invalid_config_is_rejected_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_catches_up_from_a_snapshot() {
+    // Snapshot every 3 entries and keep no log behind it: a joiner can only get the
+    // directory by snapshot installation over the peer network.
+    let extra = "snapshot_after_entries = 3\nlog_entries_kept_after_snapshot = 0\n";
+    let mut cluster = TestCluster::start_with(3, extra).await.expect("cluster");
+    // More entries than one snapshot interval: the first joiner, then a restart of it.
+    let first = cluster.add_joiner(1).expect("joiner");
+    cluster.wait_healthy(STEP).await.expect("healthy");
+    let second = cluster.add_joiner(2).expect("second joiner");
+    cluster
+        .wait_healthy(STEP)
+        .await
+        .expect("healthy with second joiner");
+    let status = cluster.node(second).status().await.expect("status");
+    let mut ids: Vec<u64> = status.nodes.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3, first, second]);
+    let snapshot_log = std::fs::read_to_string(cluster.node(second).data_dir.join("node.1.log"))
+        .expect("joiner log");
+    assert!(
+        snapshot_log.contains("directory snapshot installed"),
+        "the joiner must have caught up by snapshot:\n{}",
+        cluster.node(second).log_tail()
+    );
+
+    // A voter restarted on its data comes back from snapshot plus log.
+    cluster.node_mut(3).kill();
+    cluster.node_mut(3).start().expect("restart");
+    cluster
+        .wait_healthy(STEP)
+        .await
+        .expect("healthy after restart");
+}

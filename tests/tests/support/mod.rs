@@ -88,6 +88,7 @@ impl TestNode {
         ports: &[u16],
         voters: &[String],
         join: Option<&str>,
+        directory_extra: &str,
     ) -> TestNode {
         let api = format!("127.0.0.1:{}", ports[0]);
         let peer = format!("127.0.0.1:{}", ports[1]);
@@ -95,7 +96,13 @@ impl TestNode {
         let data_dir = root.join(format!("node-{id}"));
         std::fs::create_dir_all(&data_dir).expect("create node dir");
         let config = data_dir.join("larder.toml");
-        std::fs::write(&config, TEST_CONFIG).expect("write config");
+        // Extra `[directory]` settings go right after that section's header.
+        let text = TEST_CONFIG.replacen(
+            "[directory]\n",
+            &format!("[directory]\n{directory_extra}"),
+            1,
+        );
+        std::fs::write(&config, text).expect("write config");
         let mut args = vec![
             "serve".to_string(),
             "--config".into(),
@@ -219,6 +226,7 @@ impl Drop for TestNode {
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     voters: Vec<String>,
+    directory_extra: String,
     root: tempfile::TempDir,
 }
 
@@ -226,6 +234,12 @@ impl TestCluster {
     /// Starts `voters` nodes forming the first directory membership, regions alternating
     /// between `eu-west` and `us-east`, and waits until they agree on a leader.
     pub async fn start(voters: usize) -> anyhow::Result<TestCluster> {
+        Self::start_with(voters, "").await
+    }
+
+    /// Like [`TestCluster::start`], with extra `[directory]` settings (TOML lines) for
+    /// every node, joiners included.
+    pub async fn start_with(voters: usize, directory_extra: &str) -> anyhow::Result<TestCluster> {
         let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
         let ports = free_ports(voters * 3);
         let voter_list: Vec<String> = (0..voters)
@@ -235,7 +249,15 @@ impl TestCluster {
             .map(|i| {
                 let id = i as u64 + 1;
                 let own = &ports[i * 3..i * 3 + 3];
-                TestNode::new(id, region_of(id), root.path(), own, &voter_list, None)
+                TestNode::new(
+                    id,
+                    region_of(id),
+                    root.path(),
+                    own,
+                    &voter_list,
+                    None,
+                    directory_extra,
+                )
             })
             .collect();
         for node in &mut nodes {
@@ -244,6 +266,7 @@ impl TestCluster {
         let cluster = TestCluster {
             nodes,
             voters: voter_list,
+            directory_extra: directory_extra.to_string(),
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -262,6 +285,7 @@ impl TestCluster {
             &ports,
             &self.voters,
             Some(&seed),
+            &self.directory_extra,
         );
         node.start()?;
         self.nodes.push(node);
