@@ -10,18 +10,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     // Two runs so the api listener's reflection describes only the public package.
-    for (descriptor, protos) in [
-        ("larder_v1_descriptor.bin", ["proto/larder/v1/admin.proto"]),
+    let runs: [(&str, &[&str]); 2] = [
+        (
+            "larder_v1_descriptor.bin",
+            &["proto/larder/v1/admin.proto", "proto/larder/v1/kv.proto"],
+        ),
         (
             "larder_peer_v1_descriptor.bin",
-            ["proto/larder/peer/v1/peer.proto"],
+            &[
+                "proto/larder/peer/v1/peer.proto",
+                "proto/larder/peer/v1/kv.proto",
+            ],
         ),
-    ] {
+    ];
+    for (descriptor, protos) in runs {
         let mut config = prost_build::Config::new();
         config.protoc_executable(&protoc);
         tonic_prost_build::configure()
             .file_descriptor_set_path(out_dir.join(descriptor))
-            .compile_with_config(config, &protos, &["proto"])?;
+            .compile_with_config(config, protos, &["proto"])?;
     }
     Ok(())
 }

@@ -118,3 +118,60 @@ pub fn is_healthy(status: &StatusResponse) -> bool {
             .iter()
             .all(|node| node.status == NodeStatus::Up as i32)
 }
+
+pub use larder_proto::v1::Namespace;
+use larder_proto::v1::{CreateNamespaceRequest, DeleteNamespaceRequest, ListNamespacesRequest};
+
+impl Client {
+    /// Creates a namespace; `regions` empty means every region, `jurisdiction` None no
+    /// jurisdiction restriction.
+    pub async fn create_namespace(
+        &self,
+        name: &str,
+        regions: Vec<String>,
+        jurisdiction: Option<String>,
+    ) -> Result<Namespace, ClientError> {
+        let req = CreateNamespaceRequest {
+            name: name.to_string(),
+            regions,
+            jurisdiction: jurisdiction.unwrap_or_default(),
+        };
+        self.with_retries(|ch| {
+            let req = req.clone();
+            async move {
+                Ok(self
+                    .admin_client(ch)
+                    .create_namespace(req)
+                    .await?
+                    .into_inner())
+            }
+        })
+        .await
+    }
+
+    pub async fn list_namespaces(&self) -> Result<Vec<Namespace>, ClientError> {
+        self.with_retries(|ch| async move {
+            Ok(self
+                .admin_client(ch)
+                .list_namespaces(ListNamespacesRequest {})
+                .await?
+                .into_inner()
+                .namespaces)
+        })
+        .await
+    }
+
+    pub async fn delete_namespace(&self, name: &str) -> Result<(), ClientError> {
+        let req = DeleteNamespaceRequest {
+            name: name.to_string(),
+        };
+        self.with_retries(|ch| {
+            let req = req.clone();
+            async move {
+                self.admin_client(ch).delete_namespace(req).await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+}

@@ -1,4 +1,4 @@
-use crate::LEADER_ENDPOINT_METADATA;
+use crate::{LEADER_ENDPOINT_METADATA, RETRY_ENDPOINT_METADATA};
 
 /// Errors a Larder call can return.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -37,9 +37,9 @@ impl From<tonic::Status> for ClientError {
         let message = status.message().to_string();
         match status.code() {
             tonic::Code::Unavailable => ClientError::Unavailable {
-                retry_at: status
-                    .metadata()
-                    .get(LEADER_ENDPOINT_METADATA)
+                retry_at: [LEADER_ENDPOINT_METADATA, RETRY_ENDPOINT_METADATA]
+                    .iter()
+                    .find_map(|key| status.metadata().get(*key))
                     .and_then(|v| v.to_str().ok())
                     .filter(|v| !v.is_empty())
                     .map(str::to_string),

@@ -6,18 +6,21 @@
 //!   with backoff on `UNAVAILABLE`, and leader redirects followed;
 //! - [`ClientConfig`]: those timeouts and limits;
 //! - [`ClientError`]: typed errors, from the gRPC status and Larder's metadata;
-//! - [`admin`]: the cluster administration calls.
+//! - [`admin`]: the cluster administration calls;
+//! - [`kv`]: `client.kv("namespace")`: get, put (with options), list, watch, and a
+//!   [`kv::Session`] for read-your-writes across nodes.
 //!
-//! KV and object calls arrive with their features.
+//! Object calls arrive with their feature.
 
 pub mod admin;
 mod client;
 mod error;
+pub mod kv;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
 
-/// Metadata key carrying the directory leader's api address on redirect errors.
-pub const LEADER_ENDPOINT_METADATA: &str = "larder-leader-endpoint";
-/// Metadata key carrying the directory leader's node id on redirect errors.
-pub const LEADER_ID_METADATA: &str = "larder-leader-id";
+pub use larder_proto::metadata::{
+    LEADER_ENDPOINT as LEADER_ENDPOINT_METADATA, LEADER_ID as LEADER_ID_METADATA,
+    RETRY_ENDPOINT as RETRY_ENDPOINT_METADATA,
+};

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeId, NodeSpec, NodeStatus};
+use crate::{NamespaceRecord, NodeId, NodeSpec, NodeStatus};
 
 /// A change to the directory, replicated through the Raft log.
 ///
@@ -18,6 +18,10 @@ pub enum Command {
         status: NodeStatus,
         at_ms: u64,
     },
+    /// Creates a namespace with its residency policy.
+    CreateNamespace(NamespaceRecord),
+    /// Deletes a namespace; nodes drop its data.
+    DeleteNamespace { name: String },
 }
 
 impl std::fmt::Display for Command {
@@ -30,6 +34,8 @@ impl std::fmt::Display for Command {
             Command::SetNodeStatus { id, status, .. } => {
                 write!(f, "set-node-status({id}, {status:?})")
             }
+            Command::CreateNamespace(record) => write!(f, "create-namespace({})", record.name),
+            Command::DeleteNamespace { name } => write!(f, "delete-namespace({name})"),
         }
     }
 }
@@ -44,4 +50,8 @@ pub enum CommandOutcome {
     Unchanged,
     /// The command named a node the directory does not know.
     UnknownNode(NodeId),
+    /// A namespace of that name exists with another policy.
+    NamespaceExists(String),
+    /// The command named a namespace the directory does not know.
+    UnknownNamespace(String),
 }

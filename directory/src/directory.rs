@@ -127,6 +127,11 @@ impl Directory {
         &self.inner.reader
     }
 
+    /// The cached peer channels, for other peer traffic of this node to share.
+    pub fn channels(&self) -> &PeerChannels {
+        &self.inner.channels
+    }
+
     /// Makes the given voters the first membership, unless this node's log already has
     /// one (a restart, or another voter got there first and replicated it).
     pub async fn bootstrap(
@@ -494,23 +499,15 @@ impl Directory {
             .await
             .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
         let timeout = Duration::from_millis(self.inner.config.election_timeout_max_ms * 2);
-        let mut metrics = self.inner.raft.metrics();
-        let wait = async {
-            loop {
-                if metrics.borrow_and_update().current_leader == Some(id) {
-                    return Ok(());
-                }
-                if metrics.changed().await.is_err() {
-                    return Err(DirectoryError::ShuttingDown);
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait)
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .current_leader(id, "leadership transfer")
             .await
             .map_err(|_| DirectoryError::Timeout {
                 what: format!("node {id} to take over leadership"),
                 ms: timeout.as_millis() as u64,
-            })??;
+            })?;
         Ok(DirectoryResponse::Membership(
             self.membership_view(self.raft_view().committed_index),
         ))

@@ -1,8 +1,8 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, CommandOutcome, NodeId, NodeRecord, NodeStatus};
+use crate::{Command, CommandOutcome, NamespaceRecord, NodeId, NodeRecord, NodeStatus};
 
 /// The directory's replicated state, and the pure function that applies commands to it.
 ///
@@ -10,6 +10,10 @@ use crate::{Command, CommandOutcome, NodeId, NodeRecord, NodeStatus};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryState {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub namespaces: BTreeMap<String, NamespaceRecord>,
+    /// Names of deleted namespaces, so every node drops their data; a name leaves this set
+    /// when a namespace of that name is created again.
+    pub deleted_namespaces: BTreeSet<String>,
 }
 
 impl DirectoryState {
@@ -53,7 +57,27 @@ impl DirectoryState {
                     CommandOutcome::Applied
                 }
             },
+            Command::CreateNamespace(record) => match self.namespaces.get(&record.name) {
+                Some(existing) if existing.policy == record.policy => CommandOutcome::Unchanged,
+                Some(_) => CommandOutcome::NamespaceExists(record.name.clone()),
+                None => {
+                    self.deleted_namespaces.remove(&record.name);
+                    self.namespaces.insert(record.name.clone(), record.clone());
+                    CommandOutcome::Applied
+                }
+            },
+            Command::DeleteNamespace { name } => match self.namespaces.remove(name) {
+                Some(_) => {
+                    self.deleted_namespaces.insert(name.clone());
+                    CommandOutcome::Applied
+                }
+                None => CommandOutcome::UnknownNamespace(name.clone()),
+            },
         }
+    }
+
+    pub fn namespace(&self, name: &str) -> Option<&NamespaceRecord> {
+        self.namespaces.get(name)
     }
 
     pub fn node(&self, id: NodeId) -> Option<&NodeRecord> {
@@ -95,6 +119,52 @@ mod tests {
         let record = state.node(NodeId(1)).expect("registered");
         assert_eq!(record.spec.api_addr, "a:2");
         assert_eq!(record.status_changed_at_ms, 10, "still up since 10");
+    }
+
+    #[test]
+    fn namespaces_are_created_once_and_deleted() {
+        use crate::{Jurisdiction, NamespacePolicy};
+        let mut state = DirectoryState::default();
+        let eu = NamespaceRecord {
+            name: "sessions".into(),
+            policy: NamespacePolicy {
+                regions: Default::default(),
+                jurisdiction: Some(Jurisdiction("eu".into())),
+            },
+            created_at_ms: 1,
+        };
+        assert_eq!(
+            state.apply(&Command::CreateNamespace(eu.clone())),
+            CommandOutcome::Applied
+        );
+        let again = NamespaceRecord {
+            created_at_ms: 2,
+            ..eu.clone()
+        };
+        assert_eq!(
+            state.apply(&Command::CreateNamespace(again)),
+            CommandOutcome::Unchanged
+        );
+        let other = NamespaceRecord {
+            policy: NamespacePolicy::default(),
+            ..eu.clone()
+        };
+        assert_eq!(
+            state.apply(&Command::CreateNamespace(other)),
+            CommandOutcome::NamespaceExists("sessions".into())
+        );
+        assert_eq!(state.namespace("sessions"), Some(&eu));
+        let delete = Command::DeleteNamespace {
+            name: "sessions".into(),
+        };
+        assert_eq!(state.apply(&delete), CommandOutcome::Applied);
+        assert!(state.deleted_namespaces.contains("sessions"));
+        assert_eq!(
+            state.apply(&delete),
+            CommandOutcome::UnknownNamespace("sessions".into())
+        );
+        state.apply(&Command::CreateNamespace(eu.clone()));
+        assert!(state.deleted_namespaces.is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`;
 //! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;
+//! - [`namespace`]: namespaces and their residency policies;
 //! - [`Command`] and [`DirectoryState`]: the replicated commands and the pure state
 //!   machine core that applies them;
 //! - [`SledLogStore`], [`SledStateMachine`]: openraft storage over the storage seam,
@@ -22,6 +23,7 @@ mod error;
 pub mod ids;
 pub mod liveness;
 mod log_store;
+pub mod namespace;
 mod network;
 mod node_record;
 mod peer_channels;
@@ -38,6 +40,7 @@ pub use directory_state::DirectoryState;
 pub use error::DirectoryError;
 pub use ids::{Jurisdiction, NodeId, RegionId};
 pub use log_store::SledLogStore;
+pub use namespace::{NamespacePolicy, NamespaceRecord, check_namespace_name};
 pub use network::TonicNetworkFactory;
 pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
 pub use peer_channels::PeerChannels;

@@ -55,6 +55,9 @@ pub enum Command {
     /// Membership of the directory's Raft group.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// The replicated key-value store.
+    #[command(subcommand)]
+    Kv(crate::cli_kv::KvCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +261,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_membership(cli.json, &format!("node {id} removed"), &resp);
             Ok(())
         }
+        Command::Kv(command) => {
+            crate::cli_kv::run(&client(&cli.endpoint)?, cli.json, command).await
+        }
         Command::Raft(command) => {
             let client = client(&cli.endpoint)?;
             let (what, resp) = match command {
@@ -336,6 +342,12 @@ fn status_json(status: &StatusResponse) -> Value {
             "learners": raft.learners,
         },
         "nodes": status.nodes.iter().map(node_json).collect::<Vec<_>>(),
+        "kv_replication": status.kv_replication.iter().map(|lag| json!({
+            "origin_node_id": lag.origin_node_id,
+            "writes_behind": lag.writes_behind,
+            "ms_behind": lag.ms_behind,
+            "last_received_at_ms": lag.last_received_at_ms,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -376,7 +388,7 @@ fn status_table(status: &StatusResponse) -> String {
     } else {
         "DEGRADED"
     };
-    format!(
+    let mut out = format!(
         "Cluster {health}: answered by node {} ({}), larder {}\nDirectory: leader {leader}, term {}, commit index {}, applied {}, this node is {}\n\n{}",
         status.node_id,
         status.region,
@@ -386,7 +398,20 @@ fn status_table(status: &StatusResponse) -> String {
         raft.last_applied,
         raft.state,
         nodes_table(&status.nodes)
-    )
+    );
+    if !status.kv_replication.is_empty() {
+        out.push_str(&format!(
+            "\nKV replication at node {} (behind each origin):\n{:<8} {:>14} {:>12}\n",
+            status.node_id, "ORIGIN", "WRITES BEHIND", "MS BEHIND"
+        ));
+        for lag in &status.kv_replication {
+            out.push_str(&format!(
+                "{:<8} {:>14} {:>12}\n",
+                lag.origin_node_id, lag.writes_behind, lag.ms_behind
+            ));
+        }
+    }
+    out
 }
 
 fn print_membership(json: bool, what: &str, resp: &MembershipResponse) {

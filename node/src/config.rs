@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use larder_directory::{DirectoryConfig, NodeId, PeerNode, ids::check_label};
+use larder_kv::KvConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +18,7 @@ pub struct NodeConfig {
     pub cluster: ClusterSection,
     pub limits: LimitsSection,
     pub directory: DirectoryConfig,
+    pub kv: KvConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +260,22 @@ impl NodeConfig {
         self.directory
             .validate()
             .map_err(|err| invalid(&format!("directory.{}", err.field), &err.value, err.reason))?;
+        self.kv
+            .validate()
+            .map_err(|err| invalid(&format!("kv.{}", err.field), &err.value, err.reason))?;
+        let largest_write = self.kv.value_bytes_max
+            + self.kv.key_bytes_max
+            + self.kv.metadata_bytes_max
+            + 64 * 1024;
+        if self.limits.api_message_bytes_max < largest_write {
+            return Err(invalid(
+                "limits.api_message_bytes_max",
+                self.limits.api_message_bytes_max,
+                format!(
+                    "must fit the largest KV write ({largest_write} bytes: kv.value_bytes_max plus key, metadata and framing)"
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -4,8 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use larder_directory::{Directory, NodeSpec, RegionId, liveness, peer_services};
+use larder_kv::Kv;
+use larder_kv::grpc::kv_service::KvService;
+use larder_kv::grpc::peer_service::KvPeerService;
 use larder_proto::v1::admin_server::AdminServer;
+use larder_proto::v1::kv_server::KvServer;
 use larder_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,6 +37,8 @@ pub enum NodeError {
     Store(#[from] larder_store::StoreError),
     #[error("directory: {0}")]
     Directory(#[from] larder_directory::DirectoryError),
+    #[error("kv: {0}")]
+    Kv(#[from] larder_kv::KvError),
     #[error("gRPC reflection: {0}")]
     Reflection(String),
 }
@@ -41,6 +49,7 @@ pub struct RunningNode {
     pub peer_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     directory: Directory,
+    kv: Kv,
     store: Store,
     shutdown_tx: watch::Sender<bool>,
     api_server: JoinHandle<()>,
@@ -104,8 +113,31 @@ impl RunningNode {
         )
         .await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut background = Vec::new();
+
+        let (view_tx, view_rx) = watch::channel(Arc::new(crate::cluster_view::view_of(
+            &directory.local_state().await,
+            me.id.0,
+        )));
+        background.push(tokio::spawn(crate::cluster_view::follow(
+            directory.clone(),
+            view_tx,
+            shutdown_rx.clone(),
+        )));
+        let channels = directory.channels().clone();
+        let channel_factory: larder_kv::ChannelFactory =
+            Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+        let (kv, kv_tasks) = Kv::start(
+            store.clone(),
+            config.kv.clone(),
+            view_rx,
+            channel_factory,
+            shutdown_rx.clone(),
+        )?;
+        background.extend(kv_tasks);
 
         let (raft_service, forward_service) = peer_services(&directory);
+        let kv_peer_service = KvPeerService::server(kv.clone());
         let peer_server = tokio::spawn({
             let stop = signal(shutdown_rx.clone());
             let streams = config.limits.http2_streams_per_connection_max;
@@ -115,6 +147,7 @@ impl RunningNode {
                     .max_concurrent_streams(streams)
                     .add_service(raft_service)
                     .add_service(forward_service)
+                    .add_service(kv_peer_service)
                     .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stop)
                     .await;
                 if let Err(err) = result {
@@ -128,7 +161,6 @@ impl RunningNode {
             directory.bootstrap(voters).await?;
         }
 
-        let mut background = Vec::new();
         background.push(tokio::spawn({
             let directory = directory.clone();
             let stop = shutdown_rx.clone();
@@ -143,13 +175,17 @@ impl RunningNode {
         health_reporter
             .set_serving::<AdminServer<AdminService>>()
             .await;
+        health_reporter.set_serving::<KvServer<KvService>>().await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(larder_proto::V1_FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|err| NodeError::Reflection(err.to_string()))?;
         let bytes_max = config.limits.api_message_bytes_max;
-        let admin = AdminServer::new(AdminService::new(directory.clone()))
+        let admin = AdminServer::new(AdminService::new(directory.clone(), kv.clone()))
+            .max_decoding_message_size(bytes_max)
+            .max_encoding_message_size(bytes_max);
+        let kv_api = KvServer::new(KvService::new(kv.clone()))
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
         let api_server = tokio::spawn({
@@ -163,6 +199,7 @@ impl RunningNode {
                     .add_service(health_service)
                     .add_service(reflection)
                     .add_service(admin)
+                    .add_service(kv_api)
                     .serve_with_incoming_shutdown(TcpListenerStream::new(api_listener), stop)
                     .await;
                 if let Err(err) = result {
@@ -197,6 +234,7 @@ impl RunningNode {
             peer_addr,
             metrics_addr,
             directory,
+            kv,
             store,
             shutdown_tx,
             api_server,
@@ -208,6 +246,10 @@ impl RunningNode {
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    pub fn kv(&self) -> &Kv {
+        &self.kv
     }
 
     /// Stops accepting requests, lets in-flight ones finish (up to the grace period),

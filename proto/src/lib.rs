@@ -15,3 +15,14 @@ pub mod peer {
 /// on the api listener.
 pub const V1_FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("larder_v1_descriptor");
+
+/// gRPC metadata keys Larder servers set on errors, and clients read.
+pub mod metadata {
+    /// Api address of the directory leader, on `UNAVAILABLE` redirects.
+    pub const LEADER_ENDPOINT: &str = "larder-leader-endpoint";
+    /// Node id of the directory leader, on `UNAVAILABLE` redirects.
+    pub const LEADER_ID: &str = "larder-leader-id";
+    /// Api address of a node that can answer now (for example the origin of a write a
+    /// read is waiting for), on `UNAVAILABLE`.
+    pub const RETRY_ENDPOINT: &str = "larder-retry-endpoint";
+}

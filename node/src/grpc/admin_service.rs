@@ -1,7 +1,9 @@
 use larder_directory::{
-    Directory, DirectoryRequest, DirectoryResponse, DirectoryState, MembershipView, NodeId,
-    NodeStatus, RaftRole, RaftView,
+    Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
+    Jurisdiction, MembershipView, NamespacePolicy, NamespaceRecord, NodeId, NodeStatus, RaftRole,
+    RaftView, RegionId, check_namespace_name, ids::check_label,
 };
+use larder_kv::Kv;
 use larder_proto::v1::admin_server::Admin;
 use larder_proto::v1::{
     self as pb, AddLearnerRequest, AddVoterRequest, ListNodesRequest, ListNodesResponse,
@@ -15,11 +17,29 @@ use super::status::directory_status;
 /// `larder.v1.Admin` on the api listener.
 pub struct AdminService {
     directory: Directory,
+    kv: Kv,
 }
 
 impl AdminService {
-    pub fn new(directory: Directory) -> AdminService {
-        AdminService { directory }
+    pub fn new(directory: Directory, kv: Kv) -> AdminService {
+        AdminService { directory, kv }
+    }
+
+    fn replication_lag(&self) -> Vec<pb::ReplicationLag> {
+        let now = larder_kv::now_ms();
+        self.kv
+            .lag()
+            .into_iter()
+            .filter(|(origin, _)| origin.0 != self.directory.me().id.0)
+            .map(|(origin, lag)| pb::ReplicationLag {
+                origin_node_id: origin.0,
+                writes_behind: lag.writes_behind,
+                ms_behind: lag
+                    .behind_since_ms
+                    .map_or(0, |since| now.saturating_sub(since)),
+                last_received_at_ms: lag.last_received_at_ms.unwrap_or(0),
+            })
+            .collect()
     }
 
     async fn membership(
@@ -53,6 +73,43 @@ fn node_id(raw: u64) -> Result<NodeId, Status> {
     } else {
         Ok(NodeId(raw))
     }
+}
+
+fn namespace_pb(record: &NamespaceRecord) -> pb::Namespace {
+    pb::Namespace {
+        name: record.name.clone(),
+        regions: record.policy.regions.iter().map(|r| r.0.clone()).collect(),
+        jurisdiction: record
+            .policy
+            .jurisdiction
+            .as_ref()
+            .map(|j| j.0.clone())
+            .unwrap_or_default(),
+        created_at_ms: record.created_at_ms,
+    }
+}
+
+fn namespace_record(req: pb::CreateNamespaceRequest) -> Result<NamespaceRecord, Status> {
+    check_namespace_name(&req.name).map_err(|reason| {
+        Status::invalid_argument(format!("namespace name {:?} {reason}", req.name))
+    })?;
+    let mut policy = NamespacePolicy::default();
+    for region in req.regions {
+        check_label(&region)
+            .map_err(|reason| Status::invalid_argument(format!("region {region:?} {reason}")))?;
+        policy.regions.insert(RegionId(region));
+    }
+    if !req.jurisdiction.is_empty() {
+        check_label(&req.jurisdiction).map_err(|reason| {
+            Status::invalid_argument(format!("jurisdiction {:?} {reason}", req.jurisdiction))
+        })?;
+        policy.jurisdiction = Some(Jurisdiction(req.jurisdiction));
+    }
+    Ok(NamespaceRecord {
+        name: req.name,
+        policy,
+        created_at_ms: larder_kv::now_ms(),
+    })
 }
 
 fn membership_pb(view: MembershipView) -> MembershipResponse {
@@ -137,6 +194,7 @@ impl Admin for AdminService {
                 learners: view.learners.iter().map(|id| id.0).collect(),
             }),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            kv_replication: self.replication_lag(),
         }))
     }
 
@@ -192,5 +250,71 @@ impl Admin for AdminService {
     ) -> Result<Response<MembershipResponse>, Status> {
         let id = node_id(request.get_ref().node_id)?;
         self.membership(DirectoryRequest::TransferLeader(id)).await
+    }
+
+    async fn create_namespace(
+        &self,
+        request: Request<pb::CreateNamespaceRequest>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        let record = namespace_record(request.into_inner())?;
+        let name = record.name.clone();
+        let command = Command::CreateNamespace(record.clone());
+        let response = self
+            .directory
+            .request(DirectoryRequest::Write(command))
+            .await
+            .map_err(directory_status)?;
+        let DirectoryResponse::Outcome { outcome, log_index } = response else {
+            return Err(Status::internal(
+                "unexpected answer to a namespace creation",
+            ));
+        };
+        if let CommandOutcome::NamespaceExists(_) = outcome {
+            return Err(Status::already_exists(format!(
+                "namespace {name:?} exists with another policy; delete it first to change it"
+            )));
+        }
+        // Answer with the stored record (an identical earlier creation keeps its time).
+        let timeout = self.directory.config().peer_rpc_timeout();
+        self.directory
+            .wait_applied(log_index, timeout)
+            .await
+            .map_err(directory_status)?;
+        let state = self.directory.local_state().await;
+        Ok(Response::new(namespace_pb(
+            state.namespace(&name).unwrap_or(&record),
+        )))
+    }
+
+    async fn list_namespaces(
+        &self,
+        _request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        let state = self.directory.local_state().await;
+        Ok(Response::new(pb::ListNamespacesResponse {
+            namespaces: state.namespaces.values().map(namespace_pb).collect(),
+        }))
+    }
+
+    async fn delete_namespace(
+        &self,
+        request: Request<pb::DeleteNamespaceRequest>,
+    ) -> Result<Response<pb::DeleteNamespaceResponse>, Status> {
+        let name = request.into_inner().name;
+        let command = Command::DeleteNamespace { name: name.clone() };
+        let response = self
+            .directory
+            .request(DirectoryRequest::Write(command))
+            .await
+            .map_err(directory_status)?;
+        match response {
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::UnknownNamespace(_),
+                ..
+            } => Err(Status::not_found(format!(
+                "namespace {name:?} does not exist"
+            ))),
+            _ => Ok(Response::new(pb::DeleteNamespaceResponse {})),
+        }
     }
 }

@@ -1,0 +1,171 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::NodeId;
+
+/// What the KV needs to know about the cluster, kept current by the node from the
+/// directory: peers, their liveness, and which nodes may hold each namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    pub me: NodeId,
+    pub nodes: BTreeMap<NodeId, PeerInfo>,
+    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    /// Namespaces deleted from the directory: their data is dropped.
+    pub deleted_namespaces: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub region: String,
+    pub api_addr: String,
+    pub peer_addr: String,
+    pub up: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    /// Nodes allowed to store and receive the namespace's data.
+    pub allowed: BTreeSet<NodeId>,
+    /// The residency policy in words, for error messages.
+    pub policy: String,
+}
+
+impl ClusterView {
+    pub fn my_region(&self) -> &str {
+        self.nodes
+            .get(&self.me)
+            .map_or("", |peer| peer.region.as_str())
+    }
+
+    /// Whether `node` may hold `namespace`. Unknown namespaces are not allowed anywhere.
+    pub fn allows(&self, namespace: &str, node: NodeId) -> bool {
+        self.namespaces
+            .get(namespace)
+            .is_some_and(|ns| ns.allowed.contains(&node))
+    }
+
+    /// Push targets for a write of this node in `namespace`: every allowed, up node of
+    /// this node's region directly, and one relay per other region (the lowest allowed
+    /// up node id there) with the rest of that region for it to forward to.
+    pub fn push_plan(&self, namespace: &str) -> Vec<(NodeId, Vec<NodeId>)> {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return Vec::new();
+        };
+        let mut by_region: BTreeMap<&str, Vec<NodeId>> = BTreeMap::new();
+        for id in &ns.allowed {
+            if *id == self.me {
+                continue;
+            }
+            if let Some(peer) = self.nodes.get(id)
+                && peer.up
+            {
+                by_region.entry(peer.region.as_str()).or_default().push(*id);
+            }
+        }
+        let mine = self.my_region();
+        let mut plan = Vec::new();
+        for (region, mut ids) in by_region {
+            ids.sort();
+            if region == mine {
+                plan.extend(ids.into_iter().map(|id| (id, Vec::new())));
+            } else {
+                let relay = ids[0];
+                plan.push((relay, ids[1..].to_vec()));
+            }
+        }
+        plan
+    }
+
+    /// Up peers that share at least one namespace with this node: anti-entropy partners.
+    pub fn sync_partners(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(id, peer)| **id != self.me && peer.up)
+            .filter(|(id, _)| {
+                self.namespaces
+                    .values()
+                    .any(|ns| ns.allowed.contains(&self.me) && ns.allowed.contains(id))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> ClusterView {
+        let mut nodes = BTreeMap::new();
+        for (id, region, up) in [
+            (1, "eu", true),
+            (2, "eu", true),
+            (3, "us", true),
+            (4, "us", true),
+            (5, "us", false),
+            (6, "ap", true),
+        ] {
+            nodes.insert(
+                NodeId(id),
+                PeerInfo {
+                    region: region.into(),
+                    api_addr: String::new(),
+                    peer_addr: String::new(),
+                    up,
+                },
+            );
+        }
+        let all: BTreeSet<NodeId> = nodes.keys().copied().collect();
+        let namespaces = BTreeMap::from([
+            (
+                "all".to_string(),
+                NamespaceInfo {
+                    allowed: all,
+                    policy: "everywhere".into(),
+                },
+            ),
+            (
+                "eu".to_string(),
+                NamespaceInfo {
+                    allowed: BTreeSet::from([NodeId(1), NodeId(2)]),
+                    policy: "eu".into(),
+                },
+            ),
+        ]);
+        ClusterView {
+            me: NodeId(1),
+            nodes,
+            namespaces,
+            deleted_namespaces: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn push_plan_relays_once_per_remote_region() {
+        let plan = view().push_plan("all");
+        assert_eq!(
+            plan,
+            vec![
+                (NodeId(6), vec![]),
+                (NodeId(2), vec![]),
+                (NodeId(3), vec![NodeId(4)]),
+            ]
+        );
+        // Messages per write: one per other node; cross-region: one per other region.
+        assert_eq!(
+            plan.iter().map(|(_, relay)| 1 + relay.len()).sum::<usize>(),
+            4
+        );
+    }
+
+    #[test]
+    fn restricted_namespaces_stay_inside() {
+        let v = view();
+        assert_eq!(v.push_plan("eu"), vec![(NodeId(2), vec![])]);
+        assert!(v.push_plan("missing").is_empty());
+        assert!(!v.allows("eu", NodeId(3)));
+        assert_eq!(
+            v.sync_partners(),
+            vec![NodeId(2), NodeId(3), NodeId(4), NodeId(6)]
+        );
+    }
+}

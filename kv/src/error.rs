@@ -1,0 +1,51 @@
+use crate::NodeId;
+
+/// Errors of the KV.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KvError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("namespace {0:?} does not exist")]
+    NamespaceNotFound(String),
+    #[error(
+        "namespace {namespace:?} is restricted to {policy}; node {node} ({region}) does not hold it"
+    )]
+    NotAllowedHere {
+        namespace: String,
+        policy: String,
+        node: NodeId,
+        region: String,
+    },
+    /// A read carried a consistency token this replica has not caught up with in time.
+    #[error(
+        "this node has not yet received write {seq} of node {origin} in {namespace:?}; retry, or read at node {origin}"
+    )]
+    NotCaughtUp {
+        namespace: String,
+        origin: NodeId,
+        seq: u64,
+        retry_at: Option<String>,
+    },
+    #[error("the write queue is full ({0} batches waiting); retry shortly")]
+    Overloaded(usize),
+    #[error("peer {peer} is unreachable: {reason}")]
+    Unreachable { peer: String, reason: String },
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("the KV is shutting down")]
+    ShuttingDown,
+}
+
+impl From<larder_store::StoreError> for KvError {
+    fn from(err: larder_store::StoreError) -> Self {
+        KvError::Storage(err.to_string())
+    }
+}
+
+impl From<larder_store::CodecError> for KvError {
+    fn from(err: larder_store::CodecError) -> Self {
+        KvError::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,510 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use larder_store::Store;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::keyspace::Keyspace;
+use crate::peer_messages::{PushRequest, SyncCursor, SyncRequest, SyncResponse};
+use crate::replication::{ChannelFactory, Replicator};
+use crate::writer::{Job, LocalOutcome, Mutation, Writer};
+use crate::{
+    ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
+    VersionVector, now_ms, token, validate,
+};
+
+/// One write of a `put`.
+#[derive(Debug, Clone)]
+pub struct PutItem {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    pub metadata: Vec<u8>,
+    pub expires_at_ms: u64,
+    pub ttl_ms: u64,
+}
+
+/// What a write returns: the version of each write and a token for reading them back.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub versions: Vec<crate::Version>,
+    pub token: Vec<u8>,
+}
+
+/// A page of `list`.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub entries: Vec<(Vec<u8>, Entry)>,
+    /// Resume after this key; None when the listing is complete.
+    pub cursor: Option<Vec<u8>>,
+}
+
+/// This node's KV replica.
+#[derive(Clone)]
+pub struct Kv {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub me: NodeId,
+    pub config: KvConfig,
+    pub keyspace: Keyspace,
+    pub jobs: mpsc::Sender<Job>,
+    pub progress: Arc<Mutex<Progress>>,
+    pub progress_rx: watch::Receiver<u64>,
+    pub changes: broadcast::Sender<Arc<ChangeBatch>>,
+    pub cluster: watch::Receiver<Arc<ClusterView>>,
+    pub replicator: Replicator,
+}
+
+impl Kv {
+    /// Opens the KV in `store` and starts its writer, replication, anti-entropy and
+    /// collection tasks. The returned tasks stop when `shutdown` turns true; the writer
+    /// (not returned) stops once every handle is dropped, after committing what it holds.
+    pub fn start(
+        store: Store,
+        config: KvConfig,
+        cluster: watch::Receiver<Arc<ClusterView>>,
+        channels: ChannelFactory,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Kv, Vec<JoinHandle<()>>), KvError> {
+        config
+            .validate()
+            .map_err(|err| KvError::InvalidArgument(err.to_string()))?;
+        let me = cluster.borrow().me;
+        let keyspace = Keyspace::open(store)?;
+        let hlc = Arc::new(Hlc::new(me, config.clock_forward_drift_max_ms));
+        if let Some(last) = keyspace.load_clock()? {
+            hlc.observe(last, last.physical_ms);
+        }
+        let progress = Arc::new(Mutex::new(Progress::new(keyspace.load_vector()?)));
+        let (progress_tx, progress_rx) = watch::channel(0u64);
+        let (changes, _) = broadcast::channel(config.watch_buffer_events);
+        let (jobs_tx, jobs_rx) = mpsc::channel(config.write_queue_max);
+        let replicator = Replicator::new(
+            me,
+            config.clone(),
+            cluster.clone(),
+            channels,
+            shutdown.clone(),
+        );
+        let writer = Writer {
+            keyspace: keyspace.clone(),
+            hlc,
+            me,
+            progress: progress.clone(),
+            progress_tx,
+            changes: changes.clone(),
+            cluster: cluster.clone(),
+            outgoing: Arc::new(replicator.clone()),
+            group_max: config.group_commit_jobs_max,
+        };
+        let kv = Kv {
+            inner: Arc::new(Inner {
+                me,
+                config,
+                keyspace,
+                jobs: jobs_tx,
+                progress,
+                progress_rx,
+                changes,
+                cluster,
+                replicator,
+            }),
+        };
+        tokio::spawn(writer.run(jobs_rx));
+        let tasks = vec![
+            tokio::spawn(crate::anti_entropy::run(kv.clone(), shutdown.clone())),
+            tokio::spawn(crate::collector::run(kv.clone(), shutdown)),
+        ];
+        Ok((kv, tasks))
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    pub fn config(&self) -> &KvConfig {
+        &self.inner.config
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.inner.me
+    }
+
+    pub fn view(&self) -> Arc<ClusterView> {
+        self.inner.cluster.borrow().clone()
+    }
+
+    /// Fails unless `namespace` exists and this node may hold it.
+    pub fn check_namespace(&self, namespace: &str) -> Result<(), KvError> {
+        let view = self.view();
+        let Some(ns) = view.namespaces.get(namespace) else {
+            return Err(KvError::NamespaceNotFound(namespace.to_string()));
+        };
+        if !ns.allowed.contains(&self.inner.me) {
+            return Err(KvError::NotAllowedHere {
+                namespace: namespace.to_string(),
+                policy: ns.policy.clone(),
+                node: self.inner.me,
+                region: view.my_region().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Queues a client's job, refusing it when the queue is full (the client retries).
+    pub(crate) async fn submit(&self, job: Job) -> Result<(), KvError> {
+        self.inner.jobs.try_send(job).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => {
+                KvError::Overloaded(self.inner.config.write_queue_max)
+            }
+            mpsc::error::TrySendError::Closed(_) => KvError::ShuttingDown,
+        })
+    }
+
+    /// Queues a background job (replication, collection), waiting for room: backpressure
+    /// reaches the sender instead of dropping its writes.
+    pub(crate) async fn submit_background(&self, job: Job) -> Result<(), KvError> {
+        self.inner
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| KvError::ShuttingDown)
+    }
+
+    async fn write_local(
+        &self,
+        namespace: &str,
+        mutations: Vec<Mutation>,
+    ) -> Result<WriteOutcome, KvError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Job::Local {
+            namespace: namespace.to_string(),
+            mutations,
+            reply,
+        })
+        .await?;
+        let LocalOutcome { versions, last_seq } = rx.await.map_err(|_| KvError::ShuttingDown)??;
+        let mut vector = VersionVector::default();
+        vector.raise(namespace, self.inner.me, last_seq);
+        Ok(WriteOutcome {
+            versions,
+            token: token::encode(&vector),
+        })
+    }
+
+    pub async fn put(&self, namespace: &str, items: Vec<PutItem>) -> Result<WriteOutcome, KvError> {
+        let config = &self.inner.config;
+        validate::count(
+            "items",
+            items.len(),
+            config.write_many_items_max,
+            "write_many_items_max",
+        )?;
+        let now = now_ms();
+        let mut mutations = Vec::with_capacity(items.len());
+        for item in items {
+            validate::key(config, &item.key)?;
+            validate::value(config, &item.value, &item.metadata)?;
+            let expires_at_ms = validate::expiry(item.expires_at_ms, item.ttl_ms, now)?;
+            mutations.push(Mutation::Put {
+                key: item.key,
+                value: item.value,
+                metadata: item.metadata,
+                expires_at_ms,
+            });
+        }
+        self.check_namespace(namespace)?;
+        self.write_local(namespace, mutations).await
+    }
+
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<WriteOutcome, KvError> {
+        let config = &self.inner.config;
+        validate::count(
+            "keys",
+            keys.len(),
+            config.write_many_items_max,
+            "write_many_items_max",
+        )?;
+        for key in &keys {
+            validate::key(config, key)?;
+        }
+        self.check_namespace(namespace)?;
+        let mutations = keys
+            .into_iter()
+            .map(|key| Mutation::Delete { key })
+            .collect();
+        self.write_local(namespace, mutations).await
+    }
+
+    /// The live entry of `key`, after waiting (bounded) for `consistency_token`.
+    pub async fn get(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        consistency_token: &[u8],
+    ) -> Result<Option<Entry>, KvError> {
+        validate::key(&self.inner.config, key)?;
+        self.check_namespace(namespace)?;
+        self.wait_for_token(namespace, consistency_token).await?;
+        let now = now_ms();
+        Ok(self
+            .inner
+            .keyspace
+            .get(namespace, key)?
+            .filter(|e| e.is_live(now)))
+    }
+
+    pub async fn get_many(
+        &self,
+        namespace: &str,
+        keys: &[Vec<u8>],
+        consistency_token: &[u8],
+    ) -> Result<Vec<Option<Entry>>, KvError> {
+        let config = &self.inner.config;
+        validate::count(
+            "keys",
+            keys.len(),
+            config.get_many_keys_max,
+            "get_many_keys_max",
+        )?;
+        for key in keys {
+            validate::key(config, key)?;
+        }
+        self.check_namespace(namespace)?;
+        self.wait_for_token(namespace, consistency_token).await?;
+        let now = now_ms();
+        keys.iter()
+            .map(|key| {
+                Ok(self
+                    .inner
+                    .keyspace
+                    .get(namespace, key)?
+                    .filter(|e| e.is_live(now)))
+            })
+            .collect()
+    }
+
+    pub async fn list(
+        &self,
+        namespace: &str,
+        prefix: &[u8],
+        cursor: &[u8],
+        limit: u32,
+        consistency_token: &[u8],
+    ) -> Result<ListPage, KvError> {
+        let config = &self.inner.config;
+        let limit = validate::list_limit(config, limit)?;
+        if prefix.len() > config.key_bytes_max || cursor.len() > config.key_bytes_max {
+            return Err(KvError::InvalidArgument(format!(
+                "prefix and cursor are keys: at most {} bytes (kv.key_bytes_max)",
+                config.key_bytes_max
+            )));
+        }
+        self.check_namespace(namespace)?;
+        self.wait_for_token(namespace, consistency_token).await?;
+        let (entries, cursor) = self.inner.keyspace.list(
+            namespace,
+            prefix,
+            cursor,
+            limit,
+            config.list_scan_max,
+            now_ms(),
+        )?;
+        Ok(ListPage { entries, cursor })
+    }
+
+    /// Waits until this replica includes every write `consistency_token` names in
+    /// `namespace`, at most `read_your_writes_wait_ms`.
+    async fn wait_for_token(
+        &self,
+        namespace: &str,
+        consistency_token: &[u8],
+    ) -> Result<(), KvError> {
+        if consistency_token.is_empty() {
+            return Ok(());
+        }
+        let wanted = token::restrict(&token::decode(consistency_token)?, namespace);
+        let mut changes = self.inner.progress_rx.clone();
+        let deadline = tokio::time::Instant::now() + self.inner.config.read_your_writes_wait();
+        loop {
+            changes.borrow_and_update();
+            let missing = {
+                let progress = self
+                    .inner
+                    .progress
+                    .lock()
+                    .expect("progress lock is never poisoned");
+                wanted
+                    .namespace(namespace)
+                    .into_iter()
+                    .find(|(origin, seq)| progress.vector().get(namespace, *origin) < *seq)
+            };
+            let Some((origin, seq)) = missing else {
+                return Ok(());
+            };
+            // Ask the origin directly rather than wait for the next anti-entropy round.
+            self.inner.replicator.nudge(origin);
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(KvError::ShuttingDown),
+                Err(_) => {
+                    let retry_at = self
+                        .view()
+                        .nodes
+                        .get(&origin)
+                        .map(|peer| peer.api_addr.clone());
+                    return Err(KvError::NotCaughtUp {
+                        namespace: namespace.to_string(),
+                        origin,
+                        seq,
+                        retry_at,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Replication lag behind each origin node.
+    pub fn lag(&self) -> BTreeMap<NodeId, Lag> {
+        self.inner
+            .progress
+            .lock()
+            .expect("progress lock is never poisoned")
+            .lag_by_origin()
+    }
+
+    pub fn vector(&self) -> VersionVector {
+        self.inner
+            .progress
+            .lock()
+            .expect("progress lock is never poisoned")
+            .vector()
+            .clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ChangeBatch>> {
+        self.inner.changes.subscribe()
+    }
+
+    pub(crate) fn keyspace(&self) -> &Keyspace {
+        &self.inner.keyspace
+    }
+
+    /// Peer side of a push: apply durably, then relay.
+    pub async fn apply_push(&self, request: PushRequest) -> Result<(), KvError> {
+        let segments: Vec<Segment> = request.segments.iter().map(|s| s.segment.clone()).collect();
+        let (reply, rx) = oneshot::channel();
+        self.submit_background(Job::Remote {
+            segments,
+            reply: Some(reply),
+        })
+        .await?;
+        rx.await.map_err(|_| KvError::ShuttingDown)??;
+        for relayed in request.segments {
+            if !relayed.relay_to.is_empty() {
+                self.inner
+                    .replicator
+                    .relay(relayed.segment, &relayed.relay_to);
+            }
+        }
+        Ok(())
+    }
+
+    /// Peer side of anti-entropy: one page of the writes the caller lacks.
+    pub fn serve_sync(&self, request: &SyncRequest) -> Result<SyncResponse, KvError> {
+        let view = self.view();
+        let config = &self.inner.config;
+        let mine = self.vector();
+        let mut response = SyncResponse::default();
+        let mut budget_writes = config.sync_page_writes_max;
+        let mut budget_bytes = config.sync_page_bytes_max;
+        let start_ns = request.cursor.as_ref().map(|c| c.namespace.clone());
+        for (namespace, theirs) in &request.namespaces {
+            if start_ns.as_ref().is_some_and(|start| namespace < start) {
+                continue;
+            }
+            // Residency: serve only namespaces both ends may hold.
+            if !view.allows(namespace, self.inner.me) || !view.allows(namespace, request.from) {
+                continue;
+            }
+            if request.cursor.is_none() {
+                response
+                    .served
+                    .insert(namespace.clone(), mine.namespace(namespace));
+            }
+            let mut cursor = request
+                .cursor
+                .as_ref()
+                .filter(|c| &c.namespace == namespace)
+                .map(|c| (c.origin, c.seq));
+            loop {
+                let (writes, next) = self.inner.keyspace.writes_after(
+                    namespace,
+                    theirs,
+                    cursor,
+                    budget_writes.min(256),
+                )?;
+                let mut by_origin: BTreeMap<NodeId, Vec<(Vec<u8>, Entry)>> = BTreeMap::new();
+                for write in writes {
+                    let bytes = write.key.len() + write.entry.value.len() + 64;
+                    budget_writes = budget_writes.saturating_sub(1);
+                    budget_bytes = budget_bytes.saturating_sub(bytes);
+                    cursor = Some((write.origin, write.seq));
+                    by_origin
+                        .entry(write.origin)
+                        .or_default()
+                        .push((write.key, write.entry));
+                    if budget_writes == 0 || budget_bytes == 0 {
+                        break;
+                    }
+                }
+                for (origin, writes) in by_origin {
+                    response.segments.push(Segment {
+                        namespace: namespace.clone(),
+                        origin,
+                        covered: None,
+                        writes,
+                    });
+                }
+                if budget_writes == 0 || budget_bytes == 0 {
+                    response.next = cursor.map(|(origin, seq)| SyncCursor {
+                        namespace: namespace.clone(),
+                        origin,
+                        seq,
+                    });
+                    return Ok(response);
+                }
+                if next.is_none() {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(response)
+    }
+
+    /// Waits until this replica's contiguous progress includes `vector` (tests, tools).
+    pub async fn wait_includes(&self, vector: &VersionVector, timeout: Duration) -> bool {
+        let mut changes = self.inner.progress_rx.clone();
+        tokio::time::timeout(timeout, async {
+            loop {
+                changes.borrow_and_update();
+                if self.vector().includes(vector) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}

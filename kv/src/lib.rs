@@ -1,0 +1,69 @@
+//! Larder's KV: eventually consistent, replicated to every node a namespace allows,
+//! served locally.
+//!
+//! Layout:
+//! - [`version`]: `Version` (hybrid logical clock stamp + origin) and the `Hlc`;
+//! - [`entry`]: stored entries and the last-writer-wins `merge`;
+//! - [`progress`]: per namespace and origin, how far this replica has received writes
+//!   (`VersionVector`), out-of-order ranges and lag;
+//! - [`keyspace`]: the on-disk layout (entries, origin index, progress) through the
+//!   storage seam;
+//! - [`writer`]: the single group-commit writer: one batch, one flush, then acknowledge;
+//! - [`replication`]: eager push with per-peer bounded queues and regional relays;
+//! - [`anti_entropy`]: periodic pairwise sync that repairs any gap;
+//! - [`collector`]: expiry, tombstone and deleted-namespace collection;
+//! - [`watch`]: resumable change streams;
+//! - [`kv`]: the `Kv` handle the services call; [`grpc`]: the api and peer services and
+//!   the error-to-status mapping.
+
+pub mod anti_entropy;
+mod cluster_view;
+pub mod collector;
+mod config;
+pub mod entry;
+mod error;
+pub mod grpc;
+pub mod keyspace;
+mod kv;
+pub mod peer_messages;
+pub mod progress;
+pub mod replication;
+mod segment;
+pub mod token;
+mod validate;
+pub mod version;
+pub mod watch;
+mod wire;
+mod writer;
+
+pub use cluster_view::{ClusterView, NamespaceInfo, PeerInfo};
+pub use config::{KvConfig, KvConfigError};
+pub use entry::{Entry, merge};
+pub use error::KvError;
+pub use kv::{Kv, ListPage, PutItem, WriteOutcome};
+pub use progress::{Lag, Progress, VersionVector};
+pub use replication::ChannelFactory;
+pub use segment::{Change, ChangeBatch, Segment};
+pub use version::{Hlc, Version};
+
+use serde::{Deserialize, Serialize};
+
+/// A node, as the KV sees it: the origin of writes and a replication peer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct NodeId(pub u64);
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

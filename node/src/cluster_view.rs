@@ -1,0 +1,77 @@
+//! Keeps the KV's [`ClusterView`] in step with the directory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use larder_directory::{Directory, DirectoryState, NodeStatus};
+use larder_kv::{ClusterView, NamespaceInfo, NodeId, PeerInfo};
+use tokio::sync::watch;
+
+/// The KV's view of a directory state, from node `me`'s point of view.
+pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
+    let nodes = state
+        .nodes
+        .values()
+        .map(|record| {
+            (
+                NodeId(record.spec.id.0),
+                PeerInfo {
+                    region: record.spec.region.0.clone(),
+                    api_addr: record.spec.api_addr.clone(),
+                    peer_addr: record.spec.peer_addr.clone(),
+                    up: record.status == NodeStatus::Up,
+                },
+            )
+        })
+        .collect();
+    let namespaces: BTreeMap<String, NamespaceInfo> = state
+        .namespaces
+        .values()
+        .map(|ns| {
+            let allowed = state
+                .nodes
+                .values()
+                .filter(|record| ns.policy.allows(&record.spec))
+                .map(|record| NodeId(record.spec.id.0))
+                .collect();
+            (
+                ns.name.clone(),
+                NamespaceInfo {
+                    allowed,
+                    policy: ns.policy.describe(),
+                },
+            )
+        })
+        .collect();
+    ClusterView {
+        me: NodeId(me),
+        nodes,
+        namespaces,
+        deleted_namespaces: state.deleted_namespaces.clone(),
+    }
+}
+
+/// Publishes a new view whenever the local directory applies changes.
+pub async fn follow(
+    directory: Directory,
+    tx: watch::Sender<Arc<ClusterView>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let me = directory.me().id.0;
+    let mut changes = directory.reader().subscribe();
+    loop {
+        let view = view_of(&directory.local_state().await, me);
+        tx.send_if_modified(|current| {
+            if **current == view {
+                false
+            } else {
+                *current = Arc::new(view);
+                true
+            }
+        });
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
