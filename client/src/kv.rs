@@ -12,6 +12,20 @@ use tonic::transport::Channel;
 
 use crate::{Client, ClientError};
 
+pub use larder_proto::v1::{ListEntry, Version, WatchEvent};
+
+/// A token naming write `seq` of node `origin` in `namespace` (tests and tools).
+pub fn test_token(namespace: &str, origin: u64, seq: u64) -> Vec<u8> {
+    pb::ConsistencyToken {
+        entries: vec![pb::TokenEntry {
+            namespace: namespace.to_string(),
+            origin,
+            seq,
+        }],
+    }
+    .encode_to_vec()
+}
+
 /// A stored value with what Larder keeps beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvValue {

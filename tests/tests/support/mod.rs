@@ -29,6 +29,12 @@ node_down_after_ms = 1500
 liveness_check_interval_ms = 200
 peer_rpc_timeout_ms = 2000
 
+[kv]
+anti_entropy_interval_ms = 300
+collect_interval_ms = 500
+tombstone_grace_ms = 60000
+read_your_writes_wait_ms = 1000
+
 [limits]
 shutdown_grace_ms = 5000
 "#;
@@ -188,6 +194,22 @@ impl TestNode {
                 Err(err)
             }
         }
+    }
+
+    /// SIGSTOP: the process stays alive but answers nothing, as if cut off.
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP)
+    }
+
+    /// SIGCONT after [`TestNode::pause`].
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("node is not running")?;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).context("pid")?);
+        nix::sys::signal::kill(pid, signal).with_context(|| format!("{signal} to node {}", self.id))
     }
 
     pub fn is_running(&self) -> bool {
