@@ -123,11 +123,16 @@ impl KvConfig {
                 reason: format!("must be at least list_page_max ({})", self.list_page_max),
             });
         }
-        if self.tombstone_grace_ms < 60_000 {
+        if self.tombstone_grace_ms < 1000
+            || self.tombstone_grace_ms < 2 * self.anti_entropy_interval_ms
+        {
             return Err(KvConfigError {
                 field: "tombstone_grace_ms",
                 value: self.tombstone_grace_ms.to_string(),
-                reason: "must be at least 60000 (one minute): it bounds the partitions a replica can recover from without a full re-sync".into(),
+                reason: format!(
+                    "must be at least 1000 and twice anti_entropy_interval_ms ({}); set it longer than any partition to tolerate without a full re-sync",
+                    self.anti_entropy_interval_ms
+                ),
             });
         }
         Ok(())

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub changes: broadcast::Sender<Arc<ChangeBatch>>,
     pub cluster: watch::Receiver<Arc<ClusterView>>,
     pub replicator: Replicator,
+    /// Unix ms of the last complete anti-entropy exchange (0: never).
+    pub synced_at_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Kv {
@@ -79,6 +81,7 @@ impl Kv {
             hlc.observe(last, last.physical_ms);
         }
         let progress = Arc::new(Mutex::new(Progress::new(keyspace.load_vector()?)));
+        let keyspace_synced_at = keyspace.load_synced_at()?.unwrap_or(0);
         let (progress_tx, progress_rx) = watch::channel(0u64);
         let (changes, _) = broadcast::channel(config.watch_buffer_events);
         let (jobs_tx, jobs_rx) = mpsc::channel(config.write_queue_max);
@@ -111,6 +114,7 @@ impl Kv {
                 changes,
                 cluster,
                 replicator,
+                synced_at_ms: std::sync::atomic::AtomicU64::new(keyspace_synced_at),
             }),
         };
         tokio::spawn(writer.run(jobs_rx));

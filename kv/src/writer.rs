@@ -51,6 +51,7 @@ pub(crate) enum Job {
     SyncDone {
         namespace: String,
         origins: BTreeMap<NodeId, u64>,
+        at_ms: u64,
     },
     /// Remove an expired entry or an old tombstone, if it is still the stored version.
     Collect {
@@ -213,8 +214,15 @@ impl Writer {
                         (None, Ok(())) => {}
                     }
                 }
-                Job::SyncDone { namespace, origins } => {
+                Job::SyncDone {
+                    namespace,
+                    origins,
+                    at_ms,
+                } => {
                     progress.merge_namespace(&namespace, &origins, now);
+                    if let Err(err) = Keyspace::put_synced_at(&mut group.batch, at_ms) {
+                        tracing::warn!(error = %err, "cannot record the sync time");
+                    }
                 }
                 Job::Collect {
                     namespace,

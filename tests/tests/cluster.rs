@@ -266,8 +266,13 @@ fn an_invalid_config_is_rejected_with_a_clear_message() {
 async fn a_new_node_catches_up_from_a_snapshot() {
     // Snapshot every 3 entries and keep no log behind it: a joiner can only get the
     // directory by snapshot installation over the peer network.
-    let extra = "snapshot_after_entries = 3\nlog_entries_kept_after_snapshot = 0\n";
-    let mut cluster = TestCluster::start_with(3, extra).await.expect("cluster");
+    let settings = [
+        ("directory.snapshot_after_entries", "3"),
+        ("directory.log_entries_kept_after_snapshot", "0"),
+    ];
+    let mut cluster = TestCluster::start_with(3, &settings)
+        .await
+        .expect("cluster");
     // More entries than one snapshot interval: the first joiner, then a restart of it.
     let first = cluster.add_joiner(1).expect("joiner");
     cluster.wait_healthy(STEP).await.expect("healthy");

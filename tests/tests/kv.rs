@@ -96,14 +96,46 @@ async fn wait_identical(cluster: &TestCluster, ns: &str, expected_keys: usize) {
         Some(())
     })
     .await
-    .unwrap_or_else(|err| panic!("{err}\n{}", cluster.logs()));
+    .unwrap_or_else(|err| {
+        let counts = futures::executor::block_on(async {
+            let mut all = Vec::new();
+            for node in cluster.running() {
+                all.push((node.id, contents(node, ns).await));
+            }
+            let first = all[0].1.clone().unwrap_or_default();
+            all.iter()
+                .map(|(id, c)| {
+                    let c = c.clone().unwrap_or_default();
+                    let diff = c.iter().zip(first.iter()).position(|(a, b)| a != b);
+                    (*id, c.len(), diff.map(|i| (c[i].clone(), first[i].clone())))
+                })
+                .collect::<Vec<_>>()
+        });
+        panic!("{err}; keys per node: {counts:?}\n{}", cluster.logs())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_at_one_node_becomes_visible_at_all_others() {
     let mut cluster = cluster_with_namespace(3, "ns").await;
+    // Data written before a node exists reaches it when it joins (a full copy).
+    let early = (0..50)
+        .map(|i| PutItem {
+            key: format!("early{i:02}").into_bytes(),
+            value: b"e".to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    cluster
+        .node(3)
+        .client()
+        .kv("ns")
+        .put_many(early)
+        .await
+        .expect("put_many");
     cluster.add_joiner(1).expect("joiner");
     cluster.wait_healthy(STEP).await.expect("healthy");
+    wait_identical(&cluster, "ns", 50).await;
 
     let kv = cluster.node(2).client().kv("ns");
     kv.put("greeting", "hello")
@@ -144,7 +176,21 @@ async fn a_write_at_one_node_becomes_visible_at_all_others() {
         .put_many(items(100))
         .await
         .expect("put_many");
-    wait_identical(&cluster, "ns", 201).await;
+    wait_identical(&cluster, "ns", 251).await;
+
+    // Replication health: node 1 reports how far behind each origin it is (caught up).
+    let status = cluster
+        .node(1)
+        .client()
+        .status(false)
+        .await
+        .expect("status");
+    let lag: Vec<(u64, u64)> = status
+        .kv_replication
+        .iter()
+        .map(|l| (l.origin_node_id, l.writes_behind))
+        .collect();
+    assert!(lag.contains(&(2, 0)) && lag.contains(&(3, 0)), "{lag:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,4 +614,54 @@ async fn a_watch_resumed_at_another_node_misses_nothing() {
         }
         missing.remove(&key);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_away_longer_than_the_tombstone_grace_resyncs_fully() {
+    // Tombstones live 2 s here; node 3 is away for longer than that.
+    let settings = [("kv.tombstone_grace_ms", "2000")];
+    let mut cluster = TestCluster::start_with(3, &settings)
+        .await
+        .expect("cluster");
+    cluster
+        .node(1)
+        .client()
+        .create_namespace("ns", vec![], None)
+        .await
+        .expect("create");
+    wait_for("namespace at node 3", STEP, || async {
+        cluster
+            .node(3)
+            .client()
+            .list_namespaces()
+            .await
+            .ok()?
+            .iter()
+            .find(|n| n.name == "ns")
+            .map(|_| ())
+    })
+    .await
+    .expect("namespace");
+    let kv = cluster.node(1).client().kv("ns");
+    kv.put("doomed", "v").send().await.expect("put");
+    kv.put("kept", "v").send().await.expect("put");
+    wait_value(&cluster, "ns", "doomed", Some(b"v")).await;
+    wait_value(&cluster, "ns", "kept", Some(b"v")).await;
+
+    cluster.node_mut(3).kill();
+    kv.delete("doomed").await.expect("delete");
+    // The behaviour under test is defined by wall-clock time: let the grace period (and
+    // a collection round, every 500 ms) pass so nodes 1 and 2 drop the tombstone.
+    tokio::time::sleep(Duration::from_millis(2000 + 1500)).await;
+
+    cluster.node_mut(3).start().expect("restart");
+    wait_value(&cluster, "ns", "doomed", None).await;
+    wait_identical(&cluster, "ns", 1).await;
+    // It was the full re-sync (the tombstone no longer existed anywhere) that removed it.
+    let log = std::fs::read_to_string(cluster.node(3).data_dir.join("node.2.log")).expect("log");
+    assert!(
+        log.contains("full re-sync dropped entries"),
+        "{}",
+        cluster.node(3).log_tail()
+    );
 }

@@ -19,25 +19,52 @@ use anyhow::{Context, bail};
 use larder_client::Client;
 use larder_client::admin::StatusResponse;
 
-/// Directory timings for tests: fast elections and liveness on loopback.
-const TEST_CONFIG: &str = r#"
-[directory]
-heartbeat_interval_ms = 100
-election_timeout_min_ms = 500
-election_timeout_max_ms = 1000
-node_down_after_ms = 1500
-liveness_check_interval_ms = 200
-peer_rpc_timeout_ms = 2000
+/// Settings for tests (fast elections, liveness and anti-entropy on loopback), as
+/// (section, key, value); overrides replace or add entries.
+const TEST_SETTINGS: &[(&str, &str, &str)] = &[
+    ("directory", "heartbeat_interval_ms", "100"),
+    ("directory", "election_timeout_min_ms", "500"),
+    ("directory", "election_timeout_max_ms", "1000"),
+    ("directory", "node_down_after_ms", "1500"),
+    ("directory", "liveness_check_interval_ms", "200"),
+    ("directory", "peer_rpc_timeout_ms", "2000"),
+    ("kv", "anti_entropy_interval_ms", "300"),
+    ("kv", "collect_interval_ms", "500"),
+    ("kv", "tombstone_grace_ms", "60000"),
+    ("kv", "read_your_writes_wait_ms", "1000"),
+    ("limits", "shutdown_grace_ms", "5000"),
+];
 
-[kv]
-anti_entropy_interval_ms = 300
-collect_interval_ms = 500
-tombstone_grace_ms = 60000
-read_your_writes_wait_ms = 1000
+/// An override: `("kv.tombstone_grace_ms", "2000")`.
+pub type Setting = (&'static str, &'static str);
 
-[limits]
-shutdown_grace_ms = 5000
-"#;
+fn test_config(overrides: &[Setting]) -> String {
+    let mut sections: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, String>,
+    > = Default::default();
+    for (section, key, value) in TEST_SETTINGS {
+        sections
+            .entry(section.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+    for (path, value) in overrides {
+        let (section, key) = path.split_once('.').expect("override is section.key");
+        sections
+            .entry(section.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
+    }
+    let mut out = String::new();
+    for (section, keys) in sections {
+        out.push_str(&format!("[{section}]\n"));
+        for (key, value) in keys {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    out
+}
 
 /// Ports that were free a moment ago, chosen by the kernel (bind to port 0).
 pub fn free_ports(count: usize) -> Vec<u16> {
@@ -94,7 +121,7 @@ impl TestNode {
         ports: &[u16],
         voters: &[String],
         join: Option<&str>,
-        directory_extra: &str,
+        overrides: &[Setting],
     ) -> TestNode {
         let api = format!("127.0.0.1:{}", ports[0]);
         let peer = format!("127.0.0.1:{}", ports[1]);
@@ -103,11 +130,7 @@ impl TestNode {
         std::fs::create_dir_all(&data_dir).expect("create node dir");
         let config = data_dir.join("larder.toml");
         // Extra `[directory]` settings go right after that section's header.
-        let text = TEST_CONFIG.replacen(
-            "[directory]\n",
-            &format!("[directory]\n{directory_extra}"),
-            1,
-        );
+        let text = test_config(overrides);
         std::fs::write(&config, text).expect("write config");
         let mut args = vec![
             "serve".to_string(),
@@ -248,7 +271,7 @@ impl Drop for TestNode {
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     voters: Vec<String>,
-    directory_extra: String,
+    overrides: Vec<Setting>,
     root: tempfile::TempDir,
 }
 
@@ -256,12 +279,12 @@ impl TestCluster {
     /// Starts `voters` nodes forming the first directory membership, regions alternating
     /// between `eu-west` and `us-east`, and waits until they agree on a leader.
     pub async fn start(voters: usize) -> anyhow::Result<TestCluster> {
-        Self::start_with(voters, "").await
+        Self::start_with(voters, &[]).await
     }
 
-    /// Like [`TestCluster::start`], with extra `[directory]` settings (TOML lines) for
-    /// every node, joiners included.
-    pub async fn start_with(voters: usize, directory_extra: &str) -> anyhow::Result<TestCluster> {
+    /// Like [`TestCluster::start`], with settings overridden for every node, joiners
+    /// included.
+    pub async fn start_with(voters: usize, overrides: &[Setting]) -> anyhow::Result<TestCluster> {
         let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
         let ports = free_ports(voters * 3);
         let voter_list: Vec<String> = (0..voters)
@@ -278,7 +301,7 @@ impl TestCluster {
                     own,
                     &voter_list,
                     None,
-                    directory_extra,
+                    overrides,
                 )
             })
             .collect();
@@ -288,7 +311,7 @@ impl TestCluster {
         let cluster = TestCluster {
             nodes,
             voters: voter_list,
-            directory_extra: directory_extra.to_string(),
+            overrides: overrides.to_vec(),
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -307,7 +330,7 @@ impl TestCluster {
             &ports,
             &self.voters,
             Some(&seed),
-            &self.directory_extra,
+            &self.overrides,
         );
         node.start()?;
         self.nodes.push(node);
