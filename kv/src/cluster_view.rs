@@ -44,8 +44,9 @@ impl ClusterView {
     }
 
     /// Push targets for a write of this node in `namespace`: every allowed, up node of
-    /// this node's region directly, and one relay per other region (the lowest allowed
-    /// up node id there) with the rest of that region for it to forward to.
+    /// this node's region directly, and one relay per other region with the rest of that
+    /// region for it to forward to. The relay is picked by origin (this node's id modulo
+    /// the region's size) so that relaying load spreads over a region's nodes.
     pub fn push_plan(&self, namespace: &str) -> Vec<(NodeId, Vec<NodeId>)> {
         let Some(ns) = self.namespaces.get(namespace) else {
             return Vec::new();
@@ -68,8 +69,8 @@ impl ClusterView {
             if region == mine {
                 plan.extend(ids.into_iter().map(|id| (id, Vec::new())));
             } else {
-                let relay = ids[0];
-                plan.push((relay, ids[1..].to_vec()));
+                let relay = ids.remove(self.me.0 as usize % ids.len());
+                plan.push((relay, ids));
             }
         }
         plan
@@ -147,7 +148,7 @@ mod tests {
             vec![
                 (NodeId(6), vec![]),
                 (NodeId(2), vec![]),
-                (NodeId(3), vec![NodeId(4)]),
+                (NodeId(4), vec![NodeId(3)]),
             ]
         );
         // Messages per write: one per other node; cross-region: one per other region.

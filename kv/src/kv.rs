@@ -58,6 +58,7 @@ pub(crate) struct Inner {
     pub replicator: Replicator,
     /// Unix ms of the last complete anti-entropy exchange (0: never).
     pub synced_at_ms: std::sync::atomic::AtomicU64,
+    pub stats: Arc<crate::KvStats>,
 }
 
 impl Kv {
@@ -92,6 +93,7 @@ impl Kv {
             channels,
             shutdown.clone(),
         );
+        let stats = Arc::new(crate::KvStats::default());
         let writer = Writer {
             keyspace: keyspace.clone(),
             hlc,
@@ -102,6 +104,7 @@ impl Kv {
             cluster: cluster.clone(),
             outgoing: Arc::new(replicator.clone()),
             group_max: config.group_commit_jobs_max,
+            stats: stats.clone(),
         };
         let kv = Kv {
             inner: Arc::new(Inner {
@@ -115,6 +118,7 @@ impl Kv {
                 cluster,
                 replicator,
                 synced_at_ms: std::sync::atomic::AtomicU64::new(keyspace_synced_at),
+                stats,
             }),
         };
         tokio::spawn(writer.run(jobs_rx));
@@ -382,6 +386,11 @@ impl Kv {
             .lock()
             .expect("progress lock is never poisoned")
             .lag_by_origin()
+    }
+
+    /// Counters since start, for metrics.
+    pub fn stats(&self) -> &crate::KvStats {
+        &self.inner.stats
     }
 
     pub fn vector(&self) -> VersionVector {

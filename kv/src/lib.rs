@@ -29,6 +29,7 @@ pub mod peer_messages;
 pub mod progress;
 pub mod replication;
 mod segment;
+mod stats;
 pub mod token;
 mod validate;
 pub mod version;
@@ -44,6 +45,7 @@ pub use kv::{Kv, ListPage, PutItem, WriteOutcome};
 pub use progress::{Lag, Progress, VersionVector};
 pub use replication::ChannelFactory;
 pub use segment::{Change, ChangeBatch, Segment};
+pub use stats::KvStats;
 pub use version::{Hlc, Version};
 
 use serde::{Deserialize, Serialize};

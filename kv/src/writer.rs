@@ -78,6 +78,7 @@ pub(crate) struct Writer {
     pub cluster: watch::Receiver<Arc<ClusterView>>,
     pub outgoing: Arc<dyn Outgoing>,
     pub group_max: usize,
+    pub stats: Arc<crate::KvStats>,
 }
 
 /// Staged state of one group: the batch and what it will make the store look like.
@@ -136,7 +137,7 @@ impl Group {
         namespace: &str,
         key: &[u8],
         version: Version,
-    ) -> Result<(), KvError> {
+    ) -> Result<Option<Entry>, KvError> {
         if let Some(old) = self.current(keyspace, namespace, key)?
             && old.version == version
         {
@@ -145,8 +146,9 @@ impl Group {
             let ekey = entry_key(namespace, key);
             self.batch.remove(&ekey);
             self.overlay.insert(ekey, None);
+            return Ok(Some(old));
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -186,6 +188,9 @@ impl Writer {
         let mut replies = Vec::new();
         let mut failures: Vec<(Reply, KvError)> = Vec::new();
         let mut last_version = None;
+        // (tombstones, other entries) removed by collection in this group.
+        let mut collected = (0u64, 0u64);
+        let (mut local_writes, mut remote_writes) = (0u64, 0u64);
         for job in jobs {
             match job {
                 Job::Local {
@@ -195,6 +200,7 @@ impl Writer {
                 } => {
                     match self.stage_local(&mut group, &mut progress, &namespace, mutations, now) {
                         Ok(outcome) => {
+                            local_writes += outcome.versions.len() as u64;
                             last_version = outcome.versions.last().copied().or(last_version);
                             replies.push(Reply::Local(reply, outcome));
                         }
@@ -204,6 +210,7 @@ impl Writer {
                     }
                 }
                 Job::Remote { segments, reply } => {
+                    remote_writes += segments.iter().map(|s| s.writes.len() as u64).sum::<u64>();
                     let result = self.stage_remote(&mut group, &mut progress, &view, segments, now);
                     match (reply, result) {
                         (Some(reply), Ok(())) => replies.push(Reply::Remote(reply)),
@@ -228,11 +235,14 @@ impl Writer {
                     namespace,
                     key,
                     version,
-                } => {
-                    if let Err(err) = group.remove(&self.keyspace, &namespace, &key, version) {
-                        tracing::warn!(namespace = %namespace, error = %err, "collection skipped");
+                } => match group.remove(&self.keyspace, &namespace, &key, version) {
+                    Ok(Some(removed)) if removed.tombstone => collected.0 += 1,
+                    Ok(Some(_)) => collected.1 += 1,
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(namespace = %namespace, error = %err, "collection skipped")
                     }
-                }
+                },
                 Job::DropNamespace { namespace, limit } => {
                     match self.keyspace.namespace_keys(&namespace, limit) {
                         Ok(keys) => keys.into_iter().for_each(|k| group.batch.remove(k)),
@@ -266,6 +276,8 @@ impl Writer {
             .lock()
             .expect("progress lock is never poisoned: no panics under it") = progress;
         self.progress_tx.send_modify(|n| *n += 1);
+        self.stats
+            .record_group(local_writes, remote_writes, collected);
         for reply in replies {
             match reply {
                 Reply::Local(tx, outcome) => drop(tx.send(Ok(outcome))),

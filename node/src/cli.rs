@@ -58,6 +58,9 @@ pub enum Command {
     /// The replicated key-value store.
     #[command(subcommand)]
     Kv(crate::cli_kv::KvCommand),
+    /// Load generator: throughput, latency and propagation figures.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_membership(cli.json, &format!("node {id} removed"), &resp);
             Ok(())
         }
+        Command::Bench(command) => crate::bench::run(&cli.endpoint, cli.json, command).await,
         Command::Kv(command) => {
             crate::cli_kv::run(&client(&cli.endpoint)?, cli.json, command).await
         }

@@ -7,8 +7,9 @@
 //! - [`grpc`]: the api services and the one mapping of errors to gRPC statuses;
 //! - [`metrics`]: the Prometheus endpoint;
 //! - [`dev`]: `larder dev`, a whole cluster in one process;
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`bench`]: the load generator.
 
+pub mod bench;
 pub mod cli;
 pub mod cli_kv;
 pub mod cluster_view;

@@ -8,17 +8,19 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use larder_directory::{Directory, NodeStatus};
+use larder_kv::Kv;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub fn router(directory: Directory) -> Router {
+pub fn router(directory: Directory, kv: Kv) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state(directory)
+        .with_state((directory, kv))
 }
 
-async fn scrape(State(directory): State<Directory>) -> impl IntoResponse {
+async fn scrape(State((directory, kv)): State<(Directory, Kv)>) -> impl IntoResponse {
     let view = directory.raft_view();
     let state = directory.local_state().await;
     let mut registry = Registry::with_prefix("larder");
@@ -68,6 +70,18 @@ async fn scrape(State(directory): State<Directory>) -> impl IntoResponse {
         "nodes_down",
         "Nodes recorded down",
         state.nodes.len() as u64 - up,
+    );
+    for (name, help, value) in kv.stats().counters() {
+        let c: Counter<u64, AtomicU64> = Counter::default();
+        c.inc_by(value);
+        registry.register(name, help, c);
+    }
+    let behind: u64 = kv.lag().values().map(|lag| lag.writes_behind).sum();
+    gauge(
+        &mut registry,
+        "kv_writes_behind",
+        "KV writes of other nodes known but not yet received",
+        behind,
     );
     let mut body = String::new();
     match encode(&mut body, &registry) {

@@ -210,7 +210,7 @@ impl RunningNode {
 
         background.push(tokio::spawn({
             let stop = signal(shutdown_rx.clone());
-            let app = crate::metrics::router(directory.clone());
+            let app = crate::metrics::router(directory.clone(), kv.clone());
             async move {
                 if let Err(err) = axum::serve(metrics_listener, app)
                     .with_graceful_shutdown(stop)

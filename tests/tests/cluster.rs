@@ -173,12 +173,14 @@ async fn membership_changes_work_from_any_node() {
 
     let resp = client.remove_node(follower).await.expect("remove node");
     assert!(!resp.voters.contains(&follower) && !resp.learners.contains(&follower));
-    wait_for("the node gone from the directory", STEP, || async {
-        let status = cluster.node(leader).status().await?;
-        status.nodes.iter().all(|n| n.id != follower).then_some(())
-    })
-    .await
-    .expect("node removed");
+    // A linearizable read at any node reflects the committed removal at once.
+    let observer = cluster.node(leader).client();
+    let status = observer.status(true).await.expect("linearizable status");
+    assert!(
+        status.nodes.iter().all(|n| n.id != follower),
+        "{:?}",
+        status.nodes
+    );
 
     // Refusals are clear statuses, not hangs.
     let err = client.add_voter(99).await.expect_err("unknown node");
@@ -187,6 +189,64 @@ async fn membership_changes_work_from_any_node() {
     assert!(
         matches!(err, larder_client::ClientError::InvalidArgument(_)),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_listener_serves_health_and_reflection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let cluster = TestCluster::start(1).await.expect("cluster");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.node(1).api))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["larder.v1.Admin", "larder.v1.Kv"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service}");
+    }
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_response::MessageResponse,
+    };
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses
+        .message()
+        .await
+        .expect("message")
+        .expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"larder.v1.Admin".to_string())
+            && names.contains(&"larder.v1.Kv".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("larder.peer")),
+        "peer services must not be advertised: {names:?}"
     );
 }
 

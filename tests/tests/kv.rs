@@ -649,10 +649,28 @@ async fn a_node_away_longer_than_the_tombstone_grace_resyncs_fully() {
     wait_value(&cluster, "ns", "kept", Some(b"v")).await;
 
     cluster.node_mut(3).kill();
+    // Delete only once node 3 is recorded down, so no push of the delete is queued for it.
+    wait_for("node 3 recorded down", STEP, || async {
+        let status = cluster.node(1).status().await?;
+        let node = status.nodes.iter().find(|n| n.id == 3)?;
+        (node.status == larder_client::admin::NodeStatus::Down as i32).then_some(())
+    })
+    .await
+    .expect("node 3 down");
     kv.delete("doomed").await.expect("delete");
-    // The behaviour under test is defined by wall-clock time: let the grace period (and
-    // a collection round, every 500 ms) pass so nodes 1 and 2 drop the tombstone.
-    tokio::time::sleep(Duration::from_millis(2000 + 1500)).await;
+    // Nodes 1 and 2 collect the tombstone once it is older than the grace period: after
+    // that the delete exists nowhere but in node 3's absence of it.
+    wait_for("the tombstone collected on nodes 1 and 2", STEP, || async {
+        let collected = |id| {
+            cluster
+                .node(id)
+                .metric("kv_tombstones_collected")
+                .unwrap_or(0)
+        };
+        (collected(1) >= 1 && collected(2) >= 1).then_some(())
+    })
+    .await
+    .expect("tombstone collected");
 
     cluster.node_mut(3).start().expect("restart");
     wait_value(&cluster, "ns", "doomed", None).await;

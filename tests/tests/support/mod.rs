@@ -252,6 +252,25 @@ impl TestNode {
         self.client().status(false).await.ok()
     }
 
+    /// A counter or gauge from the node's Prometheus endpoint (`larder_` prefix omitted).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.metrics).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        let wanted = format!("larder_{name}");
+        body.lines().find_map(|line| {
+            let (metric, value) = line.split_once(' ')?;
+            (metric == wanted || metric == format!("{wanted}_total"))
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+    }
+
     /// The last lines of this node's newest log, for failure messages.
     pub fn log_tail(&self) -> String {
         let path = self.data_dir.join(format!("node.{}.log", self.starts));
