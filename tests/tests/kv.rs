@@ -683,3 +683,87 @@ async fn a_node_away_longer_than_the_tombstone_grace_resyncs_fully() {
         cluster.node(3).log_tail()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_puts_gets_lists_and_deletes() {
+    use std::io::Write;
+    let cluster = TestCluster::start(1).await.expect("cluster");
+    let endpoint = cluster.node(1).api.clone();
+    let larder = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut child = std::process::Command::new(support::larder_bin())
+            .arg("--endpoint")
+            .arg(&endpoint)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn larder");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(bytes) = stdin {
+            input.write_all(bytes).expect("write stdin");
+        }
+        drop(input);
+        let out = child.wait_with_output().expect("run larder");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, _, err) = larder(&["kv", "namespace", "create", "cli"], None);
+    assert_eq!(code, Some(0), "{err}");
+    wait_for("namespace usable", STEP, || async {
+        cluster
+            .node(1)
+            .client()
+            .kv("cli")
+            .get("x")
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+    .expect("namespace");
+    let (code, _, err) = larder(
+        &[
+            "kv",
+            "put",
+            "cli",
+            "from-arg",
+            "hello",
+            "--ttl",
+            "1h",
+            "--metadata",
+            r#"{"a":1}"#,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = larder(&["kv", "put", "cli", "from-stdin"], Some(b"piped value"));
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, _) = larder(&["kv", "get", "cli", "from-stdin"], None);
+    assert_eq!((code, out.as_str()), (Some(0), "piped value"));
+    let (code, out, _) = larder(&["--json", "kv", "get", "cli", "from-arg"], None);
+    assert_eq!(code, Some(0));
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(json["value"], "hello");
+    assert_eq!(json["metadata"]["a"], 1);
+    assert!(json["expires_at_ms"].as_u64().is_some());
+    let (_, out, _) = larder(&["kv", "list", "cli"], None);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["from-arg", "from-stdin"]
+    );
+    let (code, _, _) = larder(&["kv", "delete", "cli", "from-arg"], None);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = larder(&["kv", "get", "cli", "from-arg"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not found"), "{err}");
+    let (code, _, err) = larder(
+        &["kv", "put", "cli", "k", "v", "--metadata", "not json"],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--metadata must be JSON"), "{err}");
+}
