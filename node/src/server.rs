@@ -16,7 +16,7 @@ use larder_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 use crate::config::{ConfigError, NodeConfig};
 use crate::grpc::admin_service::AdminService;
@@ -66,6 +66,13 @@ async fn bind(listener: &'static str, addr: &str) -> Result<TcpListener, NodeErr
             addr: addr.to_string(),
             source,
         })
+}
+
+/// Accepted connections with TCP_NODELAY: tonic's own `tcp_nodelay` setting only applies
+/// to listeners it binds itself, and without it small responses wait for delayed ACKs
+/// (measured: ~40 ms stalls at p99.9).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn signal(mut rx: watch::Receiver<bool>) {
@@ -148,7 +155,7 @@ impl RunningNode {
                     .add_service(raft_service)
                     .add_service(forward_service)
                     .add_service(kv_peer_service)
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(peer_listener), stop)
+                    .serve_with_incoming_shutdown(incoming(peer_listener), stop)
                     .await;
                 if let Err(err) = result {
                     tracing::error!(error = %err, "peer listener failed");
@@ -200,7 +207,7 @@ impl RunningNode {
                     .add_service(reflection)
                     .add_service(admin)
                     .add_service(kv_api)
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(api_listener), stop)
+                    .serve_with_incoming_shutdown(incoming(api_listener), stop)
                     .await;
                 if let Err(err) = result {
                     tracing::error!(error = %err, "api listener failed");

@@ -32,6 +32,9 @@ impl Store {
         })?;
         let db = sled::Config::new()
             .path(&path)
+            // Every durability point flushes explicitly (see `flush`); sled's own
+            // background flush every 500 ms adds nothing but periodic stalls.
+            .flush_every_ms(None)
             .open()
             .map_err(|err| StoreError::Open {
                 path: path.clone(),
