@@ -4,7 +4,8 @@
 //! the namespaces the partner served. One exchange per node per interval: O(N) exchanges
 //! per round cluster-wide, each carrying a progress vector of O(namespaces × origins).
 //!
-//! A node whose last complete exchange is older than the tombstone grace period may hold
+//! A node whose last complete exchange is older than the tombstone grace period (or that
+//! never completed one but holds data) may hold
 //! keys whose deletes were already collected everywhere else. It re-syncs fully: it asks
 //! for everything, then drops each local entry the partner did not send that the
 //! partner's progress covers (deleted, with its tombstone collected). Entries newer than
@@ -45,10 +46,18 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
             _ => partners[rand::random_range(0..partners.len())],
         };
         let synced_at = kv.inner().synced_at_ms.load(Ordering::Relaxed);
-        let full =
-            synced_at != 0 && now_ms().saturating_sub(synced_at) > kv.config().tombstone_grace_ms;
+        // Never synced: data may have arrived by push alone, so a node that went away
+        // before its first exchange gets the same treatment (cheap when it holds nothing).
+        let full = if synced_at == 0 {
+            kv.keyspace()
+                .stored_namespaces()
+                .map(|ns| !ns.is_empty())
+                .unwrap_or(true)
+        } else {
+            now_ms().saturating_sub(synced_at) > kv.config().tombstone_grace_ms
+        };
         if full {
-            tracing::warn!(peer = %partner, synced_at_ms = synced_at, "away longer than the tombstone grace period: full re-sync");
+            tracing::warn!(peer = %partner, synced_at_ms = synced_at, "no sync within the tombstone grace period: full re-sync");
         }
         match sync_with(&kv, &view, partner, full).await {
             Ok(0) => {}
