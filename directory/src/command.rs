@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{NamespaceRecord, NodeId, NodeSpec, NodeStatus};
+use crate::{NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement};
 
 /// A change to the directory, replicated through the Raft log.
 ///
@@ -22,6 +22,16 @@ pub enum Command {
     CreateNamespace(NamespaceRecord),
     /// Deletes a namespace; nodes drop its data.
     DeleteNamespace { name: String },
+    /// Places a new object; if it is already placed, nothing changes and the existing
+    /// placement is the answer (the first placement wins).
+    PlaceObject(ObjectPlacement),
+    /// Moves ownership: the first replica becomes the owner, epoch + 1 — only if the
+    /// placement is still at `expected_epoch`.
+    ReassignObject {
+        key: ObjectKey,
+        expected_epoch: u64,
+        replicas: Vec<NodeId>,
+    },
 }
 
 impl std::fmt::Display for Command {
@@ -36,6 +46,14 @@ impl std::fmt::Display for Command {
             }
             Command::CreateNamespace(record) => write!(f, "create-namespace({})", record.name),
             Command::DeleteNamespace { name } => write!(f, "delete-namespace({name})"),
+            Command::PlaceObject(p) => write!(f, "place-object({} at {})", p.key, p.owner),
+            Command::ReassignObject {
+                key,
+                expected_epoch,
+                ..
+            } => {
+                write!(f, "reassign-object({key} from epoch {expected_epoch})")
+            }
         }
     }
 }
@@ -54,4 +72,10 @@ pub enum CommandOutcome {
     NamespaceExists(String),
     /// The command named a namespace the directory does not know.
     UnknownNamespace(String),
+    /// The object's placement after the command.
+    Placed(Box<ObjectPlacement>),
+    /// A reassignment named an old epoch; the current placement.
+    EpochMismatch(Box<ObjectPlacement>),
+    /// The command named an object that is not placed.
+    UnknownObject(ObjectKey),
 }

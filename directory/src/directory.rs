@@ -11,9 +11,10 @@ use tokio::sync::watch;
 use crate::peer_wire;
 use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
 use crate::{
-    Command, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest, DirectoryResponse,
-    DirectoryState, MembershipView, NodeId, NodeSpec, PeerChannels, PeerNode, SledLogStore,
-    SledStateMachine, TonicNetworkFactory,
+    Command, CommandOutcome, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest,
+    DirectoryResponse, DirectoryState, Jurisdiction, MembershipView, NodeId, NodeSpec, ObjectKey,
+    ObjectPlacement, PeerChannels, PeerNode, RegionId, SledLogStore, SledStateMachine,
+    TonicNetworkFactory, choose_replicas,
 };
 
 pub type DirectoryRaft = Raft<C, SledStateMachine>;
@@ -519,6 +520,53 @@ impl Directory {
             voters: view.voters.into_iter().collect(),
             learners: view.learners.into_iter().collect(),
             log_index,
+        }
+    }
+
+    /// The placement of an object, placing it first if it has none: owner and replicas
+    /// chosen among the up nodes of `region` (with `jurisdiction`), `preferred` owning it
+    /// when eligible. Racing callers all get the one placement the log kept first.
+    pub async fn place_object(
+        &self,
+        key: ObjectKey,
+        region: RegionId,
+        jurisdiction: Option<Jurisdiction>,
+        replication_factor: usize,
+        preferred: Option<NodeId>,
+    ) -> Result<ObjectPlacement, DirectoryError> {
+        let state = self.local_state().await;
+        if let Some(existing) = state.placement(&key) {
+            return Ok(existing.clone());
+        }
+        let replicas = choose_replicas(
+            &state,
+            &key,
+            &region,
+            jurisdiction.as_ref(),
+            replication_factor,
+            preferred,
+        )
+        .map_err(DirectoryError::Rejected)?;
+        let placement = ObjectPlacement {
+            key,
+            region,
+            jurisdiction,
+            owner: replicas[0],
+            replicas,
+            epoch: 1,
+            placed_at_ms: now_ms(),
+        };
+        match self
+            .request(DirectoryRequest::Write(Command::PlaceObject(placement)))
+            .await?
+        {
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::Placed(placement),
+                ..
+            } => Ok(*placement),
+            other => Err(DirectoryError::Protocol(format!(
+                "placement answered with {other:?}"
+            ))),
         }
     }
 

@@ -2,7 +2,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Command, CommandOutcome, NamespaceRecord, NodeId, NodeRecord, NodeStatus};
+use crate::{
+    Command, CommandOutcome, NamespaceRecord, NodeId, NodeRecord, NodeStatus, ObjectKey,
+    ObjectPlacement,
+};
 
 /// The directory's replicated state, and the pure function that applies commands to it.
 ///
@@ -14,6 +17,9 @@ pub struct DirectoryState {
     /// Names of deleted namespaces, so every node drops their data; a name leaves this set
     /// when a namespace of that name is created again.
     pub deleted_namespaces: BTreeSet<String>,
+    /// Object placements. Part of the one directory record for now; they move to
+    /// per-key records before object counts grow large.
+    pub placements: BTreeMap<ObjectKey, ObjectPlacement>,
 }
 
 impl DirectoryState {
@@ -66,6 +72,29 @@ impl DirectoryState {
                     CommandOutcome::Applied
                 }
             },
+            Command::PlaceObject(placement) => {
+                let current = self
+                    .placements
+                    .entry(placement.key.clone())
+                    .or_insert_with(|| placement.clone());
+                CommandOutcome::Placed(Box::new(current.clone()))
+            }
+            Command::ReassignObject {
+                key,
+                expected_epoch,
+                replicas,
+            } => match self.placements.get_mut(key) {
+                None => CommandOutcome::UnknownObject(key.clone()),
+                Some(current) if current.epoch != *expected_epoch || replicas.is_empty() => {
+                    CommandOutcome::EpochMismatch(Box::new(current.clone()))
+                }
+                Some(current) => {
+                    current.owner = replicas[0];
+                    current.replicas = replicas.clone();
+                    current.epoch += 1;
+                    CommandOutcome::Placed(Box::new(current.clone()))
+                }
+            },
             Command::DeleteNamespace { name } => match self.namespaces.remove(name) {
                 Some(_) => {
                     self.deleted_namespaces.insert(name.clone());
@@ -74,6 +103,10 @@ impl DirectoryState {
                 None => CommandOutcome::UnknownNamespace(name.clone()),
             },
         }
+    }
+
+    pub fn placement(&self, key: &ObjectKey) -> Option<&ObjectPlacement> {
+        self.placements.get(key)
     }
 
     pub fn namespace(&self, name: &str) -> Option<&NamespaceRecord> {

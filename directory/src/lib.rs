@@ -5,6 +5,7 @@
 //! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`;
 //! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;
 //! - [`namespace`]: namespaces and their residency policies;
+//! - [`placement`]: object placement (owner, replicas, epoch) and how it is chosen;
 //! - [`Command`] and [`DirectoryState`]: the replicated commands and the pure state
 //!   machine core that applies them;
 //! - [`SledLogStore`], [`SledStateMachine`]: openraft storage over the storage seam,
@@ -29,6 +30,7 @@ mod node_record;
 mod peer_channels;
 mod peer_service;
 pub mod peer_wire;
+pub mod placement;
 pub mod raft_types;
 mod request;
 mod state_machine;
@@ -45,5 +47,6 @@ pub use network::TonicNetworkFactory;
 pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
 pub use peer_channels::PeerChannels;
 pub use peer_service::peer_services;
+pub use placement::{ObjectKey, ObjectPlacement, choose_replicas};
 pub use request::{DirectoryRequest, DirectoryResponse, MembershipView};
 pub use state_machine::{AppliedState, DirectoryReader, SledStateMachine};
