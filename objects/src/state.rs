@@ -1,0 +1,619 @@
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use serde::{Deserialize, Serialize};
+
+use crate::op::{ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::{ObjectError, ObjectLimits};
+
+/// A stored value and the object version that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub value: Vec<u8>,
+    pub version: u64,
+}
+
+/// A change to an object's storage, replicated to its replicas and applied in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mutation {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+    DeleteAll,
+}
+
+/// One object's storage and the engine that runs operations on it.
+///
+/// Pure: [`ObjectState::execute`] answers an operation and returns the mutations it
+/// implies without applying them; [`ObjectState::apply`] applies a write's mutations as
+/// the next object version. The owner executes, replicates, and applies once a majority
+/// holds the write; replicas only apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectState {
+    entries: BTreeMap<Vec<u8>, Stored>,
+    /// Version of the last applied write (the object's sequence number).
+    version: u64,
+}
+
+fn read(entries: &BTreeMap<Vec<u8>, Stored>, key: &[u8]) -> ReadValue {
+    match entries.get(key) {
+        Some(stored) => ReadValue {
+            key: key.to_vec(),
+            value: Some(stored.value.clone()),
+            version: stored.version,
+        },
+        None => ReadValue {
+            key: key.to_vec(),
+            value: None,
+            version: 0,
+        },
+    }
+}
+
+fn integer(key: &[u8], stored: Option<&[u8]>) -> Result<i64, ObjectError> {
+    let Some(bytes) = stored else {
+        return Ok(0);
+    };
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| ObjectError::NotAnInteger {
+            key: String::from_utf8_lossy(key).to_string(),
+        })
+}
+
+impl ObjectState {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of keys and values held.
+    pub fn bytes(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(k, v)| k.len() + v.value.len())
+            .sum()
+    }
+
+    /// Checks `op` against the limits, answers it, and returns the mutations a write
+    /// implies (empty for reads and for writes that change nothing).
+    pub fn execute(
+        &self,
+        op: &Op,
+        limits: &ObjectLimits,
+    ) -> Result<(Reply, Vec<Mutation>), ObjectError> {
+        let next = self.version + 1;
+        match op {
+            Op::Get { keys } => {
+                limits.batch("keys", keys.len())?;
+                keys.iter().try_for_each(|k| limits.key(k))?;
+                Ok((
+                    Reply::Values(keys.iter().map(|k| read(&self.entries, k)).collect()),
+                    Vec::new(),
+                ))
+            }
+            Op::Put { entries } => {
+                limits.batch("entries", entries.len())?;
+                for (key, value) in entries {
+                    limits.key(key)?;
+                    limits.value(value)?;
+                }
+                let mutations = entries
+                    .iter()
+                    .map(|(key, value)| Mutation::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                Ok((Reply::Written { version: next }, mutations))
+            }
+            Op::Delete { keys } => {
+                limits.batch("keys", keys.len())?;
+                keys.iter().try_for_each(|k| limits.key(k))?;
+                let mutations = keys
+                    .iter()
+                    .map(|key| Mutation::Delete { key: key.clone() })
+                    .collect();
+                Ok((Reply::Written { version: next }, mutations))
+            }
+            Op::List(query) => Ok((self.list(query, limits)?, Vec::new())),
+            Op::DeleteAll => Ok((Reply::Written { version: next }, vec![Mutation::DeleteAll])),
+            Op::Add { key, delta } => {
+                limits.key(key)?;
+                let current = integer(key, self.entries.get(key).map(|s| s.value.as_slice()))?;
+                let value = current
+                    .checked_add(*delta)
+                    .ok_or_else(|| ObjectError::Overflow {
+                        key: String::from_utf8_lossy(key).to_string(),
+                        current,
+                        delta: *delta,
+                    })?;
+                let mutation = Mutation::Put {
+                    key: key.clone(),
+                    value: value.to_string().into_bytes(),
+                };
+                Ok((
+                    Reply::Added {
+                        value,
+                        version: next,
+                    },
+                    vec![mutation],
+                ))
+            }
+            Op::Transaction {
+                preconditions,
+                writes,
+            } => self.transaction(preconditions, writes, limits),
+        }
+    }
+
+    fn list(&self, query: &ListQuery, limits: &ObjectLimits) -> Result<Reply, ObjectError> {
+        let limit = limits.page(query.limit)?;
+        let lower = if query.start.as_slice() > query.prefix.as_slice() {
+            &query.start
+        } else {
+            &query.prefix
+        };
+        let range = (
+            Bound::Included(lower.clone()),
+            if query.end.is_empty() {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded(query.end.clone())
+            },
+        );
+        if !query.end.is_empty() && query.end <= *lower {
+            return Ok(Reply::List {
+                entries: Vec::new(),
+                more: false,
+            });
+        }
+        let matching = self
+            .entries
+            .range(range)
+            .filter(|(k, _)| k.starts_with(&query.prefix));
+        let to_value = |(k, s): (&Vec<u8>, &Stored)| ReadValue {
+            key: k.clone(),
+            value: Some(s.value.clone()),
+            version: s.version,
+        };
+        let mut entries: Vec<ReadValue> = if query.reverse {
+            matching.rev().take(limit + 1).map(to_value).collect()
+        } else {
+            matching.take(limit + 1).map(to_value).collect()
+        };
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok(Reply::List { entries, more })
+    }
+
+    fn transaction(
+        &self,
+        preconditions: &[Precondition],
+        writes: &[TxnWrite],
+        limits: &ObjectLimits,
+    ) -> Result<(Reply, Vec<Mutation>), ObjectError> {
+        limits.batch("transaction writes", writes.len())?;
+        if preconditions.len() > limits.batch_keys_max {
+            return Err(ObjectError::InvalidArgument(format!(
+                "transaction preconditions: {} given; the limit is {} (objects.batch_keys_max)",
+                preconditions.len(),
+                limits.batch_keys_max
+            )));
+        }
+        for (index, precondition) in preconditions.iter().enumerate() {
+            let (key, holds, reason) = match precondition {
+                Precondition::VersionEquals { key, version } => {
+                    let actual = self.entries.get(key).map_or(0, |s| s.version);
+                    (
+                        key,
+                        actual == *version,
+                        format!("version is {actual}, expected {version}"),
+                    )
+                }
+                Precondition::Absent { key } => (
+                    key,
+                    !self.entries.contains_key(key),
+                    "key exists".to_string(),
+                ),
+                Precondition::ValueEquals { key, value } => {
+                    let actual = self.entries.get(key).map(|s| &s.value);
+                    (key, actual == Some(value), "value differs".to_string())
+                }
+            };
+            limits.key(key)?;
+            if !holds {
+                return Err(ObjectError::PreconditionFailed {
+                    index,
+                    reason: format!("{} at key {:?}", reason, String::from_utf8_lossy(key)),
+                });
+            }
+        }
+        // Later writes see earlier ones of the same transaction.
+        let mut view: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut mutations = Vec::with_capacity(writes.len());
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            match write {
+                TxnWrite::Put { key, value } => {
+                    limits.key(key)?;
+                    limits.value(value)?;
+                    view.insert(key.clone(), Some(value.clone()));
+                    mutations.push(Mutation::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
+                    results.push(Some(value.clone()));
+                }
+                TxnWrite::Delete { key } => {
+                    limits.key(key)?;
+                    view.insert(key.clone(), None);
+                    mutations.push(Mutation::Delete { key: key.clone() });
+                    results.push(None);
+                }
+                TxnWrite::Add { key, delta } => {
+                    limits.key(key)?;
+                    let current = match view.get(key) {
+                        Some(staged) => integer(key, staged.as_deref())?,
+                        None => integer(key, self.entries.get(key).map(|s| s.value.as_slice()))?,
+                    };
+                    let value =
+                        current
+                            .checked_add(*delta)
+                            .ok_or_else(|| ObjectError::Overflow {
+                                key: String::from_utf8_lossy(key).to_string(),
+                                current,
+                                delta: *delta,
+                            })?;
+                    let bytes = value.to_string().into_bytes();
+                    view.insert(key.clone(), Some(bytes.clone()));
+                    mutations.push(Mutation::Put {
+                        key: key.clone(),
+                        value: bytes.clone(),
+                    });
+                    results.push(Some(bytes));
+                }
+            }
+        }
+        Ok((
+            Reply::Transaction {
+                version: self.version + 1,
+                results,
+            },
+            mutations,
+        ))
+    }
+
+    /// Applies one write's mutations as the next object version.
+    pub fn apply(&mut self, mutations: &[Mutation]) -> u64 {
+        self.version += 1;
+        for mutation in mutations {
+            match mutation {
+                Mutation::Put { key, value } => {
+                    self.entries.insert(
+                        key.clone(),
+                        Stored {
+                            value: value.clone(),
+                            version: self.version,
+                        },
+                    );
+                }
+                Mutation::Delete { key } => {
+                    self.entries.remove(key);
+                }
+                Mutation::DeleteAll => self.entries.clear(),
+            }
+        }
+        self.version
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    fn run(state: &mut ObjectState, op: Op) -> Result<Reply, ObjectError> {
+        let (reply, mutations) = state.execute(&op, &ObjectLimits::default())?;
+        if op.is_write() {
+            state.apply(&mutations);
+        }
+        Ok(reply)
+    }
+
+    #[test]
+    fn put_get_delete_and_versions() {
+        let mut st = ObjectState::default();
+        assert_eq!(
+            run(
+                &mut st,
+                Op::Put {
+                    entries: vec![(k("a"), k("1")), (k("b"), k("2"))]
+                }
+            ),
+            Ok(Reply::Written { version: 1 })
+        );
+        run(
+            &mut st,
+            Op::Put {
+                entries: vec![(k("a"), k("3"))],
+            },
+        )
+        .expect("put");
+        let Ok(Reply::Values(values)) = run(
+            &mut st,
+            Op::Get {
+                keys: vec![k("a"), k("b"), k("c")],
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            values
+                .iter()
+                .map(|v| (v.value.clone(), v.version))
+                .collect::<Vec<_>>(),
+            vec![(Some(k("3")), 2), (Some(k("2")), 1), (None, 0)]
+        );
+        run(&mut st, Op::Delete { keys: vec![k("a")] }).expect("delete");
+        assert_eq!(st.len(), 1);
+        run(&mut st, Op::DeleteAll).expect("delete all");
+        assert!(st.is_empty());
+        assert_eq!(st.version(), 4);
+    }
+
+    #[test]
+    fn add_counts_and_refuses_non_integers() {
+        let mut st = ObjectState::default();
+        for _ in 0..5 {
+            run(
+                &mut st,
+                Op::Add {
+                    key: k("n"),
+                    delta: 2,
+                },
+            )
+            .expect("add");
+        }
+        assert_eq!(
+            run(
+                &mut st,
+                Op::Add {
+                    key: k("n"),
+                    delta: -1
+                }
+            ),
+            Ok(Reply::Added {
+                value: 9,
+                version: 6
+            })
+        );
+        run(
+            &mut st,
+            Op::Put {
+                entries: vec![(k("s"), k("text"))],
+            },
+        )
+        .expect("put");
+        assert!(matches!(
+            run(
+                &mut st,
+                Op::Add {
+                    key: k("s"),
+                    delta: 1
+                }
+            ),
+            Err(ObjectError::NotAnInteger { .. })
+        ));
+        run(
+            &mut st,
+            Op::Put {
+                entries: vec![(k("m"), i64::MAX.to_string().into_bytes())],
+            },
+        )
+        .expect("put");
+        assert!(matches!(
+            run(
+                &mut st,
+                Op::Add {
+                    key: k("m"),
+                    delta: 1
+                }
+            ),
+            Err(ObjectError::Overflow { .. })
+        ));
+    }
+
+    #[test]
+    fn transactions_apply_all_or_nothing() {
+        let mut st = ObjectState::default();
+        run(
+            &mut st,
+            Op::Put {
+                entries: vec![(k("stock"), k("1"))],
+            },
+        )
+        .expect("put");
+        let buy = Op::Transaction {
+            preconditions: vec![
+                Precondition::VersionEquals {
+                    key: k("stock"),
+                    version: 1,
+                },
+                Precondition::Absent { key: k("order") },
+            ],
+            writes: vec![
+                TxnWrite::Add {
+                    key: k("stock"),
+                    delta: -1,
+                },
+                TxnWrite::Put {
+                    key: k("order"),
+                    value: k("o1"),
+                },
+                TxnWrite::Add {
+                    key: k("stock"),
+                    delta: 0,
+                },
+            ],
+        };
+        let Ok(Reply::Transaction { version, results }) = run(&mut st, buy.clone()) else {
+            panic!()
+        };
+        assert_eq!(version, 2);
+        assert_eq!(results, vec![Some(k("0")), Some(k("o1")), Some(k("0"))]);
+        // The same transaction again: the version moved on, so nothing applies.
+        let before = st.clone();
+        assert!(matches!(
+            run(&mut st, buy),
+            Err(ObjectError::PreconditionFailed { index: 0, .. })
+        ));
+        assert_eq!(st, before);
+        let value_check = Op::Transaction {
+            preconditions: vec![Precondition::ValueEquals {
+                key: k("order"),
+                value: k("o1"),
+            }],
+            writes: vec![TxnWrite::Delete { key: k("order") }],
+        };
+        run(&mut st, value_check).expect("value precondition holds");
+        assert_eq!(st.len(), 1);
+    }
+
+    #[test]
+    fn list_ranges_prefixes_reverse_and_pages() {
+        let mut st = ObjectState::default();
+        let entries = ["a1", "a2", "a3", "b1", "b2"]
+            .iter()
+            .map(|s| (k(s), k("v")))
+            .collect();
+        run(&mut st, Op::Put { entries }).expect("put");
+        let keys = |reply: Reply| match reply {
+            Reply::List { entries, more } => (
+                entries
+                    .into_iter()
+                    .map(|e| String::from_utf8(e.key).expect("utf8"))
+                    .collect::<Vec<_>>(),
+                more,
+            ),
+            other => panic!("{other:?}"),
+        };
+        let list = |q: ListQuery| {
+            keys(
+                st.execute(&Op::List(q), &ObjectLimits::default())
+                    .expect("list")
+                    .0,
+            )
+        };
+        assert_eq!(
+            list(ListQuery {
+                prefix: k("a"),
+                ..Default::default()
+            }),
+            (vec!["a1".into(), "a2".into(), "a3".into()], false)
+        );
+        assert_eq!(
+            list(ListQuery {
+                prefix: k("a"),
+                reverse: true,
+                limit: 2,
+                ..Default::default()
+            }),
+            (vec!["a3".into(), "a2".into()], true)
+        );
+        assert_eq!(
+            list(ListQuery {
+                start: k("a2"),
+                end: k("b2"),
+                ..Default::default()
+            }),
+            (vec!["a2".into(), "a3".into(), "b1".into()], false)
+        );
+        assert_eq!(
+            list(ListQuery {
+                start: k("b"),
+                end: k("a"),
+                ..Default::default()
+            })
+            .0
+            .len(),
+            0
+        );
+    }
+
+    #[test]
+    fn limits_are_named() {
+        let st = ObjectState::default();
+        let limits = ObjectLimits::default();
+        let err = st
+            .execute(
+                &Op::Put {
+                    entries: vec![(vec![b'k'; 2049], k("v"))],
+                },
+                &limits,
+            )
+            .expect_err("key");
+        assert!(err.to_string().contains("objects.key_bytes_max"), "{err}");
+        let err = st
+            .execute(
+                &Op::Put {
+                    entries: vec![(k("k"), vec![0; 1024 * 1024 + 1])],
+                },
+                &limits,
+            )
+            .expect_err("value");
+        assert!(err.to_string().contains("objects.value_bytes_max"), "{err}");
+        let keys = (0..129).map(|i| format!("k{i}").into_bytes()).collect();
+        let err = st.execute(&Op::Get { keys }, &limits).expect_err("batch");
+        assert!(err.to_string().contains("objects.batch_keys_max"), "{err}");
+        let err = st
+            .execute(
+                &Op::List(ListQuery {
+                    limit: 1001,
+                    ..Default::default()
+                }),
+                &limits,
+            )
+            .expect_err("page");
+        assert!(err.to_string().contains("objects.list_page_max"), "{err}");
+    }
+
+    #[test]
+    fn replicas_applying_the_owners_mutations_end_equal() {
+        let limits = ObjectLimits::default();
+        let mut owner = ObjectState::default();
+        let mut replica = ObjectState::default();
+        let ops = [
+            Op::Put {
+                entries: vec![(k("x"), k("1"))],
+            },
+            Op::Add {
+                key: k("n"),
+                delta: 5,
+            },
+            Op::Delete { keys: vec![k("x")] },
+            Op::Transaction {
+                preconditions: vec![],
+                writes: vec![TxnWrite::Add {
+                    key: k("n"),
+                    delta: 1,
+                }],
+            },
+        ];
+        for op in ops {
+            let (_, mutations) = owner.execute(&op, &limits).expect("execute");
+            assert_eq!(owner.apply(&mutations), replica.apply(&mutations));
+        }
+        assert_eq!(owner, replica);
+    }
+}
