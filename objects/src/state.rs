@@ -62,6 +62,15 @@ fn integer(key: &[u8], stored: Option<&[u8]>) -> Result<i64, ObjectError> {
 }
 
 impl ObjectState {
+    /// A state from stored parts (cold start, state transfer).
+    pub fn from_parts(entries: BTreeMap<Vec<u8>, Stored>, version: u64) -> ObjectState {
+        ObjectState { entries, version }
+    }
+
+    pub fn entries(&self) -> &BTreeMap<Vec<u8>, Stored> {
+        &self.entries
+    }
+
     pub fn version(&self) -> u64 {
         self.version
     }
