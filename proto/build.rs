@@ -13,13 +13,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: [(&str, &[&str]); 2] = [
         (
             "larder_v1_descriptor.bin",
-            &["proto/larder/v1/admin.proto", "proto/larder/v1/kv.proto"],
+            &[
+                "proto/larder/v1/admin.proto",
+                "proto/larder/v1/kv.proto",
+                "proto/larder/v1/objects.proto",
+            ],
         ),
         (
             "larder_peer_v1_descriptor.bin",
             &[
                 "proto/larder/peer/v1/peer.proto",
                 "proto/larder/peer/v1/kv.proto",
+                "proto/larder/peer/v1/objects.proto",
             ],
         ),
     ];

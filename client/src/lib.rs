@@ -10,12 +10,13 @@
 //! - [`kv`]: `client.kv("namespace")`: get, put (with options), list, watch, and a
 //!   [`kv::Session`] for read-your-writes across nodes.
 //!
-//! Object calls arrive with their feature.
+//! - [`objects`]: `client.objects("namespace").by_name("room-1")`: object storage calls.
 
 pub mod admin;
 mod client;
 mod error;
 pub mod kv;
+pub mod objects;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use larder_directory::{DirectoryConfig, NodeId, PeerNode, ids::check_label};
 use larder_kv::KvConfig;
+use larder_objects::ObjectsConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +20,7 @@ pub struct NodeConfig {
     pub limits: LimitsSection,
     pub directory: DirectoryConfig,
     pub kv: KvConfig,
+    pub objects: ObjectsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,6 +265,19 @@ impl NodeConfig {
         self.kv
             .validate()
             .map_err(|err| invalid(&format!("kv.{}", err.field), &err.value, err.reason))?;
+        self.objects
+            .validate()
+            .map_err(|reason| invalid("objects", "", reason))?;
+        if self.objects.lease_ms >= self.directory.node_down_after_ms {
+            return Err(invalid(
+                "objects.lease_ms",
+                self.objects.lease_ms,
+                format!(
+                    "must be shorter than directory.node_down_after_ms ({}): an owner's lease must run out before its objects can be reassigned",
+                    self.directory.node_down_after_ms
+                ),
+            ));
+        }
         let largest_write = self.kv.value_bytes_max
             + self.kv.key_bytes_max
             + self.kv.metadata_bytes_max

@@ -10,8 +10,12 @@ use larder_directory::{Directory, NodeSpec, RegionId, liveness, peer_services};
 use larder_kv::Kv;
 use larder_kv::grpc::kv_service::KvService;
 use larder_kv::grpc::peer_service::KvPeerService;
+use larder_objects::grpc::objects_service::ObjectsService;
+use larder_objects::grpc::peer_service::ObjectPeerService;
+use larder_objects::{ObjectHost, ObjectStore};
 use larder_proto::v1::admin_server::AdminServer;
 use larder_proto::v1::kv_server::KvServer;
+use larder_proto::v1::objects_server::ObjectsServer;
 use larder_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -138,13 +142,21 @@ impl RunningNode {
             store.clone(),
             config.kv.clone(),
             view_rx,
-            channel_factory,
+            channel_factory.clone(),
             shutdown_rx.clone(),
         )?;
+        let objects = ObjectHost::new(
+            directory.clone(),
+            ObjectStore::open(store.clone())?,
+            config.objects.clone(),
+            channel_factory,
+        );
         background.extend(kv_tasks);
 
         let (raft_service, forward_service) = peer_services(&directory);
         let kv_peer_service = KvPeerService::server(kv.clone());
+        let object_peer_service =
+            ObjectPeerService::server(objects.clone(), config.directory.peer_message_bytes_max);
         let peer_server = tokio::spawn({
             let stop = signal(shutdown_rx.clone());
             let streams = config.limits.http2_streams_per_connection_max;
@@ -155,6 +167,7 @@ impl RunningNode {
                     .add_service(raft_service)
                     .add_service(forward_service)
                     .add_service(kv_peer_service)
+                    .add_service(object_peer_service)
                     .serve_with_incoming_shutdown(incoming(peer_listener), stop)
                     .await;
                 if let Err(err) = result {
@@ -183,6 +196,9 @@ impl RunningNode {
             .set_serving::<AdminServer<AdminService>>()
             .await;
         health_reporter.set_serving::<KvServer<KvService>>().await;
+        health_reporter
+            .set_serving::<ObjectsServer<ObjectsService>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(larder_proto::V1_FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -193,6 +209,9 @@ impl RunningNode {
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
         let kv_api = KvServer::new(KvService::new(kv.clone()))
+            .max_decoding_message_size(bytes_max)
+            .max_encoding_message_size(bytes_max);
+        let objects_api = ObjectsServer::new(ObjectsService::new(objects))
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
         let api_server = tokio::spawn({
@@ -207,6 +226,7 @@ impl RunningNode {
                     .add_service(reflection)
                     .add_service(admin)
                     .add_service(kv_api)
+                    .add_service(objects_api)
                     .serve_with_incoming_shutdown(incoming(api_listener), stop)
                     .await;
                 if let Err(err) = result {

@@ -1,5 +1,5 @@
 /// Errors of object operations.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ObjectError {
     #[error("{0}")]
     InvalidArgument(String),
@@ -14,4 +14,39 @@ pub enum ObjectError {
         current: i64,
         delta: i64,
     },
+    #[error("namespace {0:?} does not exist")]
+    NamespaceNotFound(String),
+    #[error("cannot place the object: {0}")]
+    Placement(String),
+    /// The object cannot serve now (owner unreachable, no majority of replicas, owner
+    /// changing); `retry_at` names the node to retry at when known. A write that gets
+    /// this may or may not have been applied.
+    #[error("object unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_at: Option<String>,
+    },
+    #[error("too many calls waiting for this object ({0}); retry shortly")]
+    Overloaded(usize),
+    #[error("storage failed: {0}")]
+    Storage(String),
+}
+
+impl From<larder_store::StoreError> for ObjectError {
+    fn from(err: larder_store::StoreError) -> Self {
+        ObjectError::Storage(err.to_string())
+    }
+}
+
+impl From<larder_directory::DirectoryError> for ObjectError {
+    fn from(err: larder_directory::DirectoryError) -> Self {
+        if err.is_retryable() {
+            ObjectError::Unavailable {
+                reason: err.to_string(),
+                retry_at: None,
+            }
+        } else {
+            ObjectError::Placement(err.to_string())
+        }
+    }
 }

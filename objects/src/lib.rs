@@ -11,16 +11,27 @@
 //!   state transfer;
 //! - [`ObjectError`]: what can go wrong, in domain terms.
 //!
+//! - [`ObjectHost`]: this node's runtime: placement look-up (placing on first access),
+//!   one actor per owned object, forwarding to owners elsewhere, serving copies;
+//! - [`grpc`]: `larder.v1.Objects`, `larder.peer.v1.ObjectPeer` and the status mapping.
+//!
 //! Placement (owner, replicas, epoch) lives in the directory crate.
 
+mod actor;
+mod config;
 mod error;
+pub mod grpc;
+mod host;
 mod id;
 mod limits;
 pub mod object_store;
 pub mod op;
+pub mod peer_messages;
 mod state;
 
+pub use config::ObjectsConfig;
 pub use error::ObjectError;
+pub use host::{ChannelFactory, ObjectHost};
 pub use id::ObjectId;
 pub use limits::ObjectLimits;
 pub use object_store::{ApplyOutcome, ObjectStore, ReplicaMeta};

@@ -33,6 +33,7 @@ const TEST_SETTINGS: &[(&str, &str, &str)] = &[
     ("kv", "tombstone_grace_ms", "60000"),
     ("kv", "read_your_writes_wait_ms", "1000"),
     ("limits", "shutdown_grace_ms", "5000"),
+    ("objects", "lease_ms", "300"),
 ];
 
 /// An override: `("kv.tombstone_grace_ms", "2000")`.

@@ -1,0 +1,202 @@
+//! Object calls (`larder.v1.Objects`): `client.objects("ns").by_name("room-1")`.
+
+use larder_proto::v1 as pb;
+use larder_proto::v1::objects_client::ObjectsClient;
+use tonic::transport::Channel;
+
+pub use larder_proto::v1::{ObjectValue, Precondition, TransactionWrite};
+
+use crate::{Client, ClientError};
+
+/// Objects of one namespace.
+#[derive(Clone)]
+pub struct ObjectNamespace {
+    client: Client,
+    namespace: String,
+}
+
+/// One object.
+#[derive(Clone)]
+pub struct ObjectHandle {
+    client: Client,
+    object: pb::ObjectRef,
+}
+
+impl Client {
+    pub fn objects(&self, namespace: &str) -> ObjectNamespace {
+        ObjectNamespace {
+            client: self.clone(),
+            namespace: namespace.to_string(),
+        }
+    }
+}
+
+impl ObjectNamespace {
+    /// The object called `name` (created, in this node's region, on first use).
+    pub fn by_name(&self, name: &str) -> ObjectHandle {
+        self.handle(pb::object_ref::Key::Name(name.to_string()))
+    }
+
+    /// The object with this id (from a previous answer or `unique_id`).
+    pub fn by_id(&self, id: &str) -> ObjectHandle {
+        self.handle(pb::object_ref::Key::Id(id.to_string()))
+    }
+
+    /// A handle on a new object nobody else addresses.
+    pub fn unique(&self) -> ObjectHandle {
+        let bits: u128 = rand::random();
+        self.by_id(&format!("u-{bits:032x}"))
+    }
+
+    fn handle(&self, key: pb::object_ref::Key) -> ObjectHandle {
+        ObjectHandle {
+            client: self.client.clone(),
+            object: pb::ObjectRef {
+                namespace: self.namespace.clone(),
+                key: Some(key),
+                location_hint: String::new(),
+            },
+        }
+    }
+}
+
+impl ObjectHandle {
+    /// Places the object in `region` if this handle's first call creates it.
+    pub fn with_location_hint(mut self, region: &str) -> ObjectHandle {
+        self.object.location_hint = region.to_string();
+        self
+    }
+
+    fn rpc(&self, channel: Channel) -> ObjectsClient<Channel> {
+        let bytes_max = self.client.config().message_bytes_max;
+        ObjectsClient::new(channel)
+            .max_decoding_message_size(bytes_max)
+            .max_encoding_message_size(bytes_max)
+    }
+
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, ClientError> {
+        let mut values = self.get_many(&[key]).await?;
+        Ok(values.pop().filter(|v| v.found).map(|v| v.value))
+    }
+
+    pub async fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<ObjectValue>, ClientError> {
+        let req = pb::ObjectGetRequest {
+            object: Some(self.object.clone()),
+            keys: keys.iter().map(|k| k.as_ref().to_vec()).collect(),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).get(req).await?.into_inner().values) }
+            })
+            .await
+    }
+
+    /// Writes entries together; returns the object version after the write.
+    pub async fn put_many(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<u64, ClientError> {
+        let req = pb::ObjectPutRequest {
+            object: Some(self.object.clone()),
+            entries: entries
+                .into_iter()
+                .map(|(key, value)| pb::ObjectEntry { key, value })
+                .collect(),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).put(req).await?.into_inner().version) }
+            })
+            .await
+    }
+
+    pub async fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<u64, ClientError> {
+        self.put_many(vec![(key.into(), value.into())]).await
+    }
+
+    pub async fn delete<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<u64, ClientError> {
+        let req = pb::ObjectDeleteRequest {
+            object: Some(self.object.clone()),
+            keys: keys.iter().map(|k| k.as_ref().to_vec()).collect(),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).delete(req).await?.into_inner().version) }
+            })
+            .await
+    }
+
+    pub async fn delete_all(&self) -> Result<u64, ClientError> {
+        let req = pb::ObjectDeleteAllRequest {
+            object: Some(self.object.clone()),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).delete_all(req).await?.into_inner().version) }
+            })
+            .await
+    }
+
+    /// Keys under `prefix` in byte order (`reverse` for descending), at most `limit`
+    /// (0: the page limit); the flag says whether more follow.
+    pub async fn list(
+        &self,
+        prefix: &[u8],
+        reverse: bool,
+        limit: u32,
+    ) -> Result<(Vec<ObjectValue>, bool), ClientError> {
+        let req = pb::ObjectListRequest {
+            object: Some(self.object.clone()),
+            prefix: prefix.to_vec(),
+            start: Vec::new(),
+            end: Vec::new(),
+            reverse,
+            limit,
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move {
+                    let resp = self.rpc(ch).list(req).await?.into_inner();
+                    Ok((resp.entries, resp.more))
+                }
+            })
+            .await
+    }
+
+    /// Adds `delta` to the integer at `key` atomically; returns the new value.
+    ///
+    /// Not retried automatically: an UNAVAILABLE answer leaves the outcome unknown.
+    pub async fn add(&self, key: impl Into<Vec<u8>>, delta: i64) -> Result<i64, ClientError> {
+        let req = pb::ObjectAddRequest {
+            object: Some(self.object.clone()),
+            key: key.into(),
+            delta,
+        };
+        let mut rpc = self.rpc(self.client.channel_for_calls());
+        Ok(rpc.add(req).await?.into_inner().value)
+    }
+
+    /// All writes or none, if every precondition holds (FAILED_PRECONDITION otherwise).
+    pub async fn transaction(
+        &self,
+        preconditions: Vec<Precondition>,
+        writes: Vec<TransactionWrite>,
+    ) -> Result<pb::ObjectTransactionResponse, ClientError> {
+        let req = pb::ObjectTransactionRequest {
+            object: Some(self.object.clone()),
+            preconditions,
+            writes,
+        };
+        let mut rpc = self.rpc(self.client.channel_for_calls());
+        Ok(rpc.transaction(req).await?.into_inner())
+    }
+}

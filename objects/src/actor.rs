@@ -1,0 +1,272 @@
+//! One active object at its owner: calls run one at a time from a bounded mailbox.
+//!
+//! Activation (cold start): load this node's copy, install it on every replica under the
+//! current epoch (a majority must take it — this also fences any older owner), and, when
+//! the epoch is new to this node, wait out the lease an older owner may still hold.
+//! A write applies to the owner's own copy first, then to the other replicas in
+//! parallel, and is acknowledged once a majority (the owner's copy included) holds it.
+//! A read is answered locally while the lease from the last majority round holds;
+//! otherwise a majority confirms first that no newer owner exists.
+
+use std::time::Duration;
+
+use larder_directory::{NodeId, ObjectKey, ObjectPlacement};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::host::{ObjectHost, Offer};
+use crate::op::{Op, Reply};
+use crate::peer_messages::{InstallRequest, ReplicateRequest};
+use crate::{ApplyOutcome, ObjectError, ObjectState};
+
+pub(crate) struct Call {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Reply, ObjectError>>,
+}
+
+pub(crate) struct Actor {
+    host: ObjectHost,
+    key: ObjectKey,
+    placement: Option<ObjectPlacement>,
+    state: ObjectState,
+    lease_until: Option<Instant>,
+}
+
+impl Actor {
+    pub fn new(host: ObjectHost, key: ObjectKey) -> Actor {
+        Actor {
+            host,
+            key,
+            placement: None,
+            state: ObjectState::default(),
+            lease_until: None,
+        }
+    }
+
+    pub async fn run(mut self, mut mailbox: mpsc::Receiver<Call>) {
+        let idle = Duration::from_millis(self.host.inner().config.idle_after_ms);
+        let mut stop_reason = None;
+        match self.activate().await {
+            Ok(()) => loop {
+                let call = match tokio::time::timeout(idle, mailbox.recv()).await {
+                    Ok(Some(call)) => call,
+                    // Idle: leave memory; the next call starts from storage.
+                    _ => break,
+                };
+                let result = self.handle(call.op).await;
+                let stop = matches!(result, Err(ObjectError::Unavailable { .. }));
+                if let (true, Err(err)) = (stop, &result) {
+                    stop_reason = Some(err.clone());
+                }
+                let _ = call.reply.send(result);
+                if stop {
+                    break;
+                }
+            },
+            Err(err) => {
+                tracing::warn!(object = %self.key, error = %err, "object activation failed");
+                stop_reason = Some(err);
+            }
+        }
+        mailbox.close();
+        let err = stop_reason.unwrap_or(ObjectError::Unavailable {
+            reason: "the object left memory".into(),
+            retry_at: None,
+        });
+        while let Some(call) = mailbox.recv().await {
+            let _ = call.reply.send(Err(err.clone()));
+        }
+        self.host.forget(&self.key);
+    }
+
+    async fn current_placement(&self) -> Result<ObjectPlacement, ObjectError> {
+        let me = self.host.inner().directory.me().id;
+        let directory = &self.host.inner().directory;
+        let mut state = directory.local_state().await;
+        if state.placement(&self.key).is_none() {
+            // Placed through the leader a moment ago: catch up with the log first.
+            state = directory.linearizable_state().await?;
+        }
+        let placement =
+            state
+                .placement(&self.key)
+                .cloned()
+                .ok_or_else(|| ObjectError::Unavailable {
+                    reason: format!("{} has no placement", self.key),
+                    retry_at: None,
+                })?;
+        if placement.owner != me {
+            return Err(ObjectError::Unavailable {
+                reason: format!("{} is now owned by node {}", self.key, placement.owner),
+                retry_at: state.node(placement.owner).map(|n| n.spec.api_addr.clone()),
+            });
+        }
+        Ok(placement)
+    }
+
+    async fn activate(&mut self) -> Result<(), ObjectError> {
+        let placement = self.current_placement().await?;
+        let (meta, state) = self.host.inner().copies.load(&self.key)?;
+        if meta.epoch > placement.epoch {
+            return Err(ObjectError::Unavailable {
+                reason: format!("{} has a newer owner (epoch {})", self.key, meta.epoch),
+                retry_at: None,
+            });
+        }
+        let new_epoch = meta.write_epoch != placement.epoch;
+        let started = Instant::now();
+        let install = Offer::State(InstallRequest {
+            key: self.key.clone(),
+            epoch: placement.epoch,
+            state: state.clone(),
+        });
+        self.offer_all(&placement, install).await?;
+        if new_epoch {
+            // An older owner may still answer reads until its lease runs out.
+            tokio::time::sleep(self.host.inner().config.lease()).await;
+        }
+        self.lease_until = Some(started + self.host.inner().config.lease());
+        self.state = state;
+        self.placement = Some(placement);
+        Ok(())
+    }
+
+    async fn handle(&mut self, op: Op) -> Result<Reply, ObjectError> {
+        let placement = self.current_placement().await?;
+        if self
+            .placement
+            .as_ref()
+            .is_none_or(|p| p.epoch != placement.epoch)
+        {
+            return Err(ObjectError::Unavailable {
+                reason: format!("{} changed placement (epoch {})", self.key, placement.epoch),
+                retry_at: None,
+            });
+        }
+        let limits = &self.host.inner().config.limits;
+        let (reply, mutations) = self.state.execute(&op, limits)?;
+        let started = Instant::now();
+        if !op.is_write() {
+            if self.lease_until.is_none_or(|until| Instant::now() >= until) {
+                // Confirm with a majority that this node still owns the object.
+                let ping = Offer::Write(ReplicateRequest {
+                    key: self.key.clone(),
+                    epoch: placement.epoch,
+                    version: self.state.version(),
+                    mutations: Vec::new(),
+                });
+                self.offer_all(&placement, ping).await?;
+                self.lease_until = Some(started + self.host.inner().config.lease());
+            }
+            return Ok(reply);
+        }
+        let write = Offer::Write(ReplicateRequest {
+            key: self.key.clone(),
+            epoch: placement.epoch,
+            version: self.state.version() + 1,
+            mutations: mutations.clone(),
+        });
+        let lagging = self.offer_all(&placement, write).await?;
+        self.state.apply(&mutations);
+        self.lease_until = Some(started + self.host.inner().config.lease());
+        self.repair(&placement, lagging);
+        Ok(reply)
+    }
+
+    /// Offers to this node's copy first, then to the other replicas in parallel; returns
+    /// once a majority (this copy included) holds it, with the replicas that reported a
+    /// gap. Err: deposed, or no majority in time — the outcome of a write is then unknown.
+    async fn offer_all(
+        &self,
+        placement: &ObjectPlacement,
+        offer: Offer,
+    ) -> Result<Vec<NodeId>, ObjectError> {
+        let me = self.host.inner().directory.me().id;
+        match self.host.offer(me, offer.clone()).await {
+            Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) => {}
+            Ok(ApplyOutcome::Fenced { epoch }) => return Err(deposed(&self.key, epoch)),
+            Ok(ApplyOutcome::Gap { have }) => {
+                return Err(ObjectError::Unavailable {
+                    reason: format!(
+                        "{}: this node's copy is at version {have}, out of step",
+                        self.key
+                    ),
+                    retry_at: None,
+                });
+            }
+            Err(err) => return Err(ObjectError::Storage(err)),
+        }
+        let others: Vec<NodeId> = placement
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != me)
+            .collect();
+        let needed = placement.quorum().saturating_sub(1);
+        let (tx, mut rx) = mpsc::channel(others.len().max(1));
+        for replica in &others {
+            let (host, offer, tx, replica) =
+                (self.host.clone(), offer.clone(), tx.clone(), *replica);
+            tokio::spawn(async move {
+                let _ = tx.send((replica, host.offer(replica, offer).await)).await;
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + self.host.inner().config.write_timeout();
+        let (mut acks, mut lagging, mut failures) = (0usize, Vec::new(), Vec::new());
+        while acks < needed {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((
+                    _,
+                    Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }),
+                ))) => acks += 1,
+                Ok(Some((replica, Ok(ApplyOutcome::Gap { .. })))) => lagging.push(replica),
+                Ok(Some((_, Ok(ApplyOutcome::Fenced { epoch })))) => {
+                    return Err(deposed(&self.key, epoch));
+                }
+                Ok(Some((replica, Err(err)))) => failures.push(format!("{replica}: {err}")),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if acks < needed {
+            return Err(ObjectError::Unavailable {
+                reason: format!(
+                    "{}: {} of {} replicas acknowledged, {} needed (failures: {}); a write may or may not have been applied",
+                    self.key,
+                    acks + 1,
+                    placement.replicas.len(),
+                    placement.quorum(),
+                    failures.join("; ")
+                ),
+                retry_at: None,
+            });
+        }
+        Ok(lagging)
+    }
+
+    /// Brings replicas that missed writes up to date with a state transfer, in the
+    /// background.
+    fn repair(&self, placement: &ObjectPlacement, lagging: Vec<NodeId>) {
+        for replica in lagging {
+            let offer = Offer::State(InstallRequest {
+                key: self.key.clone(),
+                epoch: placement.epoch,
+                state: self.state.clone(),
+            });
+            let host = self.host.clone();
+            let key = self.key.clone();
+            tokio::spawn(async move {
+                if let Err(err) = host.offer(replica, offer).await {
+                    tracing::debug!(object = %key, replica = %replica, error = %err, "replica repair failed");
+                }
+            });
+        }
+    }
+}
+
+fn deposed(key: &ObjectKey, epoch: u64) -> ObjectError {
+    ObjectError::Unavailable {
+        reason: format!("{key}: a newer owner exists (epoch {epoch})"),
+        retry_at: None,
+    }
+}

@@ -1,0 +1,6 @@
+//! The objects' gRPC edge: `larder.v1.Objects` (api), `larder.peer.v1.ObjectPeer` (peer)
+//! and the one mapping of [`crate::ObjectError`] to statuses.
+
+pub mod objects_service;
+pub mod peer_service;
+pub mod status;

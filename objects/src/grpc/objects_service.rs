@@ -1,0 +1,222 @@
+use larder_proto::v1 as pb;
+use larder_proto::v1::objects_server::Objects;
+use tonic::{Request, Response, Status};
+
+use super::status::object_status;
+use crate::op::{ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::{ObjectError, ObjectHost, ObjectId};
+
+/// `larder.v1.Objects` on the api listener.
+pub struct ObjectsService {
+    host: ObjectHost,
+}
+
+impl ObjectsService {
+    pub fn new(host: ObjectHost) -> ObjectsService {
+        ObjectsService { host }
+    }
+
+    async fn call(
+        &self,
+        object: Option<pb::ObjectRef>,
+        op: Op,
+    ) -> Result<(ObjectId, Reply), Status> {
+        let object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+        let id = match &object.key {
+            Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
+            Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
+            None => Err(ObjectError::InvalidArgument(
+                "object needs a name or an id".into(),
+            )),
+        }
+        .map_err(object_status)?;
+        let hint = Some(object.location_hint.as_str()).filter(|h| !h.is_empty());
+        let reply = self
+            .host
+            .call(&object.namespace, &id, hint, op)
+            .await
+            .map_err(object_status)?;
+        Ok((id, reply))
+    }
+}
+
+fn value_pb(v: ReadValue) -> pb::ObjectValue {
+    pb::ObjectValue {
+        key: v.key,
+        found: v.value.is_some(),
+        value: v.value.unwrap_or_default(),
+        version: v.version,
+    }
+}
+
+fn unexpected(reply: &Reply) -> Status {
+    Status::internal(format!("unexpected object reply {reply:?}"))
+}
+
+fn written(id: ObjectId, reply: Reply) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+    match reply {
+        Reply::Written { version } => Ok(Response::new(pb::ObjectWriteResponse {
+            version,
+            id: id.to_string(),
+        })),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[tonic::async_trait]
+impl Objects for ObjectsService {
+    async fn get(
+        &self,
+        request: Request<pb::ObjectGetRequest>,
+    ) -> Result<Response<pb::ObjectValues>, Status> {
+        let req = request.into_inner();
+        match self.call(req.object, Op::Get { keys: req.keys }).await? {
+            (_, Reply::Values(values)) => Ok(Response::new(pb::ObjectValues {
+                values: values.into_iter().map(value_pb).collect(),
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn put(
+        &self,
+        request: Request<pb::ObjectPutRequest>,
+    ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let req = request.into_inner();
+        let entries = req.entries.into_iter().map(|e| (e.key, e.value)).collect();
+        let (id, reply) = self.call(req.object, Op::Put { entries }).await?;
+        written(id, reply)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::ObjectDeleteRequest>,
+    ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let req = request.into_inner();
+        let (id, reply) = self.call(req.object, Op::Delete { keys: req.keys }).await?;
+        written(id, reply)
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ObjectListRequest>,
+    ) -> Result<Response<pb::ObjectListResponse>, Status> {
+        let req = request.into_inner();
+        let query = ListQuery {
+            prefix: req.prefix,
+            start: req.start,
+            end: req.end,
+            reverse: req.reverse,
+            limit: req.limit,
+        };
+        match self.call(req.object, Op::List(query)).await? {
+            (_, Reply::List { entries, more }) => Ok(Response::new(pb::ObjectListResponse {
+                entries: entries.into_iter().map(value_pb).collect(),
+                more,
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete_all(
+        &self,
+        request: Request<pb::ObjectDeleteAllRequest>,
+    ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let (id, reply) = self
+            .call(request.into_inner().object, Op::DeleteAll)
+            .await?;
+        written(id, reply)
+    }
+
+    async fn add(
+        &self,
+        request: Request<pb::ObjectAddRequest>,
+    ) -> Result<Response<pb::ObjectAddResponse>, Status> {
+        let req = request.into_inner();
+        match self
+            .call(
+                req.object,
+                Op::Add {
+                    key: req.key,
+                    delta: req.delta,
+                },
+            )
+            .await?
+        {
+            (_, Reply::Added { value, version }) => {
+                Ok(Response::new(pb::ObjectAddResponse { value, version }))
+            }
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn transaction(
+        &self,
+        request: Request<pb::ObjectTransactionRequest>,
+    ) -> Result<Response<pb::ObjectTransactionResponse>, Status> {
+        let req = request.into_inner();
+        let preconditions = req
+            .preconditions
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| match p.check {
+                Some(pb::precondition::Check::VersionEquals(version)) => {
+                    Ok(Precondition::VersionEquals {
+                        key: p.key,
+                        version,
+                    })
+                }
+                Some(pb::precondition::Check::Absent(_)) => Ok(Precondition::Absent { key: p.key }),
+                Some(pb::precondition::Check::ValueEquals(value)) => {
+                    Ok(Precondition::ValueEquals { key: p.key, value })
+                }
+                None => Err(Status::invalid_argument(format!(
+                    "precondition {i} has no check"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let writes = req
+            .writes
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| match w.write {
+                Some(pb::transaction_write::Write::Put(value)) => {
+                    Ok(TxnWrite::Put { key: w.key, value })
+                }
+                Some(pb::transaction_write::Write::Delete(_)) => {
+                    Ok(TxnWrite::Delete { key: w.key })
+                }
+                Some(pb::transaction_write::Write::Add(delta)) => {
+                    Ok(TxnWrite::Add { key: w.key, delta })
+                }
+                None => Err(Status::invalid_argument(format!(
+                    "write {i} has no operation"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match self
+            .call(
+                req.object,
+                Op::Transaction {
+                    preconditions,
+                    writes,
+                },
+            )
+            .await?
+        {
+            (_, Reply::Transaction { version, results }) => {
+                Ok(Response::new(pb::ObjectTransactionResponse {
+                    version,
+                    results: results
+                        .into_iter()
+                        .map(|r| pb::TransactionResult {
+                            deleted: r.is_none(),
+                            value: r.unwrap_or_default(),
+                        })
+                        .collect(),
+                }))
+            }
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The node side of objects: finds (or makes) an object's placement, runs calls for the
+//! objects this node owns in one actor each, forwards the others to their owner, and
+//! serves its copies to owners elsewhere.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use larder_directory::{Directory, Jurisdiction, NodeId, ObjectKey, ObjectPlacement, RegionId};
+use larder_proto::peer::object_peer_client::ObjectPeerClient;
+use tokio::sync::{mpsc, oneshot};
+use tonic::transport::Channel;
+
+use crate::actor::{Actor, Call};
+use crate::op::{Op, Reply};
+use crate::peer_messages::{
+    self, CopyResponse, ExecuteRequest, ExecuteResponse, InstallRequest, ReplicateRequest,
+};
+use crate::{ApplyOutcome, ObjectError, ObjectId, ObjectStore, ObjectsConfig};
+
+/// Returns the cached channel to a peer address (shared with all of the node's peer traffic).
+pub type ChannelFactory = Arc<dyn Fn(&str) -> Result<Channel, String> + Send + Sync>;
+
+/// This node's object runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct ObjectHost {
+    inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub directory: Directory,
+    pub copies: ObjectStore,
+    pub config: ObjectsConfig,
+    pub channels: ChannelFactory,
+    actors: Mutex<HashMap<ObjectKey, mpsc::Sender<Call>>>,
+}
+
+impl ObjectHost {
+    pub fn new(
+        directory: Directory,
+        copies: ObjectStore,
+        config: ObjectsConfig,
+        channels: ChannelFactory,
+    ) -> ObjectHost {
+        ObjectHost {
+            inner: Arc::new(HostInner {
+                directory,
+                copies,
+                config,
+                channels,
+                actors: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn me(&self) -> NodeId {
+        self.inner.directory.me().id
+    }
+
+    /// Runs `op` on the object, wherever its owner is.
+    pub async fn call(
+        &self,
+        namespace: &str,
+        id: &ObjectId,
+        location_hint: Option<&str>,
+        op: Op,
+    ) -> Result<Reply, ObjectError> {
+        let key = ObjectKey {
+            namespace: namespace.to_string(),
+            id: id.as_str().to_string(),
+        };
+        let placement = self.placement(&key, location_hint).await?;
+        if placement.owner == self.me() {
+            return self.call_local(&key, op).await;
+        }
+        self.forward(
+            &placement,
+            ExecuteRequest {
+                key,
+                location_hint: location_hint.map(str::to_string),
+                op,
+            },
+        )
+        .await
+    }
+
+    /// Serves a call forwarded by another node: runs it only if this node owns the object.
+    pub async fn execute_forwarded(&self, request: ExecuteRequest) -> ExecuteResponse {
+        let placement = self
+            .placement(&request.key, request.location_hint.as_deref())
+            .await?;
+        if placement.owner != self.me() {
+            return Err(ObjectError::Unavailable {
+                reason: format!(
+                    "node {} does not own {} (owner: node {})",
+                    self.me(),
+                    request.key,
+                    placement.owner
+                ),
+                retry_at: self.api_addr(placement.owner).await,
+            });
+        }
+        self.call_local(&request.key, request.op).await
+    }
+
+    pub async fn replicate(&self, request: ReplicateRequest) -> CopyResponse {
+        self.inner
+            .copies
+            .apply(
+                &request.key,
+                request.epoch,
+                request.version,
+                &request.mutations,
+            )
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    pub async fn install(&self, request: InstallRequest) -> CopyResponse {
+        self.inner
+            .copies
+            .install(&request.key, request.epoch, &request.state)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    pub(crate) async fn api_addr(&self, node: NodeId) -> Option<String> {
+        self.inner
+            .directory
+            .local_state()
+            .await
+            .node(node)
+            .map(|n| n.spec.api_addr.clone())
+    }
+
+    /// The object's placement; places it (region from the hint, the namespace, or this
+    /// node) when this call is the first to see it.
+    async fn placement(
+        &self,
+        key: &ObjectKey,
+        location_hint: Option<&str>,
+    ) -> Result<ObjectPlacement, ObjectError> {
+        let state = self.inner.directory.local_state().await;
+        if let Some(placement) = state.placement(key) {
+            return Ok(placement.clone());
+        }
+        let namespace = state
+            .namespace(&key.namespace)
+            .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
+        let me = self.inner.directory.me();
+        let policy = &namespace.policy;
+        let region = match location_hint.filter(|h| !h.is_empty()) {
+            Some(hint) => {
+                let region = RegionId(hint.to_string());
+                if !policy.regions.is_empty() && !policy.regions.contains(&region) {
+                    return Err(ObjectError::InvalidArgument(format!(
+                        "location hint {hint:?} is outside namespace {:?} ({})",
+                        key.namespace,
+                        policy.describe()
+                    )));
+                }
+                region
+            }
+            None if policy.regions.is_empty() || policy.regions.contains(&me.region) => {
+                me.region.clone()
+            }
+            None => policy
+                .regions
+                .iter()
+                .next()
+                .cloned()
+                .expect("non-empty regions"),
+        };
+        let jurisdiction: Option<Jurisdiction> = policy.jurisdiction.clone();
+        let eligible_here = me.region == region
+            && jurisdiction
+                .as_ref()
+                .is_none_or(|j| me.jurisdictions.contains(j));
+        let preferred = eligible_here.then_some(me.id);
+        Ok(self
+            .inner
+            .directory
+            .place_object(
+                key.clone(),
+                region,
+                jurisdiction,
+                self.inner.config.replication_factor,
+                preferred,
+            )
+            .await?)
+    }
+
+    async fn call_local(&self, key: &ObjectKey, op: Op) -> Result<Reply, ObjectError> {
+        for _ in 0..2 {
+            let mailbox = self.actor(key);
+            let (reply, rx) = oneshot::channel();
+            match mailbox.try_send(Call {
+                op: op.clone(),
+                reply,
+            }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    return Err(ObjectError::Overloaded(self.inner.config.mailbox_max));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // The actor just stopped (idle or deposed): start a fresh one.
+                    self.forget(key);
+                    continue;
+                }
+            }
+            return rx.await.unwrap_or_else(|_| {
+                Err(ObjectError::Unavailable {
+                    reason: "the object's actor stopped".into(),
+                    retry_at: None,
+                })
+            });
+        }
+        Err(ObjectError::Unavailable {
+            reason: "the object's actor keeps stopping".into(),
+            retry_at: None,
+        })
+    }
+
+    fn actor(&self, key: &ObjectKey) -> mpsc::Sender<Call> {
+        let mut actors = self
+            .inner
+            .actors
+            .lock()
+            .expect("actor map is never poisoned: no panics under it");
+        if let Some(mailbox) = actors.get(key)
+            && !mailbox.is_closed()
+        {
+            return mailbox.clone();
+        }
+        if actors.len() >= self.inner.config.active_objects_max {
+            actors.retain(|_, mailbox| !mailbox.is_closed());
+        }
+        let (tx, rx) = mpsc::channel(self.inner.config.mailbox_max);
+        actors.insert(key.clone(), tx.clone());
+        tokio::spawn(Actor::new(self.clone(), key.clone()).run(rx));
+        tx
+    }
+
+    pub(crate) fn forget(&self, key: &ObjectKey) {
+        let mut actors = self
+            .inner
+            .actors
+            .lock()
+            .expect("actor map is never poisoned: no panics under it");
+        if actors.get(key).is_some_and(|mailbox| mailbox.is_closed()) {
+            actors.remove(key);
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &HostInner {
+        &self.inner
+    }
+
+    pub(crate) fn client(&self, peer_addr: &str) -> Result<ObjectPeerClient<Channel>, ObjectError> {
+        let channel =
+            (self.inner.channels)(peer_addr).map_err(|reason| ObjectError::Unavailable {
+                reason,
+                retry_at: None,
+            })?;
+        let bytes_max = self.inner.config.limits.value_bytes_max
+            * self.inner.config.limits.batch_keys_max
+            + 4 * 1024 * 1024;
+        Ok(ObjectPeerClient::new(channel)
+            .max_decoding_message_size(bytes_max)
+            .max_encoding_message_size(bytes_max))
+    }
+
+    async fn forward(
+        &self,
+        placement: &ObjectPlacement,
+        request: ExecuteRequest,
+    ) -> Result<Reply, ObjectError> {
+        let state = self.inner.directory.local_state().await;
+        let owner = state.node(placement.owner);
+        let retry_at = owner.map(|n| n.spec.api_addr.clone());
+        let Some(owner) = owner else {
+            return Err(ObjectError::Unavailable {
+                reason: format!("owner node {} is unknown", placement.owner),
+                retry_at,
+            });
+        };
+        let mut client = self.client(&owner.spec.peer_addr)?;
+        let mut call = tonic::Request::new(peer_messages::seal(&request)?);
+        call.set_timeout(self.inner.config.write_timeout() + self.inner.config.peer_rpc_timeout());
+        let response = client
+            .execute(call)
+            .await
+            .map_err(|status| ObjectError::Unavailable {
+                reason: format!(
+                    "owner node {} unreachable: {}",
+                    placement.owner,
+                    status.message()
+                ),
+                retry_at: retry_at.clone(),
+            })?;
+        let result: ExecuteResponse = peer_messages::open(response.get_ref())
+            .map_err(|reason| ObjectError::Unavailable { reason, retry_at })?;
+        result
+    }
+
+    /// Offers a write or a state to one replica; Err: it could not be reached.
+    pub(crate) async fn offer(
+        &self,
+        replica: NodeId,
+        offer: Offer,
+    ) -> Result<ApplyOutcome, String> {
+        if replica == self.me() {
+            let result = match offer {
+                Offer::Write(request) => self.replicate(request).await,
+                Offer::State(request) => self.install(request).await,
+            };
+            return result;
+        }
+        let peer = self
+            .inner
+            .directory
+            .local_state()
+            .await
+            .node(replica)
+            .map(|n| n.spec.peer_addr.clone())
+            .ok_or_else(|| format!("replica node {replica} is unknown"))?;
+        let mut client = self.client(&peer).map_err(|e| e.to_string())?;
+        let timeout = self.inner.config.peer_rpc_timeout();
+        let response = match offer {
+            Offer::Write(request) => {
+                let mut call =
+                    tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
+                call.set_timeout(timeout);
+                client.replicate(call).await
+            }
+            Offer::State(request) => {
+                let mut call =
+                    tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
+                call.set_timeout(timeout);
+                client.install(call).await
+            }
+        }
+        .map_err(|status| format!("replica node {replica}: {}", status.message()))?;
+        let result: CopyResponse = peer_messages::open(response.get_ref())?;
+        result
+    }
+}
+
+/// What an owner offers a replica.
+#[derive(Clone)]
+pub(crate) enum Offer {
+    Write(ReplicateRequest),
+    State(InstallRequest),
+}

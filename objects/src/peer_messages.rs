@@ -1,0 +1,56 @@
+//! Payloads of `larder.peer.v1.ObjectPeer` (postcard inside the peer envelope).
+
+use larder_directory::ObjectKey;
+use serde::{Deserialize, Serialize};
+
+use crate::op::{Op, Reply};
+use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
+
+/// Version of the object peer payloads.
+pub const OBJECTS_WIRE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecuteRequest {
+    pub key: ObjectKey,
+    pub location_hint: Option<String>,
+    pub op: Op,
+}
+
+pub type ExecuteResponse = Result<Reply, ObjectError>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicateRequest {
+    pub key: ObjectKey,
+    pub epoch: u64,
+    pub version: u64,
+    pub mutations: Vec<Mutation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstallRequest {
+    pub key: ObjectKey,
+    pub epoch: u64,
+    pub state: ObjectState,
+}
+
+pub type CopyResponse = Result<ApplyOutcome, String>;
+
+pub fn seal<T: Serialize>(value: &T) -> Result<larder_proto::peer::Envelope, ObjectError> {
+    Ok(larder_proto::peer::Envelope {
+        version: OBJECTS_WIRE_VERSION,
+        payload: larder_store::codec::encode(value)
+            .map_err(|e| ObjectError::Storage(e.to_string()))?,
+    })
+}
+
+pub fn open<T: serde::de::DeserializeOwned>(
+    envelope: &larder_proto::peer::Envelope,
+) -> Result<T, String> {
+    if envelope.version != OBJECTS_WIRE_VERSION {
+        return Err(format!(
+            "object peer wire version {} is not supported (this node speaks {OBJECTS_WIRE_VERSION})",
+            envelope.version
+        ));
+    }
+    larder_store::codec::decode(&envelope.payload).map_err(|err| err.to_string())
+}
