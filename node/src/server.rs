@@ -154,6 +154,10 @@ impl RunningNode {
         background.extend(kv_tasks);
 
         let (raft_service, forward_service) = peer_services(&directory);
+        background.push(tokio::spawn(larder_objects::failover::run(
+            objects.clone(),
+            shutdown_rx.clone(),
+        )));
         let kv_peer_service = KvPeerService::server(kv.clone());
         let object_peer_service =
             ObjectPeerService::server(objects.clone(), config.directory.peer_message_bytes_max);

@@ -13,7 +13,8 @@ use tonic::transport::Channel;
 use crate::actor::{Actor, Call};
 use crate::op::{Op, Reply};
 use crate::peer_messages::{
-    self, CopyResponse, ExecuteRequest, ExecuteResponse, InstallRequest, ReplicateRequest,
+    self, CopyResponse, ExecuteRequest, ExecuteResponse, FenceRequest, FenceResponse,
+    InstallRequest, ReplicateRequest,
 };
 use crate::{ApplyOutcome, ObjectError, ObjectId, ObjectStore, ObjectsConfig};
 
@@ -121,6 +122,49 @@ impl ObjectHost {
             .install(&request.key, request.epoch, &request.state)
             .await
             .map_err(|err| err.to_string())
+    }
+
+    pub async fn fence(&self, request: FenceRequest) -> FenceResponse {
+        self.inner
+            .copies
+            .fence(&request.key, request.epoch)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    /// Fences `replica`'s copy of `key` at `epoch` (locally or over the peer listener)
+    /// and returns its progress.
+    pub(crate) async fn fence_replica(
+        &self,
+        replica: NodeId,
+        key: &ObjectKey,
+        epoch: u64,
+    ) -> FenceResponse {
+        let request = FenceRequest {
+            key: key.clone(),
+            epoch,
+        };
+        if replica == self.me() {
+            return self.fence(request).await;
+        }
+        let peer = self
+            .inner
+            .directory
+            .local_state()
+            .await
+            .node(replica)
+            .map(|n| n.spec.peer_addr.clone())
+            .ok_or_else(|| format!("replica node {replica} is unknown"))?;
+        let mut client = self.client(&peer).map_err(|e| e.to_string())?;
+        let mut call =
+            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
+        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let response = client
+            .fence(call)
+            .await
+            .map_err(|status| format!("replica node {replica}: {}", status.message()))?;
+        let result: FenceResponse = peer_messages::open(response.get_ref())?;
+        result
     }
 
     pub(crate) async fn api_addr(&self, node: NodeId) -> Option<String> {

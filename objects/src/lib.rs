@@ -13,6 +13,7 @@
 //!
 //! - [`ObjectHost`]: this node's runtime: placement look-up (placing on first access),
 //!   one actor per owned object, forwarding to owners elsewhere, serving copies;
+//! - [`failover`]: the directory leader's hand-over of objects whose owner is down;
 //! - [`grpc`]: `larder.v1.Objects`, `larder.peer.v1.ObjectPeer` and the status mapping.
 //!
 //! Placement (owner, replicas, epoch) lives in the directory crate.
@@ -20,6 +21,7 @@
 mod actor;
 mod config;
 mod error;
+pub mod failover;
 pub mod grpc;
 mod host;
 mod id;

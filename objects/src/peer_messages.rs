@@ -35,6 +35,14 @@ pub struct InstallRequest {
 
 pub type CopyResponse = Result<ApplyOutcome, String>;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FenceRequest {
+    pub key: ObjectKey,
+    pub epoch: u64,
+}
+
+pub type FenceResponse = Result<crate::ReplicaMeta, String>;
+
 pub fn seal<T: Serialize>(value: &T) -> Result<larder_proto::peer::Envelope, ObjectError> {
     Ok(larder_proto::peer::Envelope {
         version: OBJECTS_WIRE_VERSION,

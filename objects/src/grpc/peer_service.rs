@@ -3,7 +3,7 @@ use larder_proto::peer::object_peer_server::{ObjectPeer, ObjectPeerServer};
 use tonic::{Request, Response, Status};
 
 use crate::ObjectHost;
-use crate::peer_messages::{self, ExecuteRequest, InstallRequest, ReplicateRequest};
+use crate::peer_messages::{self, ExecuteRequest, FenceRequest, InstallRequest, ReplicateRequest};
 
 /// `larder.peer.v1.ObjectPeer` on the peer listener.
 pub struct ObjectPeerService {
@@ -46,5 +46,10 @@ impl ObjectPeer for ObjectPeerService {
     async fn install(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let state: InstallRequest = open(&request)?;
         seal(&self.host.install(state).await)
+    }
+
+    async fn fence(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let fence: FenceRequest = open(&request)?;
+        seal(&self.host.fence(fence).await)
     }
 }

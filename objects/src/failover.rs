@@ -1,0 +1,137 @@
+//! Failover: while this node leads the directory, it hands each object whose owner is
+//! recorded down to the most up-to-date surviving replica.
+//!
+//! For each such object: fence the surviving replicas at the next epoch (from then on the
+//! old owner cannot get a write acknowledged — it needs a majority, and the fenced copies
+//! refuse it); once a majority of the replica set is fenced, the copy with the highest
+//! (write epoch, version) holds every acknowledged write (each one is on a majority, which
+//! intersects the fenced majority); make it the owner with `ReassignObject` (epoch + 1),
+//! topping the replica set up from other up nodes of the region. The new owner installs
+//! its state on the replicas when it next activates.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use larder_directory::{
+    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, NodeStatus,
+    ObjectPlacement,
+};
+use tokio::sync::watch;
+
+use crate::ObjectHost;
+
+/// How often the leader looks for objects with a down owner.
+const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Objects handled per check: a large outage is worked through over several checks.
+const OBJECTS_PER_CHECK_MAX: usize = 256;
+
+pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(CHECK_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let directory = &host.inner().directory;
+        if directory.raft_view().state != "leader" {
+            continue;
+        }
+        let state = directory.local_state().await;
+        let orphans: Vec<ObjectPlacement> = state
+            .placements
+            .values()
+            .filter(|p| {
+                state
+                    .node(p.owner)
+                    .is_none_or(|n| n.status == NodeStatus::Down)
+            })
+            .take(OBJECTS_PER_CHECK_MAX)
+            .cloned()
+            .collect();
+        for placement in orphans {
+            match fail_over(&host, &placement).await {
+                Ok(owner) => {
+                    tracing::info!(object = %placement.key, owner = %owner, epoch = placement.epoch + 1, "object failed over")
+                }
+                Err(reason) => {
+                    tracing::debug!(object = %placement.key, reason = %reason, "object failover deferred")
+                }
+            }
+        }
+    }
+}
+
+async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<NodeId, String> {
+    let directory = &host.inner().directory;
+    let state = directory.local_state().await;
+    let up = |id: &NodeId| state.node(*id).is_some_and(|n| n.status == NodeStatus::Up);
+    let survivors: Vec<NodeId> = placement
+        .replicas
+        .iter()
+        .copied()
+        .filter(|r| *r != placement.owner && up(r))
+        .collect();
+    let next_epoch = placement.epoch + 1;
+    let mut fenced = Vec::new();
+    for replica in &survivors {
+        match host
+            .fence_replica(*replica, &placement.key, next_epoch)
+            .await
+        {
+            Ok(meta) => fenced.push((*replica, meta)),
+            Err(err) => {
+                tracing::debug!(object = %placement.key, replica = %replica, error = %err, "fence failed")
+            }
+        }
+    }
+    if fenced.len() < placement.quorum() {
+        return Err(format!(
+            "only {} of {} replicas reachable; a majority ({}) is needed to fail over safely",
+            fenced.len(),
+            placement.replicas.len(),
+            placement.quorum()
+        ));
+    }
+    let (owner, _) = fenced
+        .iter()
+        .max_by_key(|(id, meta)| (meta.write_epoch, meta.version, std::cmp::Reverse(*id)))
+        .copied()
+        .expect("a majority is not empty");
+    let mut replicas = vec![owner];
+    replicas.extend(fenced.iter().map(|(id, _)| *id).filter(|id| *id != owner));
+    // Top the set up with other up nodes of the region (they receive the state on the
+    // new owner's activation).
+    let mut chosen: BTreeSet<NodeId> = replicas.iter().copied().collect();
+    for node in state.nodes.values() {
+        if replicas.len() >= placement.replicas.len() {
+            break;
+        }
+        let id = node.spec.id;
+        let eligible = node.status == NodeStatus::Up
+            && node.spec.region == placement.region
+            && placement
+                .jurisdiction
+                .as_ref()
+                .is_none_or(|j| node.spec.jurisdictions.contains(j));
+        if eligible && chosen.insert(id) {
+            replicas.push(id);
+        }
+    }
+    let command = Command::ReassignObject {
+        key: placement.key.clone(),
+        expected_epoch: placement.epoch,
+        replicas,
+    };
+    match directory
+        .request(DirectoryRequest::Write(command))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        DirectoryResponse::Outcome {
+            outcome: CommandOutcome::Placed(p),
+            ..
+        } => Ok(p.owner),
+        other => Err(format!("reassignment answered {other:?}")),
+    }
+}
