@@ -274,3 +274,77 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
     // Detection (1.5 s here) + election if the leader died + fencing + the new owner's lease.
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cut_off_from_the_rest_gets_no_write_acknowledged_after_failover() {
+    let mut cluster = TestCluster::start(5).await.expect("cluster");
+    cluster
+        .node(1)
+        .client()
+        .create_namespace("rooms", vec![], None)
+        .await
+        .expect("namespace");
+    wait_for("the namespace at node 1", STEP, || async {
+        cluster
+            .node(1)
+            .client()
+            .list_namespaces()
+            .await
+            .ok()?
+            .iter()
+            .find(|n| n.name == "rooms")
+            .map(|_| ())
+    })
+    .await
+    .expect("namespace");
+    let at_old_owner = cluster.node(1).client().objects("rooms").by_name("fenced");
+    let mut acknowledged = 0i64;
+    for _ in 0..10 {
+        at_old_owner.add("n", 1).await.expect("add");
+        acknowledged += 1;
+    }
+    // Freeze the owner: the others see it down and move the object.
+    cluster.node(1).pause().expect("pause");
+    let elsewhere = cluster.node(3).client().objects("rooms").by_name("fenced");
+    wait_for("the object serving elsewhere", STEP, || async {
+        elsewhere.add("n", 1).await.ok()
+    })
+    .await
+    .expect("failed over");
+    acknowledged += 1;
+    // The old owner wakes up still believing it owns the object. Calls sent to it are
+    // either refused or served by the new owner — never acknowledged by the old one alone.
+    cluster.node(1).resume().expect("resume");
+    let impatient = larder_client::Client::new(
+        &cluster.node(1).api,
+        larder_client::ClientConfig {
+            attempts_max: 1,
+            ..Default::default()
+        },
+    )
+    .expect("client")
+    .objects("rooms")
+    .by_name("fenced");
+    let mut unknown = 0i64;
+    for _ in 0..20 {
+        match impatient.add("n", 1).await {
+            Ok(_) => acknowledged += 1,
+            // Refused, or an outcome the client cannot know (it may have applied).
+            Err(_) => unknown += 1,
+        }
+    }
+    let value = wait_for("a read at the new owner", STEP, || async {
+        elsewhere.get("n").await.ok().flatten()
+    })
+    .await
+    .expect("read");
+    let value: i64 = String::from_utf8(value)
+        .expect("utf8")
+        .parse()
+        .expect("integer");
+    // Every acknowledged increment counts; nothing beyond the calls that were made does.
+    assert!(
+        (acknowledged..=acknowledged + unknown).contains(&value),
+        "value {value}, acknowledged {acknowledged}, unknown {unknown}"
+    );
+}
