@@ -4,7 +4,7 @@ use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
 use tonic::transport::Channel;
 
-pub use larder_proto::v1::{ObjectValue, Precondition, TransactionWrite};
+pub use larder_proto::v1::{ObjectInfo, ObjectValue, Precondition, TransactionWrite};
 
 use crate::{Client, ClientError};
 
@@ -40,6 +40,38 @@ impl ObjectNamespace {
     /// The object with this id (from a previous answer or `unique_id`).
     pub fn by_id(&self, id: &str) -> ObjectHandle {
         self.handle(pb::object_ref::Key::Id(id.to_string()))
+    }
+
+    /// Objects of the namespace (from the directory), ids after `start_after`, filtered by
+    /// id prefix and region; the flag says whether more follow.
+    pub async fn list_objects(
+        &self,
+        prefix: &str,
+        region: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<ObjectInfo>, bool), ClientError> {
+        let req = pb::ListObjectsRequest {
+            namespace: self.namespace.clone(),
+            prefix: prefix.to_string(),
+            region: region.to_string(),
+            start_after: start_after.to_string(),
+            limit,
+        };
+        let bytes_max = self.client.config().message_bytes_max;
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move {
+                    let resp = ObjectsClient::new(ch)
+                        .max_decoding_message_size(bytes_max)
+                        .list_objects(req)
+                        .await?
+                        .into_inner();
+                    Ok((resp.objects, resp.more))
+                }
+            })
+            .await
     }
 
     /// A handle on a new object nobody else addresses.
@@ -168,6 +200,19 @@ impl ObjectHandle {
                     let resp = self.rpc(ch).list(req).await?.into_inner();
                     Ok((resp.entries, resp.more))
                 }
+            })
+            .await
+    }
+
+    /// Placement (owner, replicas, epoch) and contents summary of the object.
+    pub async fn inspect(&self) -> Result<ObjectInfo, ClientError> {
+        let req = pb::InspectRequest {
+            object: Some(self.object.clone()),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).inspect(req).await?.into_inner()) }
             })
             .await
     }

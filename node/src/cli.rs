@@ -58,6 +58,9 @@ pub enum Command {
     /// The replicated key-value store.
     #[command(subcommand)]
     Kv(crate::cli_kv::KvCommand),
+    /// Actor objects: storage calls, listing and inspection.
+    #[command(subcommand)]
+    Object(crate::cli_objects::ObjectCommand),
     /// Load generator: throughput, latency and propagation figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -263,6 +266,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("node remove")?;
             print_membership(cli.json, &format!("node {id} removed"), &resp);
             Ok(())
+        }
+        Command::Object(command) => {
+            crate::cli_objects::run(&client(&cli.endpoint)?, cli.json, command).await
         }
         Command::Bench(command) => crate::bench::run(&cli.endpoint, cli.json, command).await,
         Command::Kv(command) => {

@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cli_kv;
+pub mod cli_objects;
 pub mod cluster_view;
 pub mod config;
 pub mod dev;

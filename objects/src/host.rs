@@ -167,6 +167,41 @@ impl ObjectHost {
         result
     }
 
+    pub fn limits(&self) -> &crate::ObjectLimits {
+        &self.inner.config.limits
+    }
+
+    /// Placements of a namespace's objects, in id order (this node's directory copy).
+    pub async fn placements(&self, namespace: &str) -> Result<Vec<ObjectPlacement>, ObjectError> {
+        let state = self.inner.directory.local_state().await;
+        if state.namespace(namespace).is_none() {
+            return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+        }
+        Ok(state
+            .placements
+            .values()
+            .filter(|p| p.key.namespace == namespace)
+            .cloned()
+            .collect())
+    }
+
+    /// An object's current placement (it must be placed).
+    pub async fn placement_of(
+        &self,
+        namespace: &str,
+        id: &ObjectId,
+    ) -> Result<ObjectPlacement, ObjectError> {
+        let key = ObjectKey {
+            namespace: namespace.to_string(),
+            id: id.as_str().to_string(),
+        };
+        let state = self.inner.directory.linearizable_state().await?;
+        state
+            .placement(&key)
+            .cloned()
+            .ok_or_else(|| ObjectError::Placement(format!("{key} is not placed")))
+    }
+
     pub(crate) async fn api_addr(&self, node: NodeId) -> Option<String> {
         self.inner
             .directory

@@ -26,12 +26,14 @@ pub enum Op {
         preconditions: Vec<Precondition>,
         writes: Vec<TxnWrite>,
     },
+    /// Key count, bytes and version, for `inspect`.
+    Stats,
 }
 
 impl Op {
     /// Whether the operation may change storage (and so needs replication).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get { .. } | Op::List(_))
+        !matches!(self, Op::Get { .. } | Op::List(_) | Op::Stats)
     }
 }
 
@@ -101,5 +103,10 @@ pub enum Reply {
     Transaction {
         version: u64,
         results: Vec<Option<Vec<u8>>>,
+    },
+    Stats {
+        keys: u64,
+        bytes: u64,
+        version: u64,
     },
 }

@@ -160,6 +160,14 @@ impl ObjectState {
                 preconditions,
                 writes,
             } => self.transaction(preconditions, writes, limits),
+            Op::Stats => Ok((
+                Reply::Stats {
+                    keys: self.entries.len() as u64,
+                    bytes: self.bytes() as u64,
+                    version: self.version,
+                },
+                Vec::new(),
+            )),
         }
     }
 

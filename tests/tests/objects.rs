@@ -244,6 +244,14 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
         .client()
         .objects("rooms")
         .by_name("failover-room");
+    room.put("first", "x").await.expect("put");
+    let before = room.inspect().await.expect("inspect");
+    assert_eq!(
+        (before.owner, before.epoch, before.region.as_str()),
+        (1, 1, "eu-west")
+    );
+    assert_eq!(before.replicas, vec![1, 3, 5]);
+    room.delete(&["first"]).await.expect("delete");
     for i in 0..30 {
         room.put(format!("msg{i:02}"), format!("{i}"))
             .await
@@ -273,6 +281,29 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
     assert_eq!(entries.len(), 30, "every acknowledged put survived");
     // Detection (1.5 s here) + election if the leader died + fencing + the new owner's lease.
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
+    let after = via.inspect().await.expect("inspect");
+    assert_ne!(after.owner, 1);
+    assert_eq!((after.epoch, after.keys), (2, 31));
+    assert!(
+        after.replicas.len() == 2 && !after.replicas.contains(&1),
+        "{:?}",
+        after.replicas
+    );
+    let (listed, more) = cluster
+        .node(4)
+        .client()
+        .objects("rooms")
+        .list_objects("", "", "", 0)
+        .await
+        .expect("list objects");
+    assert!(!more);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|o| (o.id.as_str(), o.owner))
+            .collect::<Vec<_>>(),
+        vec![("failover-room", after.owner)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,8 +63,77 @@ fn written(id: ObjectId, reply: Reply) -> Result<Response<pb::ObjectWriteRespons
     }
 }
 
+fn info(p: &larder_directory::ObjectPlacement) -> pb::ObjectInfo {
+    pb::ObjectInfo {
+        namespace: p.key.namespace.clone(),
+        id: p.key.id.clone(),
+        region: p.region.0.clone(),
+        jurisdiction: p
+            .jurisdiction
+            .as_ref()
+            .map(|j| j.0.clone())
+            .unwrap_or_default(),
+        owner: p.owner.0,
+        replicas: p.replicas.iter().map(|r| r.0).collect(),
+        epoch: p.epoch,
+        version: 0,
+        keys: 0,
+        bytes: 0,
+    }
+}
+
 #[tonic::async_trait]
 impl Objects for ObjectsService {
+    async fn list_objects(
+        &self,
+        request: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListObjectsResponse>, Status> {
+        let req = request.into_inner();
+        let limit = self.host.limits().page(req.limit).map_err(object_status)?;
+        let placements = self
+            .host
+            .placements(&req.namespace)
+            .await
+            .map_err(object_status)?;
+        let mut objects: Vec<pb::ObjectInfo> = placements
+            .iter()
+            .filter(|p| p.key.id.starts_with(&req.prefix))
+            .filter(|p| req.region.is_empty() || p.region.0 == req.region)
+            .filter(|p| req.start_after.is_empty() || p.key.id > req.start_after)
+            .take(limit + 1)
+            .map(info)
+            .collect();
+        let more = objects.len() > limit;
+        objects.truncate(limit);
+        Ok(Response::new(pb::ListObjectsResponse { objects, more }))
+    }
+
+    async fn inspect(
+        &self,
+        request: Request<pb::InspectRequest>,
+    ) -> Result<Response<pb::ObjectInfo>, Status> {
+        let object = request.into_inner().object;
+        let (id, reply) = self.call(object.clone(), Op::Stats).await?;
+        let namespace = object.map(|o| o.namespace).unwrap_or_default();
+        let placement = self
+            .host
+            .placement_of(&namespace, &id)
+            .await
+            .map_err(object_status)?;
+        let mut out = info(&placement);
+        if let Reply::Stats {
+            keys,
+            bytes,
+            version,
+        } = reply
+        {
+            out.keys = keys;
+            out.bytes = bytes;
+            out.version = version;
+        }
+        Ok(Response::new(out))
+    }
+
     async fn get(
         &self,
         request: Request<pb::ObjectGetRequest>,
