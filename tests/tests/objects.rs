@@ -308,7 +308,7 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_cut_off_from_the_rest_gets_no_write_acknowledged_after_failover() {
-    let mut cluster = TestCluster::start(5).await.expect("cluster");
+    let cluster = TestCluster::start(5).await.expect("cluster");
     cluster
         .node(1)
         .client()
