@@ -23,6 +23,16 @@ pub struct ObjectHandle {
 }
 
 impl Client {
+    /// Moves every object `node` owns to another node of its region; returns what moved
+    /// and what could not be (with why).
+    pub async fn drain_node(&self, node: u64) -> Result<pb::DrainResponse, ClientError> {
+        let req = pb::DrainRequest { node_id: node };
+        self.with_retries(
+            |ch| async move { Ok(ObjectsClient::new(ch).drain(req).await?.into_inner()) },
+        )
+        .await
+    }
+
     pub fn objects(&self, namespace: &str) -> ObjectNamespace {
         ObjectNamespace {
             client: self.clone(),
@@ -213,6 +223,30 @@ impl ObjectHandle {
             .with_retries(|ch| {
                 let req = req.clone();
                 async move { Ok(self.rpc(ch).inspect(req).await?.into_inner()) }
+            })
+            .await
+    }
+
+    /// Moves the object (with its state) to `node`, which becomes its owner.
+    pub async fn move_to_node(&self, node: u64) -> Result<ObjectInfo, ClientError> {
+        self.move_to(pb::move_request::Target::ToNode(node)).await
+    }
+
+    /// Moves the object (with its state) to `region`.
+    pub async fn move_to_region(&self, region: &str) -> Result<ObjectInfo, ClientError> {
+        self.move_to(pb::move_request::Target::ToRegion(region.to_string()))
+            .await
+    }
+
+    async fn move_to(&self, target: pb::move_request::Target) -> Result<ObjectInfo, ClientError> {
+        let req = pb::MoveRequest {
+            object: Some(self.object.clone()),
+            target: Some(target),
+        };
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).r#move(req).await?.into_inner()) }
             })
             .await
     }

@@ -31,6 +31,8 @@ pub enum Command {
         key: ObjectKey,
         expected_epoch: u64,
         replicas: Vec<NodeId>,
+        /// A move to another region changes it.
+        region: Option<crate::RegionId>,
     },
 }
 

@@ -83,6 +83,7 @@ impl DirectoryState {
                 key,
                 expected_epoch,
                 replicas,
+                region,
             } => match self.placements.get_mut(key) {
                 None => CommandOutcome::UnknownObject(key.clone()),
                 Some(current) if current.epoch != *expected_epoch || replicas.is_empty() => {
@@ -92,6 +93,9 @@ impl DirectoryState {
                     current.owner = replicas[0];
                     current.replicas = replicas.clone();
                     current.epoch += 1;
+                    if let Some(region) = region {
+                        current.region = region.clone();
+                    }
                     CommandOutcome::Placed(Box::new(current.clone()))
                 }
             },

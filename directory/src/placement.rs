@@ -211,6 +211,7 @@ mod tests {
             key: first.key.clone(),
             expected_epoch: 1,
             replicas: vec![NodeId(4), NodeId(2)],
+            region: None,
         };
         let CommandOutcome::Placed(moved) = st.apply(&reassign) else {
             panic!("reassigned")

@@ -72,6 +72,8 @@ pub enum NodeCommand {
     List,
     /// Remove a node from the cluster (Raft membership and directory).
     Remove { id: u64 },
+    /// Move every object the node owns to other nodes of its region.
+    Drain { id: u64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +260,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", nodes_table(&nodes));
             }
             Ok(())
+        }
+        Command::Node(NodeCommand::Drain { id }) => {
+            crate::cli_objects::drain(&client(&cli.endpoint)?, cli.json, id).await
         }
         Command::Node(NodeCommand::Remove { id }) => {
             let resp = client(&cli.endpoint)?

@@ -46,6 +46,19 @@ pub enum ObjectCommand {
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
+    /// Move an object, with its state, to a node or a region.
+    Move {
+        namespace: String,
+        name: String,
+        #[arg(
+            long,
+            conflicts_with = "to_region",
+            required_unless_present = "to_region"
+        )]
+        to_node: Option<u64>,
+        #[arg(long)]
+        to_region: Option<String>,
+    },
     /// Add to an integer value atomically; prints the new value.
     Add {
         namespace: String,
@@ -215,6 +228,32 @@ pub async fn run(client: &Client, json_out: bool, command: ObjectCommand) -> any
                 }
             }
         }
+        ObjectCommand::Move {
+            namespace,
+            name,
+            to_node,
+            to_region,
+        } => {
+            let object = client.objects(&namespace).by_name(&name);
+            let moved = match (to_node, to_region) {
+                (Some(node), _) => object.move_to_node(node).await,
+                (None, Some(region)) => object.move_to_region(&region).await,
+                (None, None) => bail!("give --to-node or --to-region"),
+            }
+            .context("object move")?;
+            if json_out {
+                println!("{}", info_json(&moved));
+            } else {
+                let replicas: Vec<String> = moved.replicas.iter().map(u64::to_string).collect();
+                println!(
+                    "{name} now in {} at node {} (replicas {}, epoch {})",
+                    moved.region,
+                    moved.owner,
+                    replicas.join(","),
+                    moved.epoch
+                );
+            }
+        }
         ObjectCommand::Add {
             namespace,
             name,
@@ -235,4 +274,25 @@ pub async fn run(client: &Client, json_out: bool, command: ObjectCommand) -> any
         }
     }
     Ok(())
+}
+
+/// `larder node drain N`.
+pub async fn drain(client: &Client, json_out: bool, node: u64) -> anyhow::Result<()> {
+    let result = client.drain_node(node).await.context("node drain")?;
+    if json_out {
+        println!(
+            "{}",
+            json!({"moved": result.moved.iter().map(info_json).collect::<Vec<_>>(), "failed": result.failed})
+        );
+    } else {
+        println!("moved {} objects off node {node}", result.moved.len());
+        for failure in &result.failed {
+            println!("not moved: {failure}");
+        }
+    }
+    if result.failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} objects could not be moved", result.failed.len())
+    }
 }

@@ -122,6 +122,7 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         key: placement.key.clone(),
         expected_epoch: placement.epoch,
         replicas,
+        region: None,
     };
     match directory
         .request(DirectoryRequest::Write(command))

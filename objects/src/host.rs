@@ -13,8 +13,8 @@ use tonic::transport::Channel;
 use crate::actor::{Actor, Call};
 use crate::op::{Op, Reply};
 use crate::peer_messages::{
-    self, CopyResponse, ExecuteRequest, ExecuteResponse, FenceRequest, FenceResponse,
-    InstallRequest, ReplicateRequest,
+    self, CopyResponse, DropRequest, DropResponse, ExecuteRequest, ExecuteResponse, FenceRequest,
+    FenceResponse, FetchRequest, FetchResponse, InstallRequest, ReplicateRequest,
 };
 use crate::{ApplyOutcome, ObjectError, ObjectId, ObjectStore, ObjectsConfig};
 
@@ -164,6 +164,79 @@ impl ObjectHost {
             .await
             .map_err(|status| format!("replica node {replica}: {}", status.message()))?;
         let result: FenceResponse = peer_messages::open(response.get_ref())?;
+        result
+    }
+
+    pub fn fetch(&self, request: FetchRequest) -> FetchResponse {
+        self.inner
+            .copies
+            .load(&request.key)
+            .map_err(|err| err.to_string())
+    }
+
+    pub async fn drop_copy(&self, request: DropRequest) -> DropResponse {
+        self.inner
+            .copies
+            .drop_copy(&request.key, request.epoch)
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    async fn peer_of(&self, node: NodeId) -> Result<ObjectPeerClient<Channel>, String> {
+        let peer = self
+            .inner
+            .directory
+            .local_state()
+            .await
+            .node(node)
+            .map(|n| n.spec.peer_addr.clone())
+            .ok_or_else(|| format!("node {node} is unknown"))?;
+        self.client(&peer).map_err(|e| e.to_string())
+    }
+
+    /// Reads `node`'s copy of `key`.
+    pub(crate) async fn fetch_replica(&self, node: NodeId, key: &ObjectKey) -> FetchResponse {
+        let request = FetchRequest { key: key.clone() };
+        if node == self.me() {
+            return self.fetch(request);
+        }
+        let mut call =
+            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
+        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let response = self
+            .peer_of(node)
+            .await?
+            .fetch(call)
+            .await
+            .map_err(|s| format!("node {node}: {}", s.message()))?;
+        let result: FetchResponse = peer_messages::open(response.get_ref())?;
+        result
+    }
+
+    /// Removes `node`'s copy of `key`.
+    pub(crate) async fn drop_replica(
+        &self,
+        node: NodeId,
+        key: &ObjectKey,
+        epoch: u64,
+    ) -> DropResponse {
+        let request = DropRequest {
+            key: key.clone(),
+            epoch,
+        };
+        if node == self.me() {
+            return self.drop_copy(request).await;
+        }
+        let mut call =
+            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
+        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let response = self
+            .peer_of(node)
+            .await?
+            .drop(call)
+            .await
+            .map_err(|s| format!("node {node}: {}", s.message()))?;
+        let result: DropResponse = peer_messages::open(response.get_ref())?;
         result
     }
 

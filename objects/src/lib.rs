@@ -14,6 +14,7 @@
 //! - [`ObjectHost`]: this node's runtime: placement look-up (placing on first access),
 //!   one actor per owned object, forwarding to owners elsewhere, serving copies;
 //! - [`failover`]: the directory leader's hand-over of objects whose owner is down;
+//! - [`mover`]: admin moves and drains, with state transfer;
 //! - [`grpc`]: `larder.v1.Objects`, `larder.peer.v1.ObjectPeer` and the status mapping.
 //!
 //! Placement (owner, replicas, epoch) lives in the directory crate.
@@ -26,6 +27,7 @@ pub mod grpc;
 mod host;
 mod id;
 mod limits;
+pub mod mover;
 pub mod object_store;
 pub mod op;
 pub mod peer_messages;

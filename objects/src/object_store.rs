@@ -223,6 +223,31 @@ impl ObjectStore {
         })
     }
 
+    /// Removes this copy (its node is no longer a replica), unless it has seen an epoch
+    /// newer than `epoch`.
+    pub async fn drop_copy(&self, key: &ObjectKey, epoch: u64) -> Result<bool, StoreError> {
+        let _guard = self.locks[stripe(key)].lock().await;
+        if self.meta(key)?.epoch > epoch {
+            return Ok(false);
+        }
+        let mut batch = Batch::default();
+        self.clear_data(&mut batch, key)?;
+        batch.remove(object_prefix(b'm', key));
+        self.tree.apply_batch(batch)?;
+        self.store.flush().await?;
+        Ok(true)
+    }
+
+    /// Whether this node holds any data or metadata for the object.
+    pub fn holds(&self, key: &ObjectKey) -> Result<bool, StoreError> {
+        Ok(self.tree.get(object_prefix(b'm', key))?.is_some()
+            || self
+                .tree
+                .scan_prefix(object_prefix(b'd', key))
+                .next()
+                .is_some())
+    }
+
     /// Raises the fencing epoch without changing data (a copy learns of a new owner).
     pub async fn fence(&self, key: &ObjectKey, epoch: u64) -> Result<ReplicaMeta, StoreError> {
         let _guard = self.locks[stripe(key)].lock().await;

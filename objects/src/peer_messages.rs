@@ -43,6 +43,21 @@ pub struct FenceRequest {
 
 pub type FenceResponse = Result<crate::ReplicaMeta, String>;
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchRequest {
+    pub key: ObjectKey,
+}
+
+pub type FetchResponse = Result<(crate::ReplicaMeta, ObjectState), String>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DropRequest {
+    pub key: ObjectKey,
+    pub epoch: u64,
+}
+
+pub type DropResponse = Result<bool, String>;
+
 pub fn seal<T: Serialize>(value: &T) -> Result<larder_proto::peer::Envelope, ObjectError> {
     Ok(larder_proto::peer::Envelope {
         version: OBJECTS_WIRE_VERSION,

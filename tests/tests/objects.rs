@@ -379,3 +379,100 @@ async fn an_owner_cut_off_from_the_rest_gets_no_write_acknowledged_after_failove
         "value {value}, acknowledged {acknowledged}, unknown {unknown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moves_and_drains_keep_every_key_and_leave_nothing_behind() {
+    // eu-west: nodes 1, 3, 5; us-east: nodes 2, 4.
+    let mut cluster = TestCluster::start(5).await.expect("cluster");
+    cluster
+        .node(1)
+        .client()
+        .create_namespace("rooms", vec![], None)
+        .await
+        .expect("namespace");
+    wait_for("the namespace at node 1", STEP, || async {
+        cluster
+            .node(1)
+            .client()
+            .list_namespaces()
+            .await
+            .ok()?
+            .iter()
+            .find(|n| n.name == "rooms")
+            .map(|_| ())
+    })
+    .await
+    .expect("namespace");
+    let room = cluster.node(1).client().objects("rooms").by_name("movable");
+    for i in 0..25 {
+        room.put(format!("k{i:02}"), format!("{i}"))
+            .await
+            .expect("put");
+    }
+    let keys = |room: larder_client::objects::ObjectHandle| async move {
+        let (entries, _) = room.list(b"k", false, 0).await.expect("list");
+        entries
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect::<Vec<_>>()
+    };
+    let before = keys(room.clone()).await;
+    assert_eq!(before.len(), 25);
+
+    // Within the region: node 3 takes over.
+    let moved = room.move_to_node(3).await.expect("move to node 3");
+    assert_eq!((moved.owner, moved.epoch), (3, 2));
+    assert_eq!(keys(room.clone()).await, before);
+    room.put("after-move", "1")
+        .await
+        .expect("write after the move");
+
+    // To the other region: every replica is there, every key travels.
+    let moved = room
+        .move_to_region("us-east")
+        .await
+        .expect("move to us-east");
+    assert_eq!(moved.region, "us-east");
+    assert!(
+        moved.replicas.iter().all(|r| r % 2 == 0),
+        "{:?}",
+        moved.replicas
+    );
+    let mut expected = before.clone();
+    expected.sort();
+    assert_eq!(keys(room.clone()).await, expected);
+    assert_eq!(
+        room.get("after-move").await.expect("get"),
+        Some(b"1".to_vec())
+    );
+
+    // Draining the owner hands the object to the other us-east node.
+    let owner = moved.owner;
+    let drained = cluster
+        .node(1)
+        .client()
+        .drain_node(owner)
+        .await
+        .expect("drain");
+    assert!(drained.failed.is_empty(), "{:?}", drained.failed);
+    let after = room.inspect().await.expect("inspect");
+    assert_ne!(after.owner, owner);
+    assert_eq!(after.region, "us-east");
+    assert_eq!(keys(room.clone()).await, expected);
+
+    // Nothing is left on the eu-west nodes' disks.
+    for id in [1, 3, 5] {
+        let node = cluster.node_mut(id);
+        node.kill();
+        let store = larder_store::Store::open(node.data_dir.join("store")).expect("store");
+        let copies = larder_objects::ObjectStore::open(store).expect("copies");
+        let key = larder_directory::ObjectKey {
+            namespace: "rooms".into(),
+            id: "movable".into(),
+        };
+        assert!(
+            !copies.holds(&key).expect("read"),
+            "node {id} still holds a copy"
+        );
+    }
+}

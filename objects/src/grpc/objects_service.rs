@@ -108,6 +108,54 @@ impl Objects for ObjectsService {
         Ok(Response::new(pb::ListObjectsResponse { objects, more }))
     }
 
+    async fn r#move(
+        &self,
+        request: Request<pb::MoveRequest>,
+    ) -> Result<Response<pb::ObjectInfo>, Status> {
+        let req = request.into_inner();
+        let object = req
+            .object
+            .ok_or_else(|| Status::invalid_argument("object is required"))?;
+        let id = match &object.key {
+            Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
+            Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
+            None => Err(ObjectError::InvalidArgument(
+                "object needs a name or an id".into(),
+            )),
+        }
+        .map_err(object_status)?;
+        let target = match req.target {
+            Some(pb::move_request::Target::ToNode(node)) => {
+                crate::mover::MoveTarget::Node(larder_directory::NodeId(node))
+            }
+            Some(pb::move_request::Target::ToRegion(region)) => {
+                crate::mover::MoveTarget::Region(larder_directory::RegionId(region))
+            }
+            None => return Err(Status::invalid_argument("give to_node or to_region")),
+        };
+        let placement = self
+            .host
+            .placement_of(&object.namespace, &id)
+            .await
+            .map_err(object_status)?;
+        let moved = crate::mover::move_object(&self.host, &placement, target)
+            .await
+            .map_err(object_status)?;
+        Ok(Response::new(info(&moved)))
+    }
+
+    async fn drain(
+        &self,
+        request: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::DrainResponse>, Status> {
+        let node = larder_directory::NodeId(request.into_inner().node_id);
+        let (moved, failed) = crate::mover::drain(&self.host, node).await;
+        Ok(Response::new(pb::DrainResponse {
+            moved: moved.iter().map(info).collect(),
+            failed,
+        }))
+    }
+
     async fn inspect(
         &self,
         request: Request<pb::InspectRequest>,

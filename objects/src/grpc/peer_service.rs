@@ -3,7 +3,9 @@ use larder_proto::peer::object_peer_server::{ObjectPeer, ObjectPeerServer};
 use tonic::{Request, Response, Status};
 
 use crate::ObjectHost;
-use crate::peer_messages::{self, ExecuteRequest, FenceRequest, InstallRequest, ReplicateRequest};
+use crate::peer_messages::{
+    self, DropRequest, ExecuteRequest, FenceRequest, FetchRequest, InstallRequest, ReplicateRequest,
+};
 
 /// `larder.peer.v1.ObjectPeer` on the peer listener.
 pub struct ObjectPeerService {
@@ -51,5 +53,15 @@ impl ObjectPeer for ObjectPeerService {
     async fn fence(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let fence: FenceRequest = open(&request)?;
         seal(&self.host.fence(fence).await)
+    }
+
+    async fn fetch(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let fetch: FetchRequest = open(&request)?;
+        seal(&self.host.fetch(fetch))
+    }
+
+    async fn drop(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
+        let drop: DropRequest = open(&request)?;
+        seal(&self.host.drop_copy(drop).await)
     }
 }

@@ -1,0 +1,225 @@
+//! Moves (admin `move`, `drain`): hand an object to chosen nodes with its state.
+//!
+//! 1. fence a majority of the current replicas at the next epoch — from then on the
+//!    current owner cannot get a write acknowledged;
+//! 2. wait out the current owner's read lease;
+//! 3. read the most up-to-date fenced copy (highest write epoch, version): it holds every
+//!    acknowledged write;
+//! 4. install that state on every new replica (a majority must take it);
+//! 5. commit the new placement (`ReassignObject`, epoch + 1, region for a cross-region move);
+//! 6. remove the copies of nodes that are no longer replicas.
+
+use larder_directory::{
+    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, NodeStatus,
+    ObjectPlacement, RegionId, choose_replicas,
+};
+
+use crate::host::Offer;
+use crate::peer_messages::InstallRequest;
+use crate::{ApplyOutcome, ObjectError, ObjectHost};
+
+/// Where to move an object.
+#[derive(Debug, Clone)]
+pub enum MoveTarget {
+    Node(NodeId),
+    Region(RegionId),
+}
+
+pub async fn move_object(
+    host: &ObjectHost,
+    placement: &ObjectPlacement,
+    target: MoveTarget,
+) -> Result<ObjectPlacement, ObjectError> {
+    let directory = &host.inner().directory;
+    let state = directory.linearizable_state().await?;
+    let namespace = state
+        .namespace(&placement.key.namespace)
+        .ok_or_else(|| ObjectError::NamespaceNotFound(placement.key.namespace.clone()))?;
+    let (region, preferred) = match &target {
+        MoveTarget::Node(node) => {
+            let record = state.node(*node).ok_or_else(|| {
+                ObjectError::InvalidArgument(format!("node {node} is not in the cluster"))
+            })?;
+            if record.status != NodeStatus::Up {
+                return Err(ObjectError::InvalidArgument(format!("node {node} is down")));
+            }
+            (record.spec.region.clone(), Some(*node))
+        }
+        MoveTarget::Region(region) => (region.clone(), None),
+    };
+    if !namespace.policy.regions.is_empty() && !namespace.policy.regions.contains(&region) {
+        return Err(ObjectError::InvalidArgument(format!(
+            "region {region} is outside namespace {:?} ({})",
+            placement.key.namespace,
+            namespace.policy.describe()
+        )));
+    }
+    let rf = placement
+        .replicas
+        .len()
+        .max(host.inner().config.replication_factor);
+    let mut replicas = if region == placement.region {
+        // Same region: keep the current replicas, the target first.
+        let mut set: Vec<NodeId> = preferred.into_iter().collect();
+        set.extend(placement.replicas.iter().copied().filter(|r| {
+            Some(*r) != preferred && state.node(*r).is_some_and(|n| n.status == NodeStatus::Up)
+        }));
+        set
+    } else {
+        choose_replicas(
+            &state,
+            &placement.key,
+            &region,
+            placement.jurisdiction.as_ref(),
+            rf,
+            preferred,
+        )
+        .map_err(ObjectError::Placement)?
+    };
+    if let Some(node) = preferred
+        && placement.jurisdiction.as_ref().is_some_and(|j| {
+            !state
+                .node(node)
+                .is_some_and(|n| n.spec.jurisdictions.contains(j))
+        })
+    {
+        return Err(ObjectError::InvalidArgument(format!(
+            "node {node} lacks the object's jurisdiction"
+        )));
+    }
+    replicas.truncate(rf);
+    if replicas.first() == Some(&placement.owner) && replicas == placement.replicas {
+        return Ok(placement.clone());
+    }
+    let next_epoch = placement.epoch + 1;
+
+    // 1. Fence a majority of the current replicas.
+    let mut fenced = Vec::new();
+    for replica in &placement.replicas {
+        if let Ok(meta) = host
+            .fence_replica(*replica, &placement.key, next_epoch)
+            .await
+        {
+            fenced.push((*replica, meta));
+        }
+    }
+    if fenced.len() < placement.quorum() {
+        return Err(ObjectError::Unavailable {
+            reason: format!(
+                "only {} of {} replicas reachable; a move needs a majority",
+                fenced.len(),
+                placement.replicas.len()
+            ),
+            retry_at: None,
+        });
+    }
+    // 2. The old owner may answer reads until its lease runs out.
+    tokio::time::sleep(host.inner().config.lease()).await;
+    // 3. The most up-to-date copy.
+    let (source, _) = fenced
+        .iter()
+        .max_by_key(|(id, meta)| (meta.write_epoch, meta.version, std::cmp::Reverse(*id)))
+        .copied()
+        .expect("a majority is not empty");
+    let (_, object_state) = host
+        .fetch_replica(source, &placement.key)
+        .await
+        .map_err(|reason| ObjectError::Unavailable {
+            reason,
+            retry_at: None,
+        })?;
+    // 4. Install it on the new replicas.
+    let install = InstallRequest {
+        key: placement.key.clone(),
+        epoch: next_epoch,
+        state: object_state,
+    };
+    let mut installed = 0;
+    for replica in &replicas {
+        if let Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) =
+            host.offer(*replica, Offer::State(install.clone())).await
+        {
+            installed += 1;
+        }
+    }
+    if installed < replicas.len() / 2 + 1 {
+        return Err(ObjectError::Unavailable {
+            reason: format!(
+                "the state reached {installed} of {} new replicas; a majority is needed",
+                replicas.len()
+            ),
+            retry_at: None,
+        });
+    }
+    // 5. Commit the placement.
+    let command = Command::ReassignObject {
+        key: placement.key.clone(),
+        expected_epoch: placement.epoch,
+        replicas: replicas.clone(),
+        region: (region != placement.region).then_some(region),
+    };
+    let moved = match directory.request(DirectoryRequest::Write(command)).await? {
+        DirectoryResponse::Outcome {
+            outcome: CommandOutcome::Placed(p),
+            ..
+        } => *p,
+        DirectoryResponse::Outcome {
+            outcome: CommandOutcome::EpochMismatch(p),
+            ..
+        } => {
+            return Err(ObjectError::Unavailable {
+                reason: format!("the placement changed meanwhile (epoch {})", p.epoch),
+                retry_at: None,
+            });
+        }
+        other => {
+            return Err(ObjectError::Placement(format!(
+                "reassignment answered {other:?}"
+            )));
+        }
+    };
+    // 6. Nothing left behind on former replicas.
+    for former in placement.replicas.iter().filter(|r| !replicas.contains(r)) {
+        if let Err(err) = host
+            .drop_replica(*former, &placement.key, moved.epoch)
+            .await
+        {
+            tracing::warn!(object = %placement.key, node = %former, error = %err, "could not remove a former replica's copy");
+        }
+    }
+    tracing::info!(object = %placement.key, owner = %moved.owner, region = %moved.region, epoch = moved.epoch, "object moved");
+    Ok(moved)
+}
+
+/// Moves every object `node` owns to another up replica (or node) of its region.
+pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Vec<String>) {
+    let state = host.inner().directory.local_state().await;
+    let owned: Vec<ObjectPlacement> = state
+        .placements
+        .values()
+        .filter(|p| p.owner == node)
+        .cloned()
+        .collect();
+    let (mut moved, mut failed) = (Vec::new(), Vec::new());
+    for placement in owned {
+        let up = |id: &NodeId| {
+            *id != node && state.node(*id).is_some_and(|n| n.status == NodeStatus::Up)
+        };
+        let target = placement
+            .replicas
+            .iter()
+            .copied()
+            .find(up)
+            .map(MoveTarget::Node)
+            .unwrap_or_else(|| MoveTarget::Region(placement.region.clone()));
+        match move_object(host, &placement, target).await {
+            Ok(p) if p.owner != node => moved.push(p),
+            Ok(_) => failed.push(format!(
+                "{}: no other node in region {}",
+                placement.key, placement.region
+            )),
+            Err(err) => failed.push(format!("{}: {err}", placement.key)),
+        }
+    }
+    (moved, failed)
+}
