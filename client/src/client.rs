@@ -89,11 +89,6 @@ impl Client {
         &self.config
     }
 
-    /// The shared channel, for calls that must not be retried blindly.
-    pub(crate) fn channel_for_calls(&self) -> Channel {
-        self.channel.clone()
-    }
-
     /// Runs `call` with retries: on `UNAVAILABLE` it waits (exponential backoff) and tries
     /// again, at the node named in the error when the server named one (leader redirect).
     pub(crate) async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>

@@ -102,6 +102,12 @@ impl ObjectNamespace {
     }
 }
 
+/// A fresh idempotency key: every retry of one call sends the same one.
+fn request_id() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
+}
+
 impl ObjectHandle {
     /// Places the object in `region` if this handle's first call creates it.
     pub fn with_location_hint(mut self, region: &str) -> ObjectHandle {
@@ -145,6 +151,7 @@ impl ObjectHandle {
                 .into_iter()
                 .map(|(key, value)| pb::ObjectEntry { key, value })
                 .collect(),
+            request_id: request_id(),
         };
         self.client
             .with_retries(|ch| {
@@ -166,6 +173,7 @@ impl ObjectHandle {
         let req = pb::ObjectDeleteRequest {
             object: Some(self.object.clone()),
             keys: keys.iter().map(|k| k.as_ref().to_vec()).collect(),
+            request_id: request_id(),
         };
         self.client
             .with_retries(|ch| {
@@ -178,6 +186,7 @@ impl ObjectHandle {
     pub async fn delete_all(&self) -> Result<u64, ClientError> {
         let req = pb::ObjectDeleteAllRequest {
             object: Some(self.object.clone()),
+            request_id: request_id(),
         };
         self.client
             .with_retries(|ch| {
@@ -251,20 +260,25 @@ impl ObjectHandle {
             .await
     }
 
-    /// Adds `delta` to the integer at `key` atomically; returns the new value.
-    ///
-    /// Not retried automatically: an UNAVAILABLE answer leaves the outcome unknown.
+    /// Adds `delta` to the integer at `key` atomically; returns the new value. Retries
+    /// carry the same request id, so the addition applies at most once.
     pub async fn add(&self, key: impl Into<Vec<u8>>, delta: i64) -> Result<i64, ClientError> {
         let req = pb::ObjectAddRequest {
             object: Some(self.object.clone()),
             key: key.into(),
             delta,
+            request_id: request_id(),
         };
-        let mut rpc = self.rpc(self.client.channel_for_calls());
-        Ok(rpc.add(req).await?.into_inner().value)
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).add(req).await?.into_inner().value) }
+            })
+            .await
     }
 
     /// All writes or none, if every precondition holds (FAILED_PRECONDITION otherwise).
+    /// Retried with the same request id, so it applies at most once.
     pub async fn transaction(
         &self,
         preconditions: Vec<Precondition>,
@@ -274,8 +288,13 @@ impl ObjectHandle {
             object: Some(self.object.clone()),
             preconditions,
             writes,
+            request_id: request_id(),
         };
-        let mut rpc = self.rpc(self.client.channel_for_calls());
-        Ok(rpc.transaction(req).await?.into_inner())
+        self.client
+            .with_retries(|ch| {
+                let req = req.clone();
+                async move { Ok(self.rpc(ch).transaction(req).await?.into_inner()) }
+            })
+            .await
     }
 }

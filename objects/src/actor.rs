@@ -21,6 +21,7 @@ use crate::{ApplyOutcome, ObjectError, ObjectState};
 
 pub(crate) struct Call {
     pub op: Op,
+    pub request_id: Option<String>,
     pub reply: oneshot::Sender<Result<Reply, ObjectError>>,
 }
 
@@ -53,7 +54,7 @@ impl Actor {
                     // Idle: leave memory; the next call starts from storage.
                     _ => break,
                 };
-                let result = self.handle(call.op).await;
+                let result = self.handle(call.op, call.request_id.as_deref()).await;
                 let stop = matches!(result, Err(ObjectError::Unavailable { .. }));
                 if let (true, Err(err)) = (stop, &result) {
                     stop_reason = Some(err.clone());
@@ -131,7 +132,7 @@ impl Actor {
         Ok(())
     }
 
-    async fn handle(&mut self, op: Op) -> Result<Reply, ObjectError> {
+    async fn handle(&mut self, op: Op, request_id: Option<&str>) -> Result<Reply, ObjectError> {
         let placement = self.current_placement().await?;
         if self
             .placement
@@ -144,9 +145,11 @@ impl Actor {
             });
         }
         let limits = &self.host.inner().config.limits;
-        let (reply, mutations) = self.state.execute(&op, limits)?;
+        let (reply, mutations) = self.state.execute_request(&op, request_id, limits)?;
         let started = Instant::now();
-        if !op.is_write() {
+        // Reads, and retried writes answered from memory, change nothing: they only need
+        // the lease.
+        if !op.is_write() || mutations.is_empty() {
             if self.lease_until.is_none_or(|until| Instant::now() >= until) {
                 // Confirm with a majority that this node still owns the object.
                 let ping = Offer::Write(ReplicateRequest {

@@ -57,13 +57,15 @@ impl ObjectHost {
         self.inner.directory.me().id
     }
 
-    /// Runs `op` on the object, wherever its owner is.
+    /// Runs `op` on the object, wherever its owner is; a write with a `request_id` the
+    /// object remembers is answered without applying it again.
     pub async fn call(
         &self,
         namespace: &str,
         id: &ObjectId,
         location_hint: Option<&str>,
         op: Op,
+        request_id: Option<String>,
     ) -> Result<Reply, ObjectError> {
         let key = ObjectKey {
             namespace: namespace.to_string(),
@@ -71,7 +73,7 @@ impl ObjectHost {
         };
         let placement = self.placement(&key, location_hint).await?;
         if placement.owner == self.me() {
-            return self.call_local(&key, op).await;
+            return self.call_local(&key, op, request_id).await;
         }
         self.forward(
             &placement,
@@ -79,6 +81,7 @@ impl ObjectHost {
                 key,
                 location_hint: location_hint.map(str::to_string),
                 op,
+                request_id,
             },
         )
         .await
@@ -100,7 +103,8 @@ impl ObjectHost {
                 retry_at: self.api_addr(placement.owner).await,
             });
         }
-        self.call_local(&request.key, request.op).await
+        self.call_local(&request.key, request.op, request.request_id)
+            .await
     }
 
     pub async fn replicate(&self, request: ReplicateRequest) -> CopyResponse {
@@ -341,12 +345,18 @@ impl ObjectHost {
             .await?)
     }
 
-    async fn call_local(&self, key: &ObjectKey, op: Op) -> Result<Reply, ObjectError> {
+    async fn call_local(
+        &self,
+        key: &ObjectKey,
+        op: Op,
+        request_id: Option<String>,
+    ) -> Result<Reply, ObjectError> {
         for _ in 0..2 {
             let mailbox = self.actor(key);
             let (reply, rx) = oneshot::channel();
             match mailbox.try_send(Call {
                 op: op.clone(),
+                request_id: request_id.clone(),
                 reply,
             }) {
                 Ok(()) => {}

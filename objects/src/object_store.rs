@@ -10,7 +10,7 @@
 //!
 //! Every change is one atomic batch, flushed before the call returns.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use larder_directory::ObjectKey;
@@ -18,6 +18,8 @@ use larder_store::{Batch, Store, StoreError, Tree, codec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::op::Reply;
+use crate::state::REQUEST_IDS_KEPT;
 use crate::{Mutation, ObjectState, Stored};
 
 const TREE: &str = "objects";
@@ -102,9 +104,27 @@ impl ObjectStore {
         }
     }
 
+    fn recent(&self, key: &ObjectKey) -> Result<VecDeque<(String, Reply)>, StoreError> {
+        match self.tree.get(object_prefix(b'q', key))? {
+            Some(raw) => codec::decode(&raw).map_err(|err| StoreError::Corrupted(err.to_string())),
+            None => Ok(VecDeque::new()),
+        }
+    }
+
+    fn put_recent(
+        batch: &mut Batch,
+        key: &ObjectKey,
+        recent: &VecDeque<(String, Reply)>,
+    ) -> Result<(), StoreError> {
+        let raw = codec::encode(recent).map_err(|err| StoreError::Corrupted(err.to_string()))?;
+        batch.insert(object_prefix(b'q', key), raw);
+        Ok(())
+    }
+
     /// The object's stored state (a cold start reads it).
     pub fn load(&self, key: &ObjectKey) -> Result<(ReplicaMeta, ObjectState), StoreError> {
         let meta = self.meta(key)?;
+        let recent = self.recent(key)?;
         let prefix = object_prefix(b'd', key);
         let mut entries = BTreeMap::new();
         for row in self.tree.scan_prefix(&prefix) {
@@ -113,7 +133,7 @@ impl ObjectStore {
                 codec::decode(&raw).map_err(|err| StoreError::Corrupted(err.to_string()))?;
             entries.insert(raw_key[prefix.len()..].to_vec(), stored);
         }
-        Ok((meta, ObjectState::from_parts(entries, meta.version)))
+        Ok((meta, ObjectState::from_parts(entries, meta.version, recent)))
     }
 
     fn put_meta(batch: &mut Batch, key: &ObjectKey, meta: &ReplicaMeta) -> Result<(), StoreError> {
@@ -162,6 +182,7 @@ impl ObjectStore {
             return Ok(ApplyOutcome::Gap { have: meta.version });
         }
         let mut batch = Batch::default();
+        let mut recent: Option<VecDeque<(String, Reply)>> = None;
         for mutation in mutations {
             match mutation {
                 Mutation::Put {
@@ -178,7 +199,20 @@ impl ObjectStore {
                 }
                 Mutation::Delete { key: user_key } => batch.remove(data_key(key, user_key)),
                 Mutation::DeleteAll => self.clear_data(&mut batch, key)?,
+                Mutation::Remember { request_id, reply } => {
+                    let list = match recent.as_mut() {
+                        Some(list) => list,
+                        None => recent.insert(self.recent(key)?),
+                    };
+                    list.push_back((request_id.clone(), reply.clone()));
+                    while list.len() > REQUEST_IDS_KEPT {
+                        list.pop_front();
+                    }
+                }
             }
+        }
+        if let Some(list) = &recent {
+            Self::put_recent(&mut batch, key, list)?;
         }
         meta = ReplicaMeta {
             epoch,
@@ -216,6 +250,7 @@ impl ObjectStore {
             version: state.version(),
         };
         Self::put_meta(&mut batch, key, &meta)?;
+        Self::put_recent(&mut batch, key, state.recent())?;
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         Ok(ApplyOutcome::Applied {
@@ -233,6 +268,7 @@ impl ObjectStore {
         let mut batch = Batch::default();
         self.clear_data(&mut batch, key)?;
         batch.remove(object_prefix(b'm', key));
+        batch.remove(object_prefix(b'q', key));
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         Ok(true)
@@ -332,6 +368,36 @@ mod tests {
             .expect("get");
         assert_eq!(format!("{reply:?}").matches("version: ").count(), 2);
         assert_eq!(state.entries()[&b"b".to_vec()].value, b"2".to_vec());
+    }
+
+    #[tokio::test]
+    async fn request_ids_survive_reopen_and_state_transfer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+        let limits = ObjectLimits::default();
+        let add = Op::Add {
+            key: b"n".to_vec(),
+            delta: 1,
+        };
+        let (_, mutations) = ObjectState::default()
+            .execute_request(&add, Some("r1"), &limits)
+            .expect("add");
+        objects
+            .apply(&key(), 1, 1, &mutations)
+            .await
+            .expect("apply");
+        let (_, loaded) = objects.load(&key()).expect("load");
+        assert_eq!(loaded.recent().len(), 1);
+        let (_, again) = loaded
+            .execute_request(&add, Some("r1"), &limits)
+            .expect("retry");
+        assert!(again.is_empty(), "a retry changes nothing");
+        let other = ObjectKey {
+            namespace: "rooms".into(),
+            id: "copy".into(),
+        };
+        objects.install(&other, 2, &loaded).await.expect("install");
+        assert_eq!(objects.load(&other).expect("load").1.recent().len(), 1);
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub struct ExecuteRequest {
     pub key: ObjectKey,
     pub location_hint: Option<String>,
     pub op: Op,
+    pub request_id: Option<String>,
 }
 
 pub type ExecuteResponse = Result<Reply, ObjectError>;

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
@@ -13,12 +13,28 @@ pub struct Stored {
     pub version: u64,
 }
 
+/// Request ids of recent writes an object remembers, with their answers, so a retried
+/// write is applied at most once.
+pub const REQUEST_IDS_KEPT: usize = 1024;
+/// Longest request id.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
+
 /// A change to an object's storage, replicated to its replicas and applied in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mutation {
-    Put { key: Vec<u8>, value: Vec<u8> },
-    Delete { key: Vec<u8> },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
     DeleteAll,
+    /// Remembers a write's request id and answer.
+    Remember {
+        request_id: String,
+        reply: Reply,
+    },
 }
 
 /// One object's storage and the engine that runs operations on it.
@@ -32,6 +48,8 @@ pub struct ObjectState {
     entries: BTreeMap<Vec<u8>, Stored>,
     /// Version of the last applied write (the object's sequence number).
     version: u64,
+    /// Request ids of the last writes, oldest first, with their answers.
+    recent: VecDeque<(String, Reply)>,
 }
 
 fn read(entries: &BTreeMap<Vec<u8>, Stored>, key: &[u8]) -> ReadValue {
@@ -63,8 +81,49 @@ fn integer(key: &[u8], stored: Option<&[u8]>) -> Result<i64, ObjectError> {
 
 impl ObjectState {
     /// A state from stored parts (cold start, state transfer).
-    pub fn from_parts(entries: BTreeMap<Vec<u8>, Stored>, version: u64) -> ObjectState {
-        ObjectState { entries, version }
+    pub fn from_parts(
+        entries: BTreeMap<Vec<u8>, Stored>,
+        version: u64,
+        recent: VecDeque<(String, Reply)>,
+    ) -> ObjectState {
+        ObjectState {
+            entries,
+            version,
+            recent,
+        }
+    }
+
+    pub fn recent(&self) -> &VecDeque<(String, Reply)> {
+        &self.recent
+    }
+
+    /// Like [`ObjectState::execute`], for a call that carries an idempotency key: a write
+    /// whose id this object remembers is answered as the first time, with no mutations;
+    /// a new write also remembers its id and answer.
+    pub fn execute_request(
+        &self,
+        op: &Op,
+        request_id: Option<&str>,
+        limits: &ObjectLimits,
+    ) -> Result<(Reply, Vec<Mutation>), ObjectError> {
+        let Some(id) = request_id.filter(|_| op.is_write()) else {
+            return self.execute(op, limits);
+        };
+        if id.is_empty() || id.len() > REQUEST_ID_BYTES_MAX {
+            return Err(ObjectError::InvalidArgument(format!(
+                "request_id must be 1 to {REQUEST_ID_BYTES_MAX} bytes, got {}",
+                id.len()
+            )));
+        }
+        if let Some((_, reply)) = self.recent.iter().find(|(seen, _)| seen == id) {
+            return Ok((reply.clone(), Vec::new()));
+        }
+        let (reply, mut mutations) = self.execute(op, limits)?;
+        mutations.push(Mutation::Remember {
+            request_id: id.to_string(),
+            reply: reply.clone(),
+        });
+        Ok((reply, mutations))
     }
 
     pub fn entries(&self) -> &BTreeMap<Vec<u8>, Stored> {
@@ -326,6 +385,12 @@ impl ObjectState {
                     self.entries.remove(key);
                 }
                 Mutation::DeleteAll => self.entries.clear(),
+                Mutation::Remember { request_id, reply } => {
+                    self.recent.push_back((request_id.clone(), reply.clone()));
+                    while self.recent.len() > REQUEST_IDS_KEPT {
+                        self.recent.pop_front();
+                    }
+                }
             }
         }
         self.version
@@ -603,6 +668,62 @@ mod tests {
             )
             .expect_err("page");
         assert!(err.to_string().contains("objects.list_page_max"), "{err}");
+    }
+
+    #[test]
+    fn a_retried_request_id_applies_once() {
+        let limits = ObjectLimits::default();
+        let mut st = ObjectState::default();
+        let add = Op::Add {
+            key: k("n"),
+            delta: 1,
+        };
+        for _ in 0..3 {
+            let (reply, mutations) = st
+                .execute_request(&add, Some("req-1"), &limits)
+                .expect("add");
+            assert_eq!(
+                reply,
+                Reply::Added {
+                    value: 1,
+                    version: 1
+                }
+            );
+            if !mutations.is_empty() {
+                st.apply(&mutations);
+            }
+        }
+        assert_eq!(st.version(), 1);
+        let (reply, mutations) = st
+            .execute_request(&add, Some("req-2"), &limits)
+            .expect("add");
+        st.apply(&mutations);
+        assert_eq!(
+            reply,
+            Reply::Added {
+                value: 2,
+                version: 2
+            }
+        );
+        // Reads ignore ids; ids are bounded.
+        let get = Op::Get { keys: vec![k("n")] };
+        assert!(
+            st.execute_request(&get, Some("req-1"), &limits)
+                .expect("get")
+                .1
+                .is_empty()
+        );
+        assert!(
+            st.execute_request(&add, Some(&"x".repeat(129)), &limits)
+                .is_err()
+        );
+        for i in 0..(REQUEST_IDS_KEPT + 10) {
+            let (_, m) = st
+                .execute_request(&add, Some(&format!("bulk-{i}")), &limits)
+                .expect("add");
+            st.apply(&m);
+        }
+        assert_eq!(st.recent().len(), REQUEST_IDS_KEPT);
     }
 
     #[test]

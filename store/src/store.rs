@@ -7,6 +7,9 @@ use crate::{StoreError, Tree};
 pub const FORMAT_VERSION: u32 = 1;
 
 const META_TREE: &str = "__larder_meta";
+/// Attempts (50 ms apart) to take the store's lock while a previous in-process handle
+/// lets go of it.
+const LOCK_RETRIES_MAX: u32 = 40;
 const FORMAT_KEY: &[u8] = b"format_version";
 
 /// One database directory.
@@ -30,16 +33,33 @@ impl Store {
             path: path.clone(),
             source,
         })?;
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
             // Every durability point flushes explicitly (see `flush`); sled's own
             // background flush every 500 ms adds nothing but periodic stalls.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|err| StoreError::Open {
-                path: path.clone(),
-                source: std::io::Error::other(err.to_string()),
-            })?;
+            .flush_every_ms(None);
+        let mut attempt = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // A handle dropped a moment ago in this process releases sled's file lock
+                // only when its background threads finish: wait a little for it.
+                // sled reports it as `Other` with this text.
+                Err(sled::Error::Io(err))
+                    if err.to_string().starts_with("could not acquire lock")
+                        && attempt < LOCK_RETRIES_MAX =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(err) => {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        source: std::io::Error::other(err.to_string()),
+                    });
+                }
+            }
+        };
         let store = Store { db, path };
         store.check_format()?;
         Ok(store)
@@ -117,6 +137,22 @@ mod tests {
         let store = Store::open(dir.path()).expect("reopen");
         let tree = store.tree("t").expect("tree");
         assert_eq!(tree.get(b"k").expect("get"), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn reopens_right_after_a_handle_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for i in 0u32..20 {
+            let store = Store::open(dir.path()).expect("open while the last handle lets go");
+            store
+                .tree("t")
+                .expect("tree")
+                .insert(i.to_be_bytes(), b"v")
+                .expect("insert");
+            store.flush_blocking().expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.tree("t").expect("tree").len(), 20);
     }
 
     #[test]

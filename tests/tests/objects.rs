@@ -476,3 +476,49 @@ async fn moves_and_drains_keep_every_key_and_leave_nothing_behind() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_retried_with_its_request_id_applies_once() {
+    use larder_proto::v1::objects_client::ObjectsClient;
+    use larder_proto::v1::{ObjectAddRequest, ObjectRef, object_ref};
+    let cluster = cluster_with_namespace(3).await;
+    let object = ObjectRef {
+        namespace: "rooms".into(),
+        key: Some(object_ref::Key::Name("idempotent".into())),
+        location_hint: String::new(),
+    };
+    let add = |request_id: &str| ObjectAddRequest {
+        object: Some(object.clone()),
+        key: b"n".to_vec(),
+        delta: 5,
+        request_id: request_id.into(),
+    };
+    // The same call delivered three times, through different nodes.
+    let mut answers = Vec::new();
+    for id in [1, 2, 3] {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.node(id).api))
+                .expect("endpoint")
+                .connect()
+                .await
+                .expect("connect");
+        let response = ObjectsClient::new(channel)
+            .add(add("retry-me"))
+            .await
+            .expect("add");
+        answers.push(response.into_inner().value);
+    }
+    assert_eq!(
+        answers,
+        vec![5, 5, 5],
+        "every delivery gets the first answer"
+    );
+    let counter = cluster
+        .node(1)
+        .client()
+        .objects("rooms")
+        .by_name("idempotent");
+    assert_eq!(counter.get("n").await.expect("get"), Some(b"5".to_vec()));
+    // A new id is a new write.
+    assert_eq!(counter.add("n", 1).await.expect("add"), 6);
+}

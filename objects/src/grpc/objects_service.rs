@@ -21,6 +21,16 @@ impl ObjectsService {
         object: Option<pb::ObjectRef>,
         op: Op,
     ) -> Result<(ObjectId, Reply), Status> {
+        self.call_with_id(object, op, String::new()).await
+    }
+
+    /// Runs `op`; `request_id` (may be empty) makes a retried write apply once.
+    async fn call_with_id(
+        &self,
+        object: Option<pb::ObjectRef>,
+        op: Op,
+        request_id: String,
+    ) -> Result<(ObjectId, Reply), Status> {
         let object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
         let id = match &object.key {
             Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
@@ -31,9 +41,10 @@ impl ObjectsService {
         }
         .map_err(object_status)?;
         let hint = Some(object.location_hint.as_str()).filter(|h| !h.is_empty());
+        let request_id = Some(request_id).filter(|id| !id.is_empty());
         let reply = self
             .host
-            .call(&object.namespace, &id, hint, op)
+            .call(&object.namespace, &id, hint, op, request_id)
             .await
             .map_err(object_status)?;
         Ok((id, reply))
@@ -201,7 +212,9 @@ impl Objects for ObjectsService {
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
         let req = request.into_inner();
         let entries = req.entries.into_iter().map(|e| (e.key, e.value)).collect();
-        let (id, reply) = self.call(req.object, Op::Put { entries }).await?;
+        let (id, reply) = self
+            .call_with_id(req.object, Op::Put { entries }, req.request_id)
+            .await?;
         written(id, reply)
     }
 
@@ -210,7 +223,9 @@ impl Objects for ObjectsService {
         request: Request<pb::ObjectDeleteRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
         let req = request.into_inner();
-        let (id, reply) = self.call(req.object, Op::Delete { keys: req.keys }).await?;
+        let (id, reply) = self
+            .call_with_id(req.object, Op::Delete { keys: req.keys }, req.request_id)
+            .await?;
         written(id, reply)
     }
 
@@ -239,8 +254,9 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::ObjectDeleteAllRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let req = request.into_inner();
         let (id, reply) = self
-            .call(request.into_inner().object, Op::DeleteAll)
+            .call_with_id(req.object, Op::DeleteAll, req.request_id)
             .await?;
         written(id, reply)
     }
@@ -251,12 +267,13 @@ impl Objects for ObjectsService {
     ) -> Result<Response<pb::ObjectAddResponse>, Status> {
         let req = request.into_inner();
         match self
-            .call(
+            .call_with_id(
                 req.object,
                 Op::Add {
                     key: req.key,
                     delta: req.delta,
                 },
+                req.request_id,
             )
             .await?
         {
@@ -312,12 +329,13 @@ impl Objects for ObjectsService {
             })
             .collect::<Result<Vec<_>, _>>()?;
         match self
-            .call(
+            .call_with_id(
                 req.object,
                 Op::Transaction {
                     preconditions,
                     writes,
                 },
+                req.request_id,
             )
             .await?
         {
