@@ -26,6 +26,34 @@ pub enum BenchCommand {
     Kv(KvBenchArgs),
     /// Delay from a write at one node until every other node has it.
     Propagation(PropagationArgs),
+    /// Object calls (writes replicated to a majority, or reads at the owner).
+    Object(ObjectBenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ObjectBenchArgs {
+    /// `add` (a replicated write) or `get` (a read at the owner).
+    #[arg(long, value_enum, default_value = "write")]
+    pub op: ObjectOp,
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Objects the workers spread over (1: all calls on one object).
+    #[arg(long, default_value_t = 1)]
+    pub objects: usize,
+    #[arg(long, default_value_t = 4)]
+    pub channels: usize,
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub requests_max: u64,
+    #[arg(long, default_value = "bench-objects")]
+    pub namespace: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ObjectOp {
+    Write,
+    Read,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -84,6 +112,7 @@ pub async fn run(endpoint: &str, json_out: bool, command: BenchCommand) -> anyho
     match command {
         BenchCommand::Kv(args) => kv(endpoint, json_out, args).await,
         BenchCommand::Propagation(args) => propagation(json_out, args).await,
+        BenchCommand::Object(args) => objects(endpoint, json_out, args).await,
     }
 }
 
@@ -311,6 +340,90 @@ async fn propagation(json_out: bool, args: PropagationArgs) -> anyhow::Result<()
         h.len(),
         missing,
         Duration::from_secs(1),
+        &h,
+        params,
+    );
+    Ok(())
+}
+
+async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0 || args.concurrency > CONCURRENCY_MAX {
+        bail!("--concurrency must be 1..={CONCURRENCY_MAX}");
+    }
+    if args.channels == 0 || args.channels > CHANNELS_MAX || args.objects == 0 {
+        bail!("--channels must be 1..={CHANNELS_MAX} and --objects at least 1");
+    }
+    let config = ClientConfig {
+        attempts_max: 1,
+        ..ClientConfig::default()
+    };
+    let clients: Vec<Client> = (0..args.channels)
+        .map(|_| Client::new(endpoint, config.clone()))
+        .collect::<Result<_, _>>()?;
+    ensure_namespace(&clients[0], &args.namespace).await?;
+    let run = larder_kv::now_ms();
+    let name = |i: usize| format!("bench-{run}-{i}");
+    // Place and activate every object before measuring.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..args.objects {
+        let object = clients[0].objects(&args.namespace).by_name(&name(i));
+        while object.add("n", 0).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("objects not usable at {endpoint}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let merged = Arc::new(Mutex::new(histogram()?));
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let object = clients[w % clients.len()]
+            .objects(&args.namespace)
+            .by_name(&name(w % args.objects));
+        let (done, errors, merged, op, requests_max) = (
+            done.clone(),
+            errors.clone(),
+            merged.clone(),
+            args.op,
+            args.requests_max,
+        );
+        workers.push(tokio::spawn(async move {
+            let mut h = histogram().expect("valid bounds");
+            while Instant::now() < deadline && done.fetch_add(1, Ordering::Relaxed) < requests_max {
+                let t = Instant::now();
+                let ok = match op {
+                    ObjectOp::Write => object.add("n", 1).await.is_ok(),
+                    ObjectOp::Read => object.get("n").await.is_ok(),
+                };
+                if ok {
+                    let _ = h.record(t.elapsed().as_micros() as u64);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = merged.lock().await.add(&h);
+        }));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    let elapsed = started.elapsed();
+    let h = merged.lock().await;
+    let title = match args.op {
+        ObjectOp::Write => "object write (add, majority)",
+        ObjectOp::Read => "object read (owner)",
+    };
+    let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
+    report(
+        json_out,
+        title,
+        h.len(),
+        errors.load(Ordering::Relaxed),
+        elapsed,
         &h,
         params,
     );

@@ -71,20 +71,40 @@ impl ObjectHost {
             namespace: namespace.to_string(),
             id: id.as_str().to_string(),
         };
-        let placement = self.placement(&key, location_hint).await?;
-        if placement.owner == self.me() {
-            return self.call_local(&key, op, request_id).await;
+        let mut placement = self.placement(&key, location_hint).await?;
+        let mut refreshed = false;
+        loop {
+            let result = if placement.owner == self.me() {
+                self.call_local(&key, op.clone(), request_id.clone()).await
+            } else {
+                let request = ExecuteRequest {
+                    key: key.clone(),
+                    location_hint: location_hint.map(str::to_string),
+                    op: op.clone(),
+                    request_id: request_id.clone(),
+                };
+                self.forward(&placement, request).await
+            };
+            match result {
+                // This node's view of the placement may trail a move or failover that
+                // just committed: look again through the leader, once. A write is only
+                // sent again when it carries a request id (an earlier owner may have
+                // applied it; the id makes the new owner answer instead of re-applying).
+                Err(ObjectError::Unavailable { .. })
+                    if !refreshed && (!op.is_write() || request_id.is_some()) =>
+                {
+                    refreshed = true;
+                    let state = self.inner.directory.linearizable_state().await?;
+                    match state.placement(&key) {
+                        Some(current) if current.epoch != placement.epoch => {
+                            placement = current.clone()
+                        }
+                        _ => return result,
+                    }
+                }
+                other => return other,
+            }
         }
-        self.forward(
-            &placement,
-            ExecuteRequest {
-                key,
-                location_hint: location_hint.map(str::to_string),
-                op,
-                request_id,
-            },
-        )
-        .await
     }
 
     /// Serves a call forwarded by another node: runs it only if this node owns the object.
