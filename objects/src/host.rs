@@ -324,29 +324,51 @@ impl ObjectHost {
             .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
         let me = self.inner.directory.me();
         let policy = &namespace.policy;
+        let jurisdiction: Option<Jurisdiction> = policy.jurisdiction.clone();
+        // A region may hold the object if the namespace allows it and, for a namespace
+        // with a jurisdiction, some up node there carries it.
+        let allowed = |region: &RegionId| {
+            (policy.regions.is_empty() || policy.regions.contains(region))
+                && jurisdiction.as_ref().is_none_or(|j| {
+                    state.nodes.values().any(|n| {
+                        n.status == larder_directory::NodeStatus::Up
+                            && &n.spec.region == region
+                            && n.spec.jurisdictions.contains(j)
+                    })
+                })
+        };
         let region = match location_hint.filter(|h| !h.is_empty()) {
             Some(hint) => {
                 let region = RegionId(hint.to_string());
-                if !policy.regions.is_empty() && !policy.regions.contains(&region) {
+                if !allowed(&region) {
                     return Err(ObjectError::InvalidArgument(format!(
-                        "location hint {hint:?} is outside namespace {:?} ({})",
+                        "location hint {hint:?} cannot hold objects of namespace {:?} ({})",
                         key.namespace,
                         policy.describe()
                     )));
                 }
                 region
             }
-            None if policy.regions.is_empty() || policy.regions.contains(&me.region) => {
-                me.region.clone()
+            None if allowed(&me.region) => me.region.clone(),
+            None => {
+                // The first allowed region by name: deterministic for every node.
+                let mut regions: Vec<&RegionId> =
+                    state.nodes.values().map(|n| &n.spec.region).collect();
+                regions.sort();
+                regions.dedup();
+                regions
+                    .into_iter()
+                    .find(|r| allowed(r))
+                    .cloned()
+                    .ok_or_else(|| {
+                        ObjectError::Placement(format!(
+                            "no region can hold objects of namespace {:?} ({})",
+                            key.namespace,
+                            policy.describe()
+                        ))
+                    })?
             }
-            None => policy
-                .regions
-                .iter()
-                .next()
-                .cloned()
-                .expect("non-empty regions"),
         };
-        let jurisdiction: Option<Jurisdiction> = policy.jurisdiction.clone();
         let eligible_here = me.region == region
             && jurisdiction
                 .as_ref()

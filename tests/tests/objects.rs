@@ -522,3 +522,74 @@ async fn a_write_retried_with_its_request_id_applies_once() {
     // A new id is a new write.
     assert_eq!(counter.add("n", 1).await.expect("add"), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_with_a_jurisdiction_is_never_stored_outside_it() {
+    // Nodes 1 and 3: eu-west (jurisdiction eu); 2 and 4: us-east (us).
+    let mut cluster = TestCluster::start(4).await.expect("cluster");
+    cluster
+        .node(2)
+        .client()
+        .create_namespace("eu-rooms", vec![], Some("eu".into()))
+        .await
+        .expect("namespace");
+    wait_for("the namespace at node 2", STEP, || async {
+        cluster
+            .node(2)
+            .client()
+            .list_namespaces()
+            .await
+            .ok()?
+            .iter()
+            .find(|n| n.name == "eu-rooms")
+            .map(|_| ())
+    })
+    .await
+    .expect("namespace");
+    // First used from a us-east node: it still lands in eu.
+    let room = cluster
+        .node(2)
+        .client()
+        .objects("eu-rooms")
+        .by_name("private");
+    for i in 0..10 {
+        room.put(format!("k{i}"), "eu data").await.expect("put");
+    }
+    let info = room.inspect().await.expect("inspect");
+    assert_eq!(
+        (info.region.as_str(), info.jurisdiction.as_str()),
+        ("eu-west", "eu")
+    );
+    assert!(
+        info.replicas.iter().all(|r| r % 2 == 1),
+        "{:?}",
+        info.replicas
+    );
+    // A hint outside the jurisdiction is refused.
+    let hinted = cluster
+        .node(2)
+        .client()
+        .objects("eu-rooms")
+        .by_name("other")
+        .with_location_hint("us-east");
+    match hinted.put("k", "v").await {
+        Err(ClientError::InvalidArgument(message)) => {
+            assert!(message.contains("us-east"), "{message}")
+        }
+        other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+    }
+    for id in [2, 4] {
+        let node = cluster.node_mut(id);
+        node.kill();
+        let store = larder_store::Store::open(node.data_dir.join("store")).expect("store");
+        let copies = larder_objects::ObjectStore::open(store).expect("copies");
+        let key = larder_directory::ObjectKey {
+            namespace: "eu-rooms".into(),
+            id: "private".into(),
+        };
+        assert!(
+            !copies.holds(&key).expect("read"),
+            "node {id} holds eu data"
+        );
+    }
+}

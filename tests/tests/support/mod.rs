@@ -141,6 +141,9 @@ impl TestNode {
             id.to_string(),
             "--region".into(),
             region.to_string(),
+            // Jurisdiction from the region's first part, as `larder dev` does.
+            "--jurisdiction".into(),
+            region.split('-').next().unwrap_or(region).to_string(),
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--api-listen".into(),
