@@ -14,6 +14,7 @@
 
 pub mod codec;
 mod error;
+mod flusher;
 mod store;
 mod tree;
 

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 
+use crate::flusher::Flusher;
 use crate::{StoreError, Tree};
 
 /// Version of the on-disk layout written by this build. Bump it when the layout changes
@@ -17,6 +18,7 @@ const FORMAT_KEY: &[u8] = b"format_version";
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    flusher: Flusher,
 }
 
 impl std::fmt::Debug for Store {
@@ -60,7 +62,11 @@ impl Store {
                 }
             }
         };
-        let store = Store { db, path };
+        let store = Store {
+            db,
+            path,
+            flusher: Flusher::new(),
+        };
         store.check_format()?;
         Ok(store)
     }
@@ -103,15 +109,15 @@ impl Store {
 
     /// Makes every write issued before this call durable.
     ///
-    /// Runs sled's blocking `flush` on the blocking pool: DESIGN.md §7 measured that
+    /// Runs sled's blocking `flush` on the blocking pool — DESIGN.md §7 measured that
     /// awaiting `flush_async` from many concurrent callers can hang, so this seam never
-    /// uses it. Callers with many concurrent writers should share flushes (group commit).
+    /// uses it — and shares it: concurrent callers wait for one flush that started after
+    /// their call instead of each queueing its own (group commit).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        self.flusher
+            .flush(move || db.flush().map(|_| ()).map_err(StoreError::from))
             .await
-            .map_err(|_| StoreError::FlushTaskGone)??;
-        Ok(())
     }
 
     /// Blocking form of [`Store::flush`], for shutdown paths and synchronous code.
