@@ -10,7 +10,10 @@
 
 use std::time::Duration;
 
-use larder_directory::{NodeId, ObjectKey, ObjectPlacement};
+use larder_directory::{
+    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, ObjectKey,
+    ObjectPlacement,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -55,7 +58,10 @@ impl Actor {
                     _ => break,
                 };
                 let result = self.handle(call.op, call.request_id.as_deref()).await;
-                let stop = matches!(result, Err(ObjectError::Unavailable { .. }));
+                let stop = matches!(
+                    result,
+                    Err(ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })
+                );
                 if let (true, Err(err)) = (stop, &result) {
                     stop_reason = Some(err.clone());
                 }
@@ -106,13 +112,50 @@ impl Actor {
     }
 
     async fn activate(&mut self) -> Result<(), ObjectError> {
+        match self.try_activate().await {
+            Err(ObjectError::Superseded { epoch, .. }) if self.retake(epoch).await? => {
+                self.try_activate().await
+            }
+            other => other,
+        }
+    }
+
+    /// A failover or move that fenced the replicas at the next epoch and then gave up
+    /// (no majority, lost race) leaves this node named owner but refused by its replicas.
+    /// It claims that epoch through the directory — which orders it against any
+    /// concurrent reassignment — and activates again. Returns whether it did.
+    async fn retake(&self, fenced_at: u64) -> Result<bool, ObjectError> {
+        let directory = &self.host.inner().directory;
+        let me = directory.me().id;
+        let state = directory.linearizable_state().await?;
+        let Some(placement) = state.placement(&self.key) else {
+            return Ok(false);
+        };
+        if placement.owner != me || fenced_at != placement.epoch + 1 {
+            return Ok(false);
+        }
+        let command = Command::ReassignObject {
+            key: self.key.clone(),
+            expected_epoch: placement.epoch,
+            replicas: placement.replicas.clone(),
+            region: None,
+        };
+        let outcome = directory.request(DirectoryRequest::Write(command)).await?;
+        let retaken = matches!(
+            outcome,
+            DirectoryResponse::Outcome { outcome: CommandOutcome::Placed(ref p), .. } if p.owner == me
+        );
+        if retaken {
+            tracing::info!(object = %self.key, epoch = fenced_at, "owner reclaimed the object after an abandoned hand-over");
+        }
+        Ok(retaken)
+    }
+
+    async fn try_activate(&mut self) -> Result<(), ObjectError> {
         let placement = self.current_placement().await?;
         let (meta, state) = self.host.inner().copies.load(&self.key)?;
         if meta.epoch > placement.epoch {
-            return Err(ObjectError::Unavailable {
-                reason: format!("{} has a newer owner (epoch {})", self.key, meta.epoch),
-                retry_at: None,
-            });
+            return Err(deposed(&self.key, meta.epoch));
         }
         let new_epoch = meta.write_epoch != placement.epoch;
         let started = Instant::now();
@@ -268,8 +311,8 @@ impl Actor {
 }
 
 fn deposed(key: &ObjectKey, epoch: u64) -> ObjectError {
-    ObjectError::Unavailable {
-        reason: format!("{key}: a newer owner exists (epoch {epoch})"),
-        retry_at: None,
+    ObjectError::Superseded {
+        key: key.to_string(),
+        epoch,
     }
 }

@@ -26,6 +26,10 @@ pub enum ObjectError {
         reason: String,
         retry_at: Option<String>,
     },
+    /// A copy refused this owner: it has seen owner epoch `epoch`. The call's write, if
+    /// any, may or may not have been applied.
+    #[error("object {key} has a newer owner epoch ({epoch}); retry")]
+    Superseded { key: String, epoch: u64 },
     #[error("too many calls waiting for this object ({0}); retry shortly")]
     Overloaded(usize),
     #[error("storage failed: {0}")]

@@ -90,7 +90,7 @@ impl ObjectHost {
                 // just committed: look again through the leader, once. A write is only
                 // sent again when it carries a request id (an earlier owner may have
                 // applied it; the id makes the new owner answer instead of re-applying).
-                Err(ObjectError::Unavailable { .. })
+                Err(ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })
                     if !refreshed && (!op.is_write() || request_id.is_some()) =>
                 {
                     refreshed = true;

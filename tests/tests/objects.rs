@@ -593,3 +593,58 @@ async fn an_object_with_a_jurisdiction_is_never_stored_outside_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_hand_over_does_not_leave_the_object_stuck() {
+    use larder_objects::peer_messages::{self, FenceRequest};
+    use larder_proto::peer::object_peer_client::ObjectPeerClient;
+    // Nodes 1 and 3 are in eu-west: an object first used at node 1 has replicas 1 and 3.
+    let cluster = cluster_with_namespace(3).await;
+    let counter = cluster
+        .node(1)
+        .client()
+        .objects("rooms")
+        .by_name("half-moved");
+    assert_eq!(counter.add("n", 1).await.expect("add"), 1);
+    let info = counter.inspect().await.expect("inspect");
+    assert_eq!(
+        (info.owner, info.epoch, info.replicas.clone()),
+        (1, 1, vec![1, 3])
+    );
+
+    // A failover or move fenced node 3's copy at epoch 2, then gave up before
+    // reassigning (what a coordinator that lost its majority leaves behind).
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.node(3).peer))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let key = larder_directory::ObjectKey {
+        namespace: "rooms".into(),
+        id: "half-moved".into(),
+    };
+    let fence = peer_messages::seal(&FenceRequest { key, epoch: 2 }).expect("seal");
+    ObjectPeerClient::new(channel)
+        .fence(fence)
+        .await
+        .expect("fence");
+
+    // The owner is refused by its replica, reclaims the epoch through the directory, and
+    // serves again; the client's retries carry one request id, so the increment that was
+    // refused (its outcome unknown to the client) applies exactly once.
+    let patient = larder_client::Client::new(
+        &cluster.node(1).api,
+        larder_client::ClientConfig {
+            attempts_max: 50,
+            ..Default::default()
+        },
+    )
+    .expect("client")
+    .objects("rooms")
+    .by_name("half-moved");
+    let value = patient.add("n", 1).await.expect("served again");
+    assert_eq!(value, 2);
+    let info = counter.inspect().await.expect("inspect");
+    assert_eq!((info.owner, info.epoch), (1, 2));
+}

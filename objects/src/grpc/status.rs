@@ -21,6 +21,7 @@ pub fn object_status(err: ObjectError) -> Status {
             }
             status
         }
+        ObjectError::Superseded { .. } => Status::unavailable(message),
         ObjectError::Overloaded(_) => Status::resource_exhausted(message),
         ObjectError::Storage(_) => Status::internal(message),
     }
