@@ -162,6 +162,11 @@ impl Directory {
         }
     }
 
+    /// Reads the local directory without copying it.
+    pub async fn read_local<T>(&self, f: impl FnOnce(&DirectoryState) -> T) -> T {
+        self.inner.reader.read(f).await
+    }
+
     /// The directory as applied on this node (may trail the leader).
     pub async fn local_state(&self) -> DirectoryState {
         self.inner.reader.snapshot().await

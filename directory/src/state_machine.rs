@@ -58,6 +58,11 @@ impl DirectoryReader {
         self.state.read().await.directory.clone()
     }
 
+    /// Reads the local directory without copying it (hot paths look up one record).
+    pub async fn read<T>(&self, f: impl FnOnce(&DirectoryState) -> T) -> T {
+        f(&self.state.read().await.directory)
+    }
+
     /// Index of the last log entry applied locally (0 if none).
     pub async fn applied_index(&self) -> u64 {
         self.state

@@ -89,11 +89,25 @@ impl Actor {
     async fn current_placement(&self) -> Result<ObjectPlacement, ObjectError> {
         let me = self.host.inner().directory.me().id;
         let directory = &self.host.inner().directory;
-        let mut state = directory.local_state().await;
-        if state.placement(&self.key).is_none() {
-            // Placed through the leader a moment ago: catch up with the log first.
-            state = directory.linearizable_state().await?;
+        let key = &self.key;
+        let local = directory
+            .read_local(|s| {
+                let placement = s.placement(key).cloned()?;
+                let owner_api = s.node(placement.owner).map(|n| n.spec.api_addr.clone());
+                Some((placement, owner_api))
+            })
+            .await;
+        if let Some((placement, owner_api)) = local {
+            if placement.owner != me {
+                return Err(ObjectError::Unavailable {
+                    reason: format!("{} is now owned by node {}", self.key, placement.owner),
+                    retry_at: owner_api,
+                });
+            }
+            return Ok(placement);
         }
+        // Placed through the leader a moment ago: catch up with the log first.
+        let state = directory.linearizable_state().await?;
         let placement =
             state
                 .placement(&self.key)

@@ -174,10 +174,8 @@ impl ObjectHost {
         let peer = self
             .inner
             .directory
-            .local_state()
+            .read_local(|s| s.node(replica).map(|n| n.spec.peer_addr.clone()))
             .await
-            .node(replica)
-            .map(|n| n.spec.peer_addr.clone())
             .ok_or_else(|| format!("replica node {replica} is unknown"))?;
         let mut client = self.client(&peer).map_err(|e| e.to_string())?;
         let mut call =
@@ -210,10 +208,8 @@ impl ObjectHost {
         let peer = self
             .inner
             .directory
-            .local_state()
+            .read_local(|s| s.node(node).map(|n| n.spec.peer_addr.clone()))
             .await
-            .node(node)
-            .map(|n| n.spec.peer_addr.clone())
             .ok_or_else(|| format!("node {node} is unknown"))?;
         self.client(&peer).map_err(|e| e.to_string())
     }
@@ -302,10 +298,8 @@ impl ObjectHost {
     pub(crate) async fn api_addr(&self, node: NodeId) -> Option<String> {
         self.inner
             .directory
-            .local_state()
+            .read_local(|s| s.node(node).map(|n| n.spec.api_addr.clone()))
             .await
-            .node(node)
-            .map(|n| n.spec.api_addr.clone())
     }
 
     /// The object's placement; places it (region from the hint, the namespace, or this
@@ -315,10 +309,15 @@ impl ObjectHost {
         key: &ObjectKey,
         location_hint: Option<&str>,
     ) -> Result<ObjectPlacement, ObjectError> {
-        let state = self.inner.directory.local_state().await;
-        if let Some(placement) = state.placement(key) {
-            return Ok(placement.clone());
+        let known = self
+            .inner
+            .directory
+            .read_local(|s| s.placement(key).cloned())
+            .await;
+        if let Some(placement) = known {
+            return Ok(placement);
         }
+        let state = self.inner.directory.local_state().await;
         let namespace = state
             .namespace(&key.namespace)
             .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
@@ -478,16 +477,22 @@ impl ObjectHost {
         placement: &ObjectPlacement,
         request: ExecuteRequest,
     ) -> Result<Reply, ObjectError> {
-        let state = self.inner.directory.local_state().await;
-        let owner = state.node(placement.owner);
-        let retry_at = owner.map(|n| n.spec.api_addr.clone());
-        let Some(owner) = owner else {
+        let owner = self
+            .inner
+            .directory
+            .read_local(|s| {
+                s.node(placement.owner)
+                    .map(|n| (n.spec.api_addr.clone(), n.spec.peer_addr.clone()))
+            })
+            .await;
+        let retry_at = owner.as_ref().map(|(api, _)| api.clone());
+        let Some((_, owner_peer)) = owner else {
             return Err(ObjectError::Unavailable {
                 reason: format!("owner node {} is unknown", placement.owner),
                 retry_at,
             });
         };
-        let mut client = self.client(&owner.spec.peer_addr)?;
+        let mut client = self.client(&owner_peer)?;
         let mut call = tonic::Request::new(peer_messages::seal(&request)?);
         call.set_timeout(self.inner.config.write_timeout() + self.inner.config.peer_rpc_timeout());
         let response = client
@@ -522,10 +527,8 @@ impl ObjectHost {
         let peer = self
             .inner
             .directory
-            .local_state()
+            .read_local(|s| s.node(replica).map(|n| n.spec.peer_addr.clone()))
             .await
-            .node(replica)
-            .map(|n| n.spec.peer_addr.clone())
             .ok_or_else(|| format!("replica node {replica} is unknown"))?;
         let mut client = self.client(&peer).map_err(|e| e.to_string())?;
         let timeout = self.inner.config.peer_rpc_timeout();
