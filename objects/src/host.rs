@@ -109,9 +109,17 @@ impl ObjectHost {
 
     /// Serves a call forwarded by another node: runs it only if this node owns the object.
     pub async fn execute_forwarded(&self, request: ExecuteRequest) -> ExecuteResponse {
-        let placement = self
+        let mut placement = self
             .placement(&request.key, request.location_hint.as_deref())
             .await?;
+        if placement.owner != self.me() {
+            // The forwarder may have seen a move or failover this node has not applied
+            // yet: catch up with the log before refusing.
+            let state = self.inner.directory.linearizable_state().await?;
+            if let Some(current) = state.placement(&request.key) {
+                placement = current.clone();
+            }
+        }
         if placement.owner != self.me() {
             return Err(ObjectError::Unavailable {
                 reason: format!(
