@@ -219,26 +219,7 @@ async fn acknowledged_writes_survive_a_restart_of_every_node() {
 async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
     // Nodes 1, 3 and 5 are in eu-west: an object first used at node 1 is owned by node 1
     // with replicas 3 and 5.
-    let mut cluster = TestCluster::start(5).await.expect("cluster");
-    cluster
-        .node(1)
-        .client()
-        .create_namespace("rooms", vec![], None)
-        .await
-        .expect("namespace");
-    wait_for("the namespace at node 1", STEP, || async {
-        cluster
-            .node(1)
-            .client()
-            .list_namespaces()
-            .await
-            .ok()?
-            .iter()
-            .find(|n| n.name == "rooms")
-            .map(|_| ())
-    })
-    .await
-    .expect("namespace");
+    let mut cluster = cluster_with_namespace(5).await;
     let room = cluster
         .node(1)
         .client()
@@ -308,26 +289,7 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_cut_off_from_the_rest_gets_no_write_acknowledged_after_failover() {
-    let cluster = TestCluster::start(5).await.expect("cluster");
-    cluster
-        .node(1)
-        .client()
-        .create_namespace("rooms", vec![], None)
-        .await
-        .expect("namespace");
-    wait_for("the namespace at node 1", STEP, || async {
-        cluster
-            .node(1)
-            .client()
-            .list_namespaces()
-            .await
-            .ok()?
-            .iter()
-            .find(|n| n.name == "rooms")
-            .map(|_| ())
-    })
-    .await
-    .expect("namespace");
+    let cluster = cluster_with_namespace(5).await;
     let at_old_owner = cluster.node(1).client().objects("rooms").by_name("fenced");
     let mut acknowledged = 0i64;
     for _ in 0..10 {
@@ -383,26 +345,7 @@ async fn an_owner_cut_off_from_the_rest_gets_no_write_acknowledged_after_failove
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_and_drains_keep_every_key_and_leave_nothing_behind() {
     // eu-west: nodes 1, 3, 5; us-east: nodes 2, 4.
-    let mut cluster = TestCluster::start(5).await.expect("cluster");
-    cluster
-        .node(1)
-        .client()
-        .create_namespace("rooms", vec![], None)
-        .await
-        .expect("namespace");
-    wait_for("the namespace at node 1", STEP, || async {
-        cluster
-            .node(1)
-            .client()
-            .list_namespaces()
-            .await
-            .ok()?
-            .iter()
-            .find(|n| n.name == "rooms")
-            .map(|_| ())
-    })
-    .await
-    .expect("namespace");
+    let mut cluster = cluster_with_namespace(5).await;
     let room = cluster.node(1).client().objects("rooms").by_name("movable");
     for i in 0..25 {
         room.put(format!("k{i:02}"), format!("{i}"))
