@@ -179,16 +179,8 @@ impl ObjectHost {
         if replica == self.me() {
             return self.fence(request).await;
         }
-        let peer = self
-            .inner
-            .directory
-            .read_local(|s| s.node(replica).map(|n| n.spec.peer_addr.clone()))
-            .await
-            .ok_or_else(|| format!("replica node {replica} is unknown"))?;
-        let mut client = self.client(&peer).map_err(|e| e.to_string())?;
-        let mut call =
-            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
-        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let mut client = self.peer_of(replica).await?;
+        let call = self.sealed(&request)?;
         let response = client
             .fence(call)
             .await
@@ -212,6 +204,16 @@ impl ObjectHost {
             .map_err(|err| err.to_string())
     }
 
+    /// A peer request carrying `value`, with the peer RPC deadline.
+    fn sealed<T: serde::Serialize>(
+        &self,
+        value: &T,
+    ) -> Result<tonic::Request<larder_proto::peer::Envelope>, String> {
+        let mut call = tonic::Request::new(peer_messages::seal(value).map_err(|e| e.to_string())?);
+        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        Ok(call)
+    }
+
     async fn peer_of(&self, node: NodeId) -> Result<ObjectPeerClient<Channel>, String> {
         let peer = self
             .inner
@@ -228,9 +230,7 @@ impl ObjectHost {
         if node == self.me() {
             return self.fetch(request);
         }
-        let mut call =
-            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
-        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let call = self.sealed(&request)?;
         let response = self
             .peer_of(node)
             .await?
@@ -255,9 +255,7 @@ impl ObjectHost {
         if node == self.me() {
             return self.drop_copy(request).await;
         }
-        let mut call =
-            tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
-        call.set_timeout(self.inner.config.peer_rpc_timeout());
+        let call = self.sealed(&request)?;
         let response = self
             .peer_of(node)
             .await?
@@ -532,25 +530,14 @@ impl ObjectHost {
             };
             return result;
         }
-        let peer = self
-            .inner
-            .directory
-            .read_local(|s| s.node(replica).map(|n| n.spec.peer_addr.clone()))
-            .await
-            .ok_or_else(|| format!("replica node {replica} is unknown"))?;
-        let mut client = self.client(&peer).map_err(|e| e.to_string())?;
-        let timeout = self.inner.config.peer_rpc_timeout();
+        let mut client = self.peer_of(replica).await?;
         let response = match offer {
             Offer::Write(request) => {
-                let mut call =
-                    tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
-                call.set_timeout(timeout);
+                let call = self.sealed(&request)?;
                 client.replicate(call).await
             }
             Offer::State(request) => {
-                let mut call =
-                    tonic::Request::new(peer_messages::seal(&request).map_err(|e| e.to_string())?);
-                call.set_timeout(timeout);
+                let call = self.sealed(&request)?;
                 client.install(call).await
             }
         }

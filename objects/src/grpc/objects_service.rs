@@ -31,15 +31,7 @@ impl ObjectsService {
         op: Op,
         request_id: String,
     ) -> Result<(ObjectId, Reply), Status> {
-        let object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
-        let id = match &object.key {
-            Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
-            Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
-            None => Err(ObjectError::InvalidArgument(
-                "object needs a name or an id".into(),
-            )),
-        }
-        .map_err(object_status)?;
+        let (object, id) = object_ref(object)?;
         let hint = Some(object.location_hint.as_str()).filter(|h| !h.is_empty());
         let request_id = Some(request_id).filter(|id| !id.is_empty());
         let reply = self
@@ -49,6 +41,20 @@ impl ObjectsService {
             .map_err(object_status)?;
         Ok((id, reply))
     }
+}
+
+/// The object a call names: its reference and its parsed id.
+fn object_ref(object: Option<pb::ObjectRef>) -> Result<(pb::ObjectRef, ObjectId), Status> {
+    let object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
+    let id = match &object.key {
+        Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
+        Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
+        None => Err(ObjectError::InvalidArgument(
+            "object needs a name or an id".into(),
+        )),
+    }
+    .map_err(object_status)?;
+    Ok((object, id))
 }
 
 fn value_pb(v: ReadValue) -> pb::ObjectValue {
@@ -124,17 +130,7 @@ impl Objects for ObjectsService {
         request: Request<pb::MoveRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
         let req = request.into_inner();
-        let object = req
-            .object
-            .ok_or_else(|| Status::invalid_argument("object is required"))?;
-        let id = match &object.key {
-            Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
-            Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
-            None => Err(ObjectError::InvalidArgument(
-                "object needs a name or an id".into(),
-            )),
-        }
-        .map_err(object_status)?;
+        let (object, id) = object_ref(req.object)?;
         let target = match req.target {
             Some(pb::move_request::Target::ToNode(node)) => {
                 crate::mover::MoveTarget::Node(larder_directory::NodeId(node))
