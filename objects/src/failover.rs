@@ -37,18 +37,23 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
         if directory.raft_view().state != "leader" {
             continue;
         }
-        let state = directory.local_state().await;
-        let orphans: Vec<ObjectPlacement> = state
-            .placements
-            .values()
-            .filter(|p| {
+        // Looked up in place: copying the whole directory every check would cost time
+        // in proportion to the number of objects.
+        let orphans: Vec<ObjectPlacement> = directory
+            .read_local(|state| {
                 state
-                    .node(p.owner)
-                    .is_none_or(|n| n.status == NodeStatus::Down)
+                    .placements
+                    .values()
+                    .filter(|p| {
+                        state
+                            .node(p.owner)
+                            .is_none_or(|n| n.status == NodeStatus::Down)
+                    })
+                    .take(OBJECTS_PER_CHECK_MAX)
+                    .cloned()
+                    .collect()
             })
-            .take(OBJECTS_PER_CHECK_MAX)
-            .cloned()
-            .collect();
+            .await;
         for placement in orphans {
             match fail_over(&host, &placement).await {
                 Ok(owner) => {
