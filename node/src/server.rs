@@ -158,6 +158,10 @@ impl RunningNode {
             objects.clone(),
             shutdown_rx.clone(),
         )));
+        background.push(tokio::spawn(larder_objects::alarms::run(
+            objects.clone(),
+            shutdown_rx.clone(),
+        )));
         let kv_peer_service = KvPeerService::server(kv.clone());
         let object_peer_service =
             ObjectPeerService::server(objects.clone(), config.directory.peer_message_bytes_max);

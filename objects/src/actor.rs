@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use crate::host::{ObjectHost, Offer};
 use crate::op::{Op, Reply};
 use crate::peer_messages::{InstallRequest, ReplicateRequest};
-use crate::{ApplyOutcome, ObjectError, ObjectState};
+use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
 
 pub(crate) struct Call {
     pub op: Op,
@@ -58,6 +58,14 @@ impl Actor {
                     _ => break,
                 };
                 let result = self.handle(call.op, call.request_id.as_deref()).await;
+                if let Err(ObjectError::Superseded { epoch, .. }) = &result
+                    && self.recover(*epoch).await
+                {
+                    // The call's outcome is unknown to its caller, who retries with
+                    // the same request id; the object serves on.
+                    let _ = call.reply.send(result);
+                    continue;
+                }
                 let stop = matches!(
                     result,
                     Err(ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })
@@ -134,6 +142,12 @@ impl Actor {
         }
     }
 
+    /// After a replica refused this owner at `fenced_at`: reclaims an abandoned
+    /// hand-over and activates again. Returns whether the object can serve on.
+    async fn recover(&mut self, fenced_at: u64) -> bool {
+        matches!(self.retake(fenced_at).await, Ok(true)) && self.try_activate().await.is_ok()
+    }
+
     /// A failover or move that fenced the replicas at the next epoch and then gave up
     /// (no majority, lost race) leaves this node named owner but refused by its replicas.
     /// It claims that epoch through the directory — which orders it against any
@@ -171,19 +185,28 @@ impl Actor {
         if meta.epoch > placement.epoch {
             return Err(deposed(&self.key, meta.epoch));
         }
-        let new_epoch = meta.write_epoch != placement.epoch;
-        let started = Instant::now();
-        let install = Offer::State(InstallRequest {
-            key: self.key.clone(),
-            epoch: placement.epoch,
-            state: state.clone(),
-        });
-        self.offer_all(&placement, install).await?;
-        if new_epoch {
-            // An older owner may still answer reads until its lease runs out.
-            tokio::time::sleep(self.host.inner().config.lease()).await;
+        if meta.write_epoch == placement.epoch {
+            // A cold start of this owner's own epoch: its copy is the most advanced
+            // (it applies every write first), so there is nothing to install. The next
+            // write confirms the epoch with a majority; a read first renews the lease.
+            self.lease_until = None;
+        } else {
+            // New to this epoch: install the state on a majority, which also fences any
+            // older owner.
+            let started = Instant::now();
+            let install = Offer::State(InstallRequest {
+                key: self.key.clone(),
+                epoch: placement.epoch,
+                state: state.clone(),
+            });
+            self.offer_all(&placement, install).await?;
+            if placement.epoch > 1 {
+                // An older owner may still answer reads until its lease runs out
+                // (epoch 1 is the first placement: there was none).
+                tokio::time::sleep(self.host.inner().config.lease()).await;
+            }
+            self.lease_until = Some(started + self.host.inner().config.lease());
         }
-        self.lease_until = Some(started + self.host.inner().config.lease());
         self.state = state;
         self.placement = Some(placement);
         Ok(())
@@ -203,6 +226,10 @@ impl Actor {
         }
         let limits = &self.host.inner().config.limits;
         let (reply, mutations) = self.state.execute_request(&op, request_id, limits)?;
+        if matches!(op, Op::FireAlarms { .. }) && mutations.is_empty() {
+            // Nothing was due: no write, and nothing read that needs the lease.
+            return Ok(reply);
+        }
         let started = Instant::now();
         // Reads, and retried writes answered from memory, change nothing: they only need
         // the lease.
@@ -228,6 +255,14 @@ impl Actor {
         });
         let lagging = self.offer_all(&placement, write).await?;
         self.state.apply(&mutations);
+        let events: Vec<_> = mutations
+            .iter()
+            .filter_map(|m| match m {
+                Mutation::AppendEvent(event) => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        self.host.inner().events.publish(&self.key, &events);
         self.lease_until = Some(started + self.host.inner().config.lease());
         self.repair(&placement, lagging);
         Ok(reply)

@@ -14,6 +14,9 @@ pub enum ObjectError {
         current: i64,
         delta: i64,
     },
+    /// The object holds as many alarms as it may; delete one first.
+    #[error("the object already holds {0} alarms, the most it may (objects.alarms_max)")]
+    TooManyAlarms(usize),
     #[error("namespace {0:?} does not exist")]
     NamespaceNotFound(String),
     #[error("cannot place the object: {0}")]

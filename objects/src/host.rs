@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::transport::Channel;
 
 use crate::actor::{Actor, Call};
+use crate::events::EventHub;
 use crate::op::{Op, Reply};
 use crate::peer_messages::{
     self, CopyResponse, DropRequest, DropResponse, ExecuteRequest, ExecuteResponse, FenceRequest,
@@ -32,6 +33,7 @@ pub(crate) struct HostInner {
     pub copies: ObjectStore,
     pub config: ObjectsConfig,
     pub channels: ChannelFactory,
+    pub events: EventHub,
     actors: Mutex<HashMap<ObjectKey, mpsc::Sender<Call>>>,
 }
 
@@ -48,6 +50,7 @@ impl ObjectHost {
                 copies,
                 config,
                 channels,
+                events: EventHub::default(),
                 actors: Mutex::new(HashMap::new()),
             }),
         }
@@ -214,6 +217,19 @@ impl ObjectHost {
         Ok(call)
     }
 
+    /// A peer client for `node`, or why there is none.
+    pub(crate) async fn peer_client(
+        &self,
+        node: NodeId,
+    ) -> Result<ObjectPeerClient<Channel>, ObjectError> {
+        self.peer_of(node)
+            .await
+            .map_err(|reason| ObjectError::Unavailable {
+                reason,
+                retry_at: None,
+            })
+    }
+
     async fn peer_of(&self, node: NodeId) -> Result<ObjectPeerClient<Channel>, String> {
         let peer = self
             .inner
@@ -310,7 +326,7 @@ impl ObjectHost {
 
     /// The object's placement; places it (region from the hint, the namespace, or this
     /// node) when this call is the first to see it.
-    async fn placement(
+    pub(crate) async fn placement(
         &self,
         key: &ObjectKey,
         location_hint: Option<&str>,
@@ -392,7 +408,9 @@ impl ObjectHost {
             .await?)
     }
 
-    async fn call_local(
+    /// Runs `op` in the object's actor on this node (which refuses unless this node
+    /// owns the object).
+    pub(crate) async fn call_local(
         &self,
         key: &ObjectKey,
         op: Op,

@@ -11,6 +11,11 @@ pub struct ObjectLimits {
     /// Keys (or operations) per batch or transaction.
     pub batch_keys_max: usize,
     pub list_page_max: usize,
+    /// Alarms one object may hold.
+    pub alarms_max: usize,
+    pub alarm_name_bytes_max: usize,
+    /// A published message or an alarm's payload.
+    pub message_bytes_max: usize,
 }
 
 impl Default for ObjectLimits {
@@ -20,6 +25,9 @@ impl Default for ObjectLimits {
             value_bytes_max: 1024 * 1024,
             batch_keys_max: 128,
             list_page_max: 1000,
+            alarms_max: 1024,
+            alarm_name_bytes_max: 256,
+            message_bytes_max: 64 * 1024,
         }
     }
 }
@@ -45,6 +53,28 @@ impl ObjectLimits {
                 "value is {} bytes; the limit is {} bytes (objects.value_bytes_max)",
                 value.len(),
                 self.value_bytes_max
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn alarm_name(&self, name: &str) -> Result<(), ObjectError> {
+        if name.is_empty() || name.len() > self.alarm_name_bytes_max {
+            return Err(ObjectError::InvalidArgument(format!(
+                "alarm name must be 1 to {} bytes, got {} (objects.alarm_name_bytes_max)",
+                self.alarm_name_bytes_max,
+                name.len()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn message(&self, what: &str, payload: &[u8]) -> Result<(), ObjectError> {
+        if payload.len() > self.message_bytes_max {
+            return Err(ObjectError::InvalidArgument(format!(
+                "{what} is {} bytes; the limit is {} bytes (objects.message_bytes_max)",
+                payload.len(),
+                self.message_bytes_max
             )));
         }
         Ok(())

@@ -10,16 +10,16 @@
 //!
 //! Every change is one atomic batch, flushed before the call returns.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use larder_directory::ObjectKey;
 use larder_store::{Batch, Store, StoreError, Tree, codec};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 
-use crate::op::Reply;
-use crate::state::REQUEST_IDS_KEPT;
+use crate::op::{Alarm, Event, Reply};
+use crate::state::{REQUEST_IDS_KEPT, StateParts};
 use crate::{Mutation, ObjectState, Stored};
 
 const TREE: &str = "objects";
@@ -63,6 +63,106 @@ pub struct ObjectStore {
     store: Store,
     tree: Tree,
     locks: Arc<Vec<Mutex<()>>>,
+    alarms: Arc<AlarmIndex>,
+}
+
+/// When each object held here has its earliest alarm due: the alarm scheduler's view
+/// of every copy on this node (owned or not), kept current by every change to a copy,
+/// so a replica that becomes owner knows at once what is due.
+#[derive(Default)]
+pub struct AlarmIndex {
+    inner: std::sync::Mutex<AlarmIndexInner>,
+    /// Woken when an object's earliest alarm moves earlier.
+    pub changed: Notify,
+}
+
+#[derive(Default)]
+struct AlarmIndexInner {
+    by_due: BTreeSet<(u64, ObjectKey)>,
+    due_of: HashMap<ObjectKey, u64>,
+}
+
+impl AlarmIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AlarmIndexInner> {
+        self.inner
+            .lock()
+            .expect("alarm index lock: no panics under it")
+    }
+
+    fn set(&self, key: &ObjectKey, due: Option<u64>) {
+        let earlier = {
+            let mut inner = self.lock();
+            let old = inner.due_of.remove(key);
+            if let Some(old) = old {
+                inner.by_due.remove(&(old, key.clone()));
+            }
+            if let Some(due) = due {
+                inner.due_of.insert(key.clone(), due);
+                inner.by_due.insert((due, key.clone()));
+            }
+            due.is_some_and(|due| old.is_none_or(|old| due < old))
+        };
+        if earlier {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Objects with an alarm due at `now_ms`, earliest first, at most `max`.
+    pub fn due(&self, now_ms: u64, max: usize) -> Vec<ObjectKey> {
+        let inner = self.lock();
+        inner
+            .by_due
+            .iter()
+            .take_while(|(due, _)| *due <= now_ms)
+            .take(max)
+            .map(|(_, key)| key.clone())
+            .collect()
+    }
+
+    /// The earliest due time of all.
+    pub fn next_due(&self) -> Option<u64> {
+        let inner = self.lock();
+        inner.by_due.first().map(|(due, _)| *due)
+    }
+
+    /// The earliest due time after `now_ms`.
+    pub fn next_due_after(&self, now_ms: u64) -> Option<u64> {
+        let inner = self.lock();
+        inner
+            .by_due
+            .range(
+                (
+                    now_ms + 1,
+                    ObjectKey {
+                        namespace: String::new(),
+                        id: String::new(),
+                    },
+                )..,
+            )
+            .next()
+            .map(|(due, _)| *due)
+    }
+}
+
+/// Parses the object key out of a record key made by [`object_prefix`], returning it
+/// and the rest of the record key.
+fn parse_object_prefix(raw: &[u8]) -> Option<(ObjectKey, &[u8])> {
+    let ns_len = usize::from(*raw.get(1)?);
+    let namespace = std::str::from_utf8(raw.get(2..2 + ns_len)?).ok()?;
+    let id_at = 2 + ns_len;
+    let id_len = usize::from(u16::from_be_bytes([*raw.get(id_at)?, *raw.get(id_at + 1)?]));
+    let id = std::str::from_utf8(raw.get(id_at + 2..id_at + 2 + id_len)?).ok()?;
+    Some((
+        ObjectKey {
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+        },
+        &raw[id_at + 2 + id_len..],
+    ))
+}
+
+fn corrupted(err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupted(err.to_string())
 }
 
 fn object_prefix(tag: u8, key: &ObjectKey) -> Vec<u8> {
@@ -82,6 +182,21 @@ fn data_key(key: &ObjectKey, user_key: &[u8]) -> Vec<u8> {
     out
 }
 
+fn alarm_key(key: &ObjectKey, name: &str) -> Vec<u8> {
+    let mut out = object_prefix(b'a', key);
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+fn event_key(key: &ObjectKey, seq: u64) -> Vec<u8> {
+    let mut out = object_prefix(b'e', key);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// Record tags of an object's copy, besides its metadata.
+const DATA_TAGS: [u8; 4] = [b'd', b'q', b'a', b'e'];
+
 fn stripe(key: &ObjectKey) -> usize {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in key.namespace.bytes().chain([0]).chain(key.id.bytes()) {
@@ -94,7 +209,48 @@ impl ObjectStore {
     pub fn open(store: Store) -> Result<ObjectStore, StoreError> {
         let tree = store.tree(TREE)?;
         let locks = Arc::new((0..LOCK_STRIPES).map(|_| Mutex::new(())).collect());
-        Ok(ObjectStore { store, tree, locks })
+        let alarms = Arc::new(AlarmIndex::default());
+        let mut earliest: HashMap<ObjectKey, u64> = HashMap::new();
+        for row in tree.scan_prefix([b'a']) {
+            let (raw_key, raw) = row?;
+            let (key, _) = parse_object_prefix(&raw_key)
+                .ok_or_else(|| corrupted("unreadable alarm record key"))?;
+            let alarm: Alarm = codec::decode(&raw).map_err(corrupted)?;
+            let due = earliest.entry(key).or_insert(alarm.at_ms);
+            *due = (*due).min(alarm.at_ms);
+        }
+        for (key, due) in earliest {
+            alarms.set(&key, Some(due));
+        }
+        Ok(ObjectStore {
+            store,
+            tree,
+            locks,
+            alarms,
+        })
+    }
+
+    /// Due times of the alarms of every copy on this node.
+    pub fn alarm_index(&self) -> &Arc<AlarmIndex> {
+        &self.alarms
+    }
+
+    fn load_alarms(&self, key: &ObjectKey) -> Result<BTreeMap<String, Alarm>, StoreError> {
+        let prefix = object_prefix(b'a', key);
+        let mut alarms = BTreeMap::new();
+        for row in self.tree.scan_prefix(&prefix) {
+            let (raw_key, raw) = row?;
+            let name = String::from_utf8(raw_key[prefix.len()..].to_vec()).map_err(corrupted)?;
+            alarms.insert(name, codec::decode(&raw).map_err(corrupted)?);
+        }
+        Ok(alarms)
+    }
+
+    /// Re-reads the object's alarms into the index after a change to its copy.
+    fn reindex_alarms(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        let due = self.load_alarms(key)?.values().map(|a| a.at_ms).min();
+        self.alarms.set(key, due);
+        Ok(())
     }
 
     pub fn meta(&self, key: &ObjectKey) -> Result<ReplicaMeta, StoreError> {
@@ -129,11 +285,22 @@ impl ObjectStore {
         let mut entries = BTreeMap::new();
         for row in self.tree.scan_prefix(&prefix) {
             let (raw_key, raw) = row?;
-            let stored: Stored =
-                codec::decode(&raw).map_err(|err| StoreError::Corrupted(err.to_string()))?;
+            let stored: Stored = codec::decode(&raw).map_err(corrupted)?;
             entries.insert(raw_key[prefix.len()..].to_vec(), stored);
         }
-        Ok((meta, ObjectState::from_parts(entries, meta.version, recent)))
+        let mut events = VecDeque::new();
+        for row in self.tree.scan_prefix(object_prefix(b'e', key)) {
+            let (_, raw) = row?;
+            events.push_back(codec::decode::<Event>(&raw).map_err(corrupted)?);
+        }
+        let parts = StateParts {
+            entries,
+            version: meta.version,
+            recent,
+            alarms: self.load_alarms(key)?,
+            events,
+        };
+        Ok((meta, ObjectState::from_parts(parts)))
     }
 
     fn put_meta(batch: &mut Batch, key: &ObjectKey, meta: &ReplicaMeta) -> Result<(), StoreError> {
@@ -142,11 +309,33 @@ impl ObjectStore {
         Ok(())
     }
 
-    fn clear_data(&self, batch: &mut Batch, key: &ObjectKey) -> Result<(), StoreError> {
-        for row in self.tree.scan_prefix(object_prefix(b'd', key)) {
+    /// Removes every record under `tag` for the object.
+    fn clear(&self, batch: &mut Batch, tag: u8, key: &ObjectKey) -> Result<(), StoreError> {
+        for row in self.tree.scan_prefix(object_prefix(tag, key)) {
             let (raw_key, _) = row?;
             batch.remove(raw_key);
         }
+        Ok(())
+    }
+
+    fn put_alarm(
+        batch: &mut Batch,
+        key: &ObjectKey,
+        name: &str,
+        alarm: &Alarm,
+    ) -> Result<(), StoreError> {
+        batch.insert(
+            alarm_key(key, name),
+            codec::encode(alarm).map_err(corrupted)?,
+        );
+        Ok(())
+    }
+
+    fn put_event(batch: &mut Batch, key: &ObjectKey, event: &Event) -> Result<(), StoreError> {
+        batch.insert(
+            event_key(key, event.seq),
+            codec::encode(event).map_err(corrupted)?,
+        );
         Ok(())
     }
 
@@ -182,6 +371,8 @@ impl ObjectStore {
             return Ok(ApplyOutcome::Gap { have: meta.version });
         }
         let mut batch = Batch::default();
+        let mut alarms_changed = false;
+        let mut appended = Vec::new();
         let mut recent: Option<VecDeque<(String, Reply)>> = None;
         for mutation in mutations {
             match mutation {
@@ -198,7 +389,35 @@ impl ObjectStore {
                     batch.insert(data_key(key, user_key), raw);
                 }
                 Mutation::Delete { key: user_key } => batch.remove(data_key(key, user_key)),
-                Mutation::DeleteAll => self.clear_data(&mut batch, key)?,
+                Mutation::DeleteAll => {
+                    self.clear(&mut batch, b'd', key)?;
+                    self.clear(&mut batch, b'a', key)?;
+                    alarms_changed = true;
+                }
+                Mutation::SetAlarm { name, alarm } => {
+                    Self::put_alarm(&mut batch, key, name, alarm)?;
+                    alarms_changed = true;
+                }
+                Mutation::DeleteAlarm { name } => {
+                    batch.remove(alarm_key(key, name));
+                    alarms_changed = true;
+                }
+                Mutation::AppendEvent(event) => {
+                    Self::put_event(&mut batch, key, event)?;
+                    appended.push(event.seq);
+                }
+                Mutation::ForgetEvents { through } => {
+                    // Stored events, and events appended earlier in this same batch
+                    // (a range read does not see the batch).
+                    let range = object_prefix(b'e', key)..=event_key(key, *through);
+                    for row in self.tree.range(range) {
+                        let (raw_key, _) = row?;
+                        batch.remove(raw_key);
+                    }
+                    for seq in appended.iter().filter(|seq| **seq <= *through) {
+                        batch.remove(event_key(key, *seq));
+                    }
+                }
                 Mutation::Remember { request_id, reply } => {
                     let list = match recent.as_mut() {
                         Some(list) => list,
@@ -222,6 +441,9 @@ impl ObjectStore {
         Self::put_meta(&mut batch, key, &meta)?;
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
+        if alarms_changed {
+            self.reindex_alarms(key)?;
+        }
         Ok(ApplyOutcome::Applied { version })
     }
 
@@ -238,11 +460,20 @@ impl ObjectStore {
             return Ok(ApplyOutcome::Fenced { epoch: meta.epoch });
         }
         let mut batch = Batch::default();
-        self.clear_data(&mut batch, key)?;
+        for tag in DATA_TAGS {
+            self.clear(&mut batch, tag, key)?;
+        }
         for (user_key, stored) in state.entries() {
-            let raw =
-                codec::encode(stored).map_err(|err| StoreError::Corrupted(err.to_string()))?;
-            batch.insert(data_key(key, user_key), raw);
+            batch.insert(
+                data_key(key, user_key),
+                codec::encode(stored).map_err(corrupted)?,
+            );
+        }
+        for (name, alarm) in state.alarms() {
+            Self::put_alarm(&mut batch, key, name, alarm)?;
+        }
+        for event in state.events() {
+            Self::put_event(&mut batch, key, event)?;
         }
         let meta = ReplicaMeta {
             epoch,
@@ -253,6 +484,7 @@ impl ObjectStore {
         Self::put_recent(&mut batch, key, state.recent())?;
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
+        self.alarms.set(key, state.next_alarm_ms());
         Ok(ApplyOutcome::Applied {
             version: state.version(),
         })
@@ -266,22 +498,25 @@ impl ObjectStore {
             return Ok(false);
         }
         let mut batch = Batch::default();
-        self.clear_data(&mut batch, key)?;
+        for tag in DATA_TAGS {
+            self.clear(&mut batch, tag, key)?;
+        }
         batch.remove(object_prefix(b'm', key));
-        batch.remove(object_prefix(b'q', key));
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
+        self.alarms.set(key, None);
         Ok(true)
     }
 
     /// Whether this node holds any data or metadata for the object.
     pub fn holds(&self, key: &ObjectKey) -> Result<bool, StoreError> {
         Ok(self.tree.get(object_prefix(b'm', key))?.is_some()
-            || self
-                .tree
-                .scan_prefix(object_prefix(b'd', key))
-                .next()
-                .is_some())
+            || DATA_TAGS.iter().any(|tag| {
+                self.tree
+                    .scan_prefix(object_prefix(*tag, key))
+                    .next()
+                    .is_some()
+            }))
     }
 
     /// Raises the fencing epoch without changing data (a copy learns of a new owner).
@@ -479,5 +714,61 @@ mod tests {
             ApplyOutcome::Applied { version: 2 }
         );
         assert!(objects.load(&key()).expect("load").1.is_empty());
+    }
+
+    #[tokio::test]
+    async fn alarms_and_events_are_stored_indexed_and_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = ObjectLimits::default();
+        let mut owner = ObjectState::default();
+        let ops = [
+            Op::SetAlarm {
+                name: "soon".into(),
+                at_ms: 50,
+                payload: b"p".to_vec(),
+            },
+            Op::SetAlarm {
+                name: "later".into(),
+                at_ms: 90,
+                payload: Vec::new(),
+            },
+            Op::Publish {
+                payload: b"hello".to_vec(),
+                at_ms: 1,
+            },
+            Op::FireAlarms { now_ms: 60 },
+        ];
+        {
+            let objects =
+                ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+            for (version, op) in (1..).zip(ops) {
+                let (_, mutations) = owner.execute(&op, &limits).expect("execute");
+                owner.apply(&mutations);
+                objects
+                    .apply(&key(), 1, version, &mutations)
+                    .await
+                    .expect("apply");
+            }
+            assert_eq!(objects.alarm_index().due(100, 10), vec![key()]);
+            assert_eq!(objects.alarm_index().next_due(), Some(90));
+        }
+        let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+        // The index is rebuilt from disk, and the stored copy equals the owner's state.
+        assert_eq!(objects.alarm_index().next_due(), Some(90));
+        assert!(objects.alarm_index().due(89, 10).is_empty());
+        let (_, loaded) = objects.load(&key()).expect("load");
+        assert_eq!(loaded, owner);
+        assert_eq!(loaded.last_event_seq(), 2);
+        // A replica that takes the state by transfer indexes it too; dropping forgets it.
+        let other = ObjectKey {
+            namespace: "rooms".into(),
+            id: "copy".into(),
+        };
+        objects.install(&other, 2, &loaded).await.expect("install");
+        assert_eq!(objects.alarm_index().due(100, 10).len(), 2);
+        objects.drop_copy(&other, 2).await.expect("drop");
+        objects.drop_copy(&key(), 1).await.expect("drop");
+        assert_eq!(objects.alarm_index().next_due(), None);
+        assert!(!objects.holds(&key()).expect("holds"));
     }
 }

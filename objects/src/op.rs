@@ -26,15 +26,96 @@ pub enum Op {
         preconditions: Vec<Precondition>,
         writes: Vec<TxnWrite>,
     },
-    /// Key count, bytes and version, for `inspect`.
+    /// Key count, bytes, version, alarms and the last event, for `inspect`.
     Stats,
+    /// Sets (or replaces) the alarm `name`, due at `at_ms` (Unix ms).
+    SetAlarm {
+        name: String,
+        at_ms: u64,
+        payload: Vec<u8>,
+    },
+    DeleteAlarms {
+        names: Vec<String>,
+    },
+    ListAlarms,
+    /// Appends a message to the object's event log, stamped `at_ms` by the node that
+    /// took the call.
+    Publish {
+        payload: Vec<u8>,
+        at_ms: u64,
+    },
+    /// Fires the alarms due at `now_ms`: each is removed and an `AlarmFired` event
+    /// appended, in one write. Sent by the owner's alarm scheduler, not by clients.
+    FireAlarms {
+        now_ms: u64,
+    },
+    /// Events after `after` still in the log; `None`: none, only where the log is.
+    Events {
+        after: Option<u64>,
+    },
 }
 
 impl Op {
     /// Whether the operation may change storage (and so needs replication).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Op::Get { .. } | Op::List(_) | Op::Stats)
+        !matches!(
+            self,
+            Op::Get { .. } | Op::List(_) | Op::Stats | Op::ListAlarms | Op::Events { .. }
+        )
     }
+}
+
+/// A named alarm of an object. When due, the owner removes it and appends an
+/// [`EventKind::AlarmFired`] event in one replicated write, so an alarm fires at least
+/// once: if the owner fails before that write is acknowledged, the next owner fires it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// Due time, Unix milliseconds.
+    pub at_ms: u64,
+    pub payload: Vec<u8>,
+}
+
+/// An entry of an object's event log, numbered from 1 without gaps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    /// When it happened, Unix milliseconds.
+    pub at_ms: u64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    AlarmFired {
+        name: String,
+        scheduled_ms: u64,
+        payload: Vec<u8>,
+    },
+    Published {
+        payload: Vec<u8>,
+    },
+}
+
+impl Event {
+    /// Bytes the event holds, for the log's size bound.
+    pub fn size(&self) -> usize {
+        16 + match &self.kind {
+            EventKind::AlarmFired { name, payload, .. } => name.len() + payload.len(),
+            EventKind::Published { payload } => payload.len(),
+        }
+    }
+}
+
+/// What `inspect` reports besides the placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectStats {
+    pub keys: u64,
+    pub bytes: u64,
+    pub version: u64,
+    /// Alarm names and due times, in name order.
+    pub alarms: Vec<(String, u64)>,
+    /// Sequence number of the last event (0: none yet).
+    pub last_event_seq: u64,
 }
 
 /// Keys in byte order within `[start, end)` and under `prefix`, forward or reverse.
@@ -104,9 +185,23 @@ pub enum Reply {
         version: u64,
         results: Vec<Option<Vec<u8>>>,
     },
-    Stats {
-        keys: u64,
-        bytes: u64,
+    Stats(ObjectStats),
+    /// Alarms in name order.
+    Alarms(Vec<(String, Alarm)>),
+    Published {
+        seq: u64,
         version: u64,
+    },
+    /// How many alarms fired.
+    Fired {
+        count: usize,
+    },
+    Events {
+        /// In sequence order.
+        events: Vec<Event>,
+        last_seq: u64,
+        /// The oldest event still kept; `last_seq + 1` when the log is empty. Events
+        /// between the asked position and this one are gone.
+        oldest_seq: u64,
     },
 }

@@ -59,6 +59,20 @@ pub struct DropRequest {
 
 pub type DropResponse = Result<bool, String>;
 
+/// An object's events after `after` (none: from now), from its owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    pub key: ObjectKey,
+    pub after: Option<u64>,
+}
+
+/// Live events of the objects a node owns in a namespace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NamespaceSubscribeRequest {
+    pub namespace: String,
+    pub id_prefix: String,
+}
+
 pub fn seal<T: Serialize>(value: &T) -> Result<larder_proto::peer::Envelope, ObjectError> {
     Ok(larder_proto::peer::Envelope {
         version: OBJECTS_WIRE_VERSION,

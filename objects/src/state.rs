@@ -3,7 +3,9 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use crate::op::{ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::op::{
+    Alarm, Event, EventKind, ListQuery, ObjectStats, Op, Precondition, ReadValue, Reply, TxnWrite,
+};
 use crate::{ObjectError, ObjectLimits};
 
 /// A stored value and the object version that wrote it.
@@ -18,6 +20,12 @@ pub struct Stored {
 pub const REQUEST_IDS_KEPT: usize = 1024;
 /// Longest request id.
 pub const REQUEST_ID_BYTES_MAX: usize = 128;
+/// An object's event log keeps its last events up to this many...
+pub const EVENTS_KEPT: usize = 256;
+/// ...and up to this many bytes (the newest event is always kept).
+pub const EVENT_BYTES_KEPT: usize = 1024 * 1024;
+/// Alarms fired by one write; more due ones fire in the next.
+const ALARMS_FIRED_PER_WRITE: usize = 128;
 
 /// A change to an object's storage, replicated to its replicas and applied in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +43,28 @@ pub enum Mutation {
         request_id: String,
         reply: Reply,
     },
+    SetAlarm {
+        name: String,
+        alarm: Alarm,
+    },
+    DeleteAlarm {
+        name: String,
+    },
+    AppendEvent(Event),
+    /// Drops events up to and including `through` from the log.
+    ForgetEvents {
+        through: u64,
+    },
+}
+
+/// Everything an object stores, as read from a copy.
+#[derive(Debug, Clone, Default)]
+pub struct StateParts {
+    pub entries: BTreeMap<Vec<u8>, Stored>,
+    pub version: u64,
+    pub recent: VecDeque<(String, Reply)>,
+    pub alarms: BTreeMap<String, Alarm>,
+    pub events: VecDeque<Event>,
 }
 
 /// One object's storage and the engine that runs operations on it.
@@ -50,6 +80,9 @@ pub struct ObjectState {
     version: u64,
     /// Request ids of the last writes, oldest first, with their answers.
     recent: VecDeque<(String, Reply)>,
+    alarms: BTreeMap<String, Alarm>,
+    /// The last events, oldest first (bounded by [`EVENTS_KEPT`], [`EVENT_BYTES_KEPT`]).
+    events: VecDeque<Event>,
 }
 
 fn read(entries: &BTreeMap<Vec<u8>, Stored>, key: &[u8]) -> ReadValue {
@@ -81,15 +114,54 @@ fn integer(key: &[u8], stored: Option<&[u8]>) -> Result<i64, ObjectError> {
 
 impl ObjectState {
     /// A state from stored parts (cold start, state transfer).
-    pub fn from_parts(
-        entries: BTreeMap<Vec<u8>, Stored>,
-        version: u64,
-        recent: VecDeque<(String, Reply)>,
-    ) -> ObjectState {
+    pub fn from_parts(parts: StateParts) -> ObjectState {
         ObjectState {
-            entries,
-            version,
-            recent,
+            entries: parts.entries,
+            version: parts.version,
+            recent: parts.recent,
+            alarms: parts.alarms,
+            events: parts.events,
+        }
+    }
+
+    pub fn alarms(&self) -> &BTreeMap<String, Alarm> {
+        &self.alarms
+    }
+
+    pub fn events(&self) -> &VecDeque<Event> {
+        &self.events
+    }
+
+    pub fn last_event_seq(&self) -> u64 {
+        self.events.back().map_or(0, |e| e.seq)
+    }
+
+    /// When the earliest alarm is due.
+    pub fn next_alarm_ms(&self) -> Option<u64> {
+        self.alarms.values().map(|a| a.at_ms).min()
+    }
+
+    /// Appends `new` events to the mutations, with the forgetting of old ones that
+    /// keeps the log within its bounds.
+    fn append_events(&self, new: Vec<Event>, mutations: &mut Vec<Mutation>) {
+        let mut count = self.events.len() + new.len();
+        let mut bytes: usize = self.events.iter().chain(&new).map(Event::size).sum();
+        let mut through = None;
+        let droppable = self
+            .events
+            .iter()
+            .chain(new.iter().take(new.len().saturating_sub(1)));
+        for event in droppable {
+            if count <= EVENTS_KEPT && bytes <= EVENT_BYTES_KEPT {
+                break;
+            }
+            count -= 1;
+            bytes -= event.size();
+            through = Some(event.seq);
+        }
+        mutations.extend(new.into_iter().map(Mutation::AppendEvent));
+        if let Some(through) = through {
+            mutations.push(Mutation::ForgetEvents { through });
         }
     }
 
@@ -220,13 +292,125 @@ impl ObjectState {
                 writes,
             } => self.transaction(preconditions, writes, limits),
             Op::Stats => Ok((
-                Reply::Stats {
+                Reply::Stats(ObjectStats {
                     keys: self.entries.len() as u64,
                     bytes: self.bytes() as u64,
                     version: self.version,
-                },
+                    alarms: self
+                        .alarms
+                        .iter()
+                        .map(|(name, a)| (name.clone(), a.at_ms))
+                        .collect(),
+                    last_event_seq: self.last_event_seq(),
+                }),
                 Vec::new(),
             )),
+            Op::SetAlarm {
+                name,
+                at_ms,
+                payload,
+            } => {
+                limits.alarm_name(name)?;
+                limits.message("alarm payload", payload)?;
+                if !self.alarms.contains_key(name) && self.alarms.len() >= limits.alarms_max {
+                    return Err(ObjectError::TooManyAlarms(limits.alarms_max));
+                }
+                let alarm = Alarm {
+                    at_ms: *at_ms,
+                    payload: payload.clone(),
+                };
+                Ok((
+                    Reply::Written { version: next },
+                    vec![Mutation::SetAlarm {
+                        name: name.clone(),
+                        alarm,
+                    }],
+                ))
+            }
+            Op::DeleteAlarms { names } => {
+                limits.batch("alarm names", names.len())?;
+                names.iter().try_for_each(|n| limits.alarm_name(n))?;
+                let mutations = names
+                    .iter()
+                    .map(|name| Mutation::DeleteAlarm { name: name.clone() })
+                    .collect();
+                Ok((Reply::Written { version: next }, mutations))
+            }
+            Op::ListAlarms => Ok((
+                Reply::Alarms(
+                    self.alarms
+                        .iter()
+                        .map(|(n, a)| (n.clone(), a.clone()))
+                        .collect(),
+                ),
+                Vec::new(),
+            )),
+            Op::Publish { payload, at_ms } => {
+                limits.message("message", payload)?;
+                let seq = self.last_event_seq() + 1;
+                let event = Event {
+                    seq,
+                    at_ms: *at_ms,
+                    kind: EventKind::Published {
+                        payload: payload.clone(),
+                    },
+                };
+                let mut mutations = Vec::new();
+                self.append_events(vec![event], &mut mutations);
+                Ok((Reply::Published { seq, version: next }, mutations))
+            }
+            Op::FireAlarms { now_ms } => {
+                let mut due: Vec<(&String, &Alarm)> = self
+                    .alarms
+                    .iter()
+                    .filter(|(_, a)| a.at_ms <= *now_ms)
+                    .collect();
+                due.sort_by_key(|(name, a)| (a.at_ms, *name));
+                due.truncate(ALARMS_FIRED_PER_WRITE);
+                let first = self.last_event_seq() + 1;
+                let mut mutations: Vec<Mutation> = due
+                    .iter()
+                    .map(|(name, _)| Mutation::DeleteAlarm {
+                        name: (*name).clone(),
+                    })
+                    .collect();
+                let events = due
+                    .iter()
+                    .zip(first..)
+                    .map(|((name, alarm), seq)| Event {
+                        seq,
+                        at_ms: *now_ms,
+                        kind: EventKind::AlarmFired {
+                            name: (*name).clone(),
+                            scheduled_ms: alarm.at_ms,
+                            payload: alarm.payload.clone(),
+                        },
+                    })
+                    .collect();
+                self.append_events(events, &mut mutations);
+                Ok((Reply::Fired { count: due.len() }, mutations))
+            }
+            Op::Events { after } => {
+                let last_seq = self.last_event_seq();
+                let oldest_seq = self.events.front().map_or(last_seq + 1, |e| e.seq);
+                let events = match after {
+                    Some(after) => self
+                        .events
+                        .iter()
+                        .filter(|e| e.seq > *after)
+                        .cloned()
+                        .collect(),
+                    None => Vec::new(),
+                };
+                Ok((
+                    Reply::Events {
+                        events,
+                        last_seq,
+                        oldest_seq,
+                    },
+                    Vec::new(),
+                ))
+            }
         }
     }
 
@@ -384,11 +568,26 @@ impl ObjectState {
                 Mutation::Delete { key } => {
                     self.entries.remove(key);
                 }
-                Mutation::DeleteAll => self.entries.clear(),
+                Mutation::DeleteAll => {
+                    self.entries.clear();
+                    self.alarms.clear();
+                }
                 Mutation::Remember { request_id, reply } => {
                     self.recent.push_back((request_id.clone(), reply.clone()));
                     while self.recent.len() > REQUEST_IDS_KEPT {
                         self.recent.pop_front();
+                    }
+                }
+                Mutation::SetAlarm { name, alarm } => {
+                    self.alarms.insert(name.clone(), alarm.clone());
+                }
+                Mutation::DeleteAlarm { name } => {
+                    self.alarms.remove(name);
+                }
+                Mutation::AppendEvent(event) => self.events.push_back(event.clone()),
+                Mutation::ForgetEvents { through } => {
+                    while self.events.front().is_some_and(|e| e.seq <= *through) {
+                        self.events.pop_front();
                     }
                 }
             }
@@ -753,5 +952,142 @@ mod tests {
             assert_eq!(owner.apply(&mutations), replica.apply(&mutations));
         }
         assert_eq!(owner, replica);
+    }
+
+    fn alarm(name: &str, at_ms: u64) -> Op {
+        Op::SetAlarm {
+            name: name.into(),
+            at_ms,
+            payload: name.as_bytes().to_vec(),
+        }
+    }
+
+    fn events_after(st: &ObjectState, after: u64) -> (Vec<Event>, u64, u64) {
+        match st.execute(&Op::Events { after: Some(after) }, &ObjectLimits::default()) {
+            Ok((
+                Reply::Events {
+                    events,
+                    last_seq,
+                    oldest_seq,
+                },
+                _,
+            )) => (events, last_seq, oldest_seq),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn due_alarms_fire_once_into_the_event_log() {
+        let mut st = ObjectState::default();
+        run(&mut st, alarm("late", 300)).expect("set");
+        run(&mut st, alarm("early", 100)).expect("set");
+        run(&mut st, alarm("early", 200)).expect("replace");
+        assert_eq!(st.next_alarm_ms(), Some(200));
+        assert_eq!(
+            run(&mut st, Op::FireAlarms { now_ms: 150 }),
+            Ok(Reply::Fired { count: 0 })
+        );
+        assert_eq!(
+            run(&mut st, Op::FireAlarms { now_ms: 250 }),
+            Ok(Reply::Fired { count: 1 })
+        );
+        // Fired alarms are gone: firing again at a later time fires only the other.
+        assert_eq!(
+            run(&mut st, Op::FireAlarms { now_ms: 1000 }),
+            Ok(Reply::Fired { count: 1 })
+        );
+        assert!(st.alarms().is_empty());
+        let (events, last, oldest) = events_after(&st, 0);
+        assert_eq!((last, oldest), (2, 1));
+        let fired: Vec<(u64, String, u64)> = events
+            .into_iter()
+            .map(|e| match e.kind {
+                EventKind::AlarmFired {
+                    name, scheduled_ms, ..
+                } => (e.seq, name, scheduled_ms),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            fired,
+            vec![(1, "early".to_string(), 200), (2, "late".to_string(), 300)]
+        );
+    }
+
+    #[test]
+    fn alarm_limits_and_delete_all() {
+        let limits = ObjectLimits {
+            alarms_max: 2,
+            ..ObjectLimits::default()
+        };
+        let mut st = ObjectState::default();
+        for name in ["a", "b"] {
+            let (_, m) = st.execute(&alarm(name, 5), &limits).expect("set");
+            st.apply(&m);
+        }
+        assert_eq!(
+            st.execute(&alarm("c", 5), &limits).map(|_| ()),
+            Err(ObjectError::TooManyAlarms(2))
+        );
+        // Replacing an existing alarm is not a new one.
+        assert!(st.execute(&alarm("a", 9), &limits).is_ok());
+        let long = "x".repeat(257);
+        assert!(matches!(
+            st.execute(&alarm(&long, 5), &limits),
+            Err(ObjectError::InvalidArgument(m)) if m.contains("alarm_name_bytes_max")
+        ));
+        let big = Op::Publish {
+            payload: vec![0; 64 * 1024 + 1],
+            at_ms: 1,
+        };
+        assert!(matches!(
+            st.execute(&big, &limits),
+            Err(ObjectError::InvalidArgument(m)) if m.contains("message_bytes_max")
+        ));
+        run(
+            &mut st,
+            Op::DeleteAlarms {
+                names: vec!["a".into()],
+            },
+        )
+        .expect("delete");
+        assert_eq!(st.alarms().len(), 1);
+        run(&mut st, Op::DeleteAll).expect("delete all");
+        assert!(st.alarms().is_empty());
+    }
+
+    #[test]
+    fn the_event_log_keeps_its_last_events_within_bounds() {
+        let limits = ObjectLimits::default();
+        let mut owner = ObjectState::default();
+        let mut replica = ObjectState::default();
+        for i in 0..(EVENTS_KEPT as u64 + 10) {
+            let op = Op::Publish {
+                payload: i.to_string().into_bytes(),
+                at_ms: i,
+            };
+            let (reply, mutations) = owner.execute(&op, &limits).expect("publish");
+            assert!(matches!(reply, Reply::Published { seq, .. } if seq == i + 1));
+            owner.apply(&mutations);
+            replica.apply(&mutations);
+        }
+        assert_eq!(owner, replica);
+        let (events, last, oldest) = events_after(&owner, 0);
+        assert_eq!(events.len(), EVENTS_KEPT);
+        assert_eq!((last, oldest), (EVENTS_KEPT as u64 + 10, 11));
+        // Big messages: the byte bound applies, the newest always stays.
+        for _ in 0..20 {
+            let op = Op::Publish {
+                payload: vec![7; 64 * 1024],
+                at_ms: 0,
+            };
+            let (_, mutations) = owner.execute(&op, &limits).expect("publish");
+            owner.apply(&mutations);
+        }
+        let kept: usize = owner.events().iter().map(Event::size).sum();
+        assert!(kept <= EVENT_BYTES_KEPT, "{kept}");
+        assert_eq!(owner.last_event_seq(), EVENTS_KEPT as u64 + 30);
+        let (after_last, _, _) = events_after(&owner, owner.last_event_seq());
+        assert!(after_last.is_empty());
     }
 }

@@ -597,3 +597,335 @@ async fn an_abandoned_hand_over_does_not_leave_the_object_stuck() {
     let info = counter.inspect().await.expect("inspect");
     assert_eq!((info.owner, info.epoch), (1, 2));
 }
+
+/// Waits for the next event of a subscription.
+async fn next_event<S>(events: &mut S, what: &str) -> larder_client::objects::ObjectEvent
+where
+    S: futures::Stream<Item = Result<larder_client::objects::ObjectEvent, ClientError>> + Unpin,
+{
+    use futures::StreamExt;
+    match tokio::time::timeout(STEP, events.next()).await {
+        Ok(Some(Ok(event))) => event,
+        other => panic!("waiting for {what}: {other:?}"),
+    }
+}
+
+fn describe(event: &larder_client::objects::ObjectEvent) -> (u64, String) {
+    use larder_client::objects::object_event::Kind;
+    let what = match &event.kind {
+        Some(Kind::Message(m)) => format!("message {}", String::from_utf8_lossy(m)),
+        Some(Kind::AlarmFired(a)) => {
+            format!("alarm {} {}", a.name, String::from_utf8_lossy(&a.payload))
+        }
+        Some(Kind::GapUntil(until)) => format!("gap until {until}"),
+        None => "none".into(),
+    };
+    (event.seq, what)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_fire_and_object_and_namespace_subscribers_see_every_event() {
+    let cluster = cluster_with_namespace(3).await;
+    let room = cluster.node(1).client().objects("rooms").by_name("lobby");
+    room.put("k", "v").await.expect("create");
+    // A namespace subscriber at node 3 and an object subscriber at node 2 (relayed from
+    // the owner, node 1), both from now on.
+    let mut everything = Box::pin(
+        cluster
+            .node(3)
+            .client()
+            .objects("rooms")
+            .subscribe("")
+            .await
+            .expect("namespace subscription"),
+    );
+    let via_two = cluster.node(2).client().objects("rooms").by_name("lobby");
+    let mut lobby = Box::pin(via_two.subscribe(None).await.expect("subscribe"));
+    // The namespace stream connects to every node within a refresh; wait until it
+    // delivers before relying on it.
+    let probe = cluster.node(1).client().objects("rooms").by_name("probe");
+    let deadline = tokio::time::Instant::now() + STEP;
+    'connected: loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the namespace subscription never delivered"
+        );
+        let _ = probe.publish("probe").await;
+        let wait = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(Ok(event))) =
+            tokio::time::timeout_at(wait, futures::StreamExt::next(&mut everything)).await
+        {
+            if event.id == "probe" {
+                break 'connected;
+            }
+        }
+    }
+
+    let first = room.publish("hello").await.expect("publish");
+    room.set_alarm_in("tick", Duration::from_millis(300), "payload-1")
+        .await
+        .expect("alarm");
+    room.set_alarm_in("never", Duration::from_secs(3600), "")
+        .await
+        .expect("alarm");
+    assert_eq!(
+        room.alarms()
+            .await
+            .expect("alarms")
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["never", "tick"]
+    );
+    let expected = vec![
+        (first, "message hello".to_string()),
+        (first + 1, "alarm tick payload-1".to_string()),
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(describe(&next_event(&mut lobby, "object events").await));
+    }
+    assert_eq!(seen, expected);
+    let mut in_namespace = Vec::new();
+    while in_namespace.len() < 2 {
+        let event = next_event(&mut everything, "namespace events").await;
+        if event.id == "lobby" {
+            in_namespace.push(describe(&event));
+        }
+    }
+    assert_eq!(in_namespace, expected);
+    // The fired alarm is gone, the other stays; inspect shows both facts.
+    assert!(room.alarm("tick").await.expect("alarm").is_none());
+    let info = via_two.inspect().await.expect("inspect");
+    assert_eq!(
+        (info.alarms.len(), info.last_event_seq),
+        (1, first + 1),
+        "{info:?}"
+    );
+    // A subscriber resuming from the start gets the same events again, in order.
+    let mut replay = Box::pin(
+        cluster
+            .node(3)
+            .client()
+            .objects("rooms")
+            .by_name("lobby")
+            .subscribe(Some(0))
+            .await
+            .expect("subscribe"),
+    );
+    for want in &expected {
+        assert_eq!(&describe(&next_event(&mut replay, "replay").await), want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_due_during_a_failover_fires_and_subscriptions_follow_the_object() {
+    // Owner node 1, replicas 3 and 5 (eu-west); the subscriber is at node 2 (us-east).
+    let mut cluster = cluster_with_namespace(5).await;
+    let room = cluster
+        .node(1)
+        .client()
+        .objects("rooms")
+        .by_name("alarm-room");
+    let before = room.publish("before").await.expect("publish");
+    assert_eq!(room.inspect().await.expect("inspect").owner, 1);
+    let via = cluster
+        .node(2)
+        .client()
+        .objects("rooms")
+        .by_name("alarm-room");
+    let mut events = Box::pin(via.subscribe(Some(0)).await.expect("subscribe"));
+    assert_eq!(
+        describe(&next_event(&mut events, "the first message").await),
+        (before, "message before".into())
+    );
+    // Due while the owner is down and not yet replaced (detection takes 1.5 s here).
+    room.set_alarm_in("during", Duration::from_millis(500), "d")
+        .await
+        .expect("alarm");
+    room.set_alarm_in("after", Duration::from_millis(4000), "a")
+        .await
+        .expect("alarm");
+    cluster.node_mut(1).kill();
+
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(describe(
+            &next_event(&mut events, "alarms after the failover").await,
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (before + 1, "alarm during d".to_string()),
+            (before + 2, "alarm after a".to_string())
+        ],
+        "{}",
+        cluster.logs()
+    );
+    // Published after the failover, through another node: the same stream carries on.
+    let next = cluster
+        .node(4)
+        .client()
+        .objects("rooms")
+        .by_name("alarm-room")
+        .publish("after failover")
+        .await
+        .expect("publish");
+    assert_eq!(next, before + 3);
+    assert_eq!(
+        describe(&next_event(&mut events, "the message after the failover").await),
+        (next, "message after failover".into())
+    );
+    assert!(via.alarms().await.expect("alarms").is_empty());
+    assert_ne!(via.inspect().await.expect("inspect").owner, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_object_cli_stores_counts_transacts_sets_alarms_and_subscribes() {
+    let cluster = cluster_with_namespace(1).await;
+    let endpoint = cluster.node(1).api.clone();
+    let larder = |args: &[&str]| {
+        let out = std::process::Command::new(support::larder_bin())
+            .arg("--endpoint")
+            .arg(&endpoint)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run larder");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let ok = |args: &[&str]| {
+        let (code, out, err) = larder(args);
+        assert_eq!(code, Some(0), "larder {args:?}: {err}");
+        out
+    };
+    ok(&["object", "put", "rooms", "cart", "apples", "3"]);
+    assert_eq!(ok(&["object", "get", "rooms", "cart", "apples"]), "3");
+    assert_eq!(ok(&["object", "add", "rooms", "cart", "apples", "-1"]), "2");
+    let (code, _, err) = larder(&["object", "get", "rooms", "cart", "pears"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not found"), "{err}");
+
+    // A transaction whose precondition fails changes nothing and exits 1.
+    let (code, _, err) = larder(&[
+        "object",
+        "txn",
+        "rooms",
+        "cart",
+        "--if-absent",
+        "apples",
+        "--put",
+        "pears=1",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("precondition 0 failed"), "{err}");
+    let committed = ok(&[
+        "--json",
+        "object",
+        "txn",
+        "rooms",
+        "cart",
+        "--if-value",
+        "apples=2",
+        "--if-absent",
+        "pears",
+        "--put",
+        "pears=5",
+        "--add",
+        "apples=10",
+        "--delete",
+        "none",
+    ]);
+    let committed: serde_json::Value = serde_json::from_str(&committed).expect("json");
+    assert_eq!(committed["results"], serde_json::json!(["5", null, "12"]));
+    let keys = ok(&["--json", "object", "list-keys", "rooms", "cart"]);
+    let keys: serde_json::Value = serde_json::from_str(&keys).expect("json");
+    assert_eq!(
+        keys["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| (
+                e["key"].as_str().unwrap_or(""),
+                e["value"].as_str().unwrap_or("")
+            ))
+            .collect::<Vec<_>>(),
+        vec![("apples", "12"), ("pears", "5")]
+    );
+
+    // Alarms: set two, read them back, delete one; the other fires and a subscriber
+    // from the start sees the published message, then the alarm.
+    ok(&[
+        "object", "alarm", "set", "rooms", "cart", "expire", "--in", "1h",
+    ]);
+    ok(&[
+        "object",
+        "alarm",
+        "set",
+        "rooms",
+        "cart",
+        "remind",
+        "--in",
+        "300ms",
+        "--payload",
+        "p",
+    ]);
+    let listed = ok(&["--json", "object", "alarm", "list", "rooms", "cart"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let expire = ok(&[
+        "--json", "object", "alarm", "get", "rooms", "cart", "expire",
+    ]);
+    assert!(expire.contains("\"name\":\"expire\""), "{expire}");
+    ok(&["object", "alarm", "delete", "rooms", "cart", "expire"]);
+    let (code, _, _) = larder(&["object", "alarm", "get", "rooms", "cart", "expire"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        ok(&[
+            "--json",
+            "object",
+            "publish",
+            "rooms",
+            "cart",
+            "checked out"
+        ]),
+        r#"{"seq":1}"#
+    );
+    let events = ok(&[
+        "--json",
+        "object",
+        "subscribe",
+        "rooms",
+        "cart",
+        "--after",
+        "0",
+        "--count",
+        "2",
+    ]);
+    let events: Vec<serde_json::Value> = events
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect();
+    assert_eq!(events[0]["message"], "checked out", "{events:?}");
+    assert_eq!(events[1]["alarm_fired"]["name"], "remind", "{events:?}");
+    assert_eq!(events[1]["alarm_fired"]["payload"], "p", "{events:?}");
+    let inspect = ok(&["--json", "object", "inspect", "rooms", "cart"]);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("json");
+    assert_eq!(
+        (
+            &inspect["keys"],
+            &inspect["last_event_seq"],
+            &inspect["alarms"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(2),
+            &serde_json::json!([])
+        )
+    );
+}

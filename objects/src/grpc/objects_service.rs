@@ -1,10 +1,55 @@
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_server::Objects;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::status::object_status;
-use crate::op::{ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::alarms::now_ms;
+use crate::events::ObjectEventOut;
+use crate::op::{EventKind, ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
 use crate::{ObjectError, ObjectHost, ObjectId};
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ObjectEvent, Status>> + Send>>;
+
+fn event_pb(out: ObjectEventOut) -> pb::ObjectEvent {
+    match out {
+        ObjectEventOut::Event { key, event } => pb::ObjectEvent {
+            namespace: key.namespace,
+            id: key.id,
+            seq: event.seq,
+            at_unix_ms: event.at_ms,
+            kind: Some(match event.kind {
+                EventKind::AlarmFired {
+                    name,
+                    scheduled_ms,
+                    payload,
+                } => pb::object_event::Kind::AlarmFired(pb::AlarmFired {
+                    name,
+                    scheduled_unix_ms: scheduled_ms,
+                    payload,
+                }),
+                EventKind::Published { payload } => pb::object_event::Kind::Message(payload),
+            }),
+        },
+        ObjectEventOut::Gap { key, from, until } => pb::ObjectEvent {
+            namespace: key.namespace,
+            id: key.id,
+            seq: from,
+            at_unix_ms: 0,
+            kind: Some(pb::object_event::Kind::GapUntil(until)),
+        },
+    }
+}
+
+fn event_stream(
+    rx: tokio::sync::mpsc::Receiver<Result<ObjectEventOut, ObjectError>>,
+) -> Response<EventStream> {
+    let stream = ReceiverStream::new(rx).map(|item| item.map(event_pb).map_err(object_status));
+    Response::new(Box::pin(stream))
+}
 
 /// `larder.v1.Objects` on the api listener.
 pub struct ObjectsService {
@@ -96,6 +141,8 @@ fn info(p: &larder_directory::ObjectPlacement) -> pb::ObjectInfo {
         version: 0,
         keys: 0,
         bytes: 0,
+        alarms: Vec::new(),
+        last_event_seq: 0,
     }
 }
 
@@ -176,15 +223,20 @@ impl Objects for ObjectsService {
             .await
             .map_err(object_status)?;
         let mut out = info(&placement);
-        if let Reply::Stats {
-            keys,
-            bytes,
-            version,
-        } = reply
-        {
-            out.keys = keys;
-            out.bytes = bytes;
-            out.version = version;
+        if let Reply::Stats(stats) = reply {
+            out.keys = stats.keys;
+            out.bytes = stats.bytes;
+            out.version = stats.version;
+            out.last_event_seq = stats.last_event_seq;
+            out.alarms = stats
+                .alarms
+                .into_iter()
+                .map(|(name, at_unix_ms)| pb::Alarm {
+                    name,
+                    at_unix_ms,
+                    payload: Vec::new(),
+                })
+                .collect();
         }
         Ok(Response::new(out))
     }
@@ -349,5 +401,104 @@ impl Objects for ObjectsService {
             }
             (_, other) => Err(unexpected(&other)),
         }
+    }
+
+    async fn set_alarm(
+        &self,
+        request: Request<pb::SetAlarmRequest>,
+    ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let req = request.into_inner();
+        let at_ms = match req.when {
+            Some(pb::set_alarm_request::When::AtUnixMs(at)) => at,
+            Some(pb::set_alarm_request::When::InMs(after)) => now_ms().saturating_add(after),
+            None => return Err(Status::invalid_argument("give at_unix_ms or in_ms")),
+        };
+        let op = Op::SetAlarm {
+            name: req.name,
+            at_ms,
+            payload: req.payload,
+        };
+        let (id, reply) = self.call_with_id(req.object, op, req.request_id).await?;
+        written(id, reply)
+    }
+
+    async fn delete_alarm(
+        &self,
+        request: Request<pb::DeleteAlarmRequest>,
+    ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+        let req = request.into_inner();
+        let op = Op::DeleteAlarms { names: req.names };
+        let (id, reply) = self.call_with_id(req.object, op, req.request_id).await?;
+        written(id, reply)
+    }
+
+    async fn list_alarms(
+        &self,
+        request: Request<pb::ListAlarmsRequest>,
+    ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
+        let req = request.into_inner();
+        let alarms = match self.call(req.object, Op::ListAlarms).await? {
+            (_, Reply::Alarms(alarms)) => alarms,
+            (_, other) => return Err(unexpected(&other)),
+        };
+        let alarms: Vec<pb::Alarm> = alarms
+            .into_iter()
+            .filter(|(name, _)| req.name.is_empty() || *name == req.name)
+            .map(|(name, alarm)| pb::Alarm {
+                name,
+                at_unix_ms: alarm.at_ms,
+                payload: alarm.payload,
+            })
+            .collect();
+        Ok(Response::new(pb::ListAlarmsResponse { alarms }))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let req = request.into_inner();
+        let op = Op::Publish {
+            payload: req.message,
+            at_ms: now_ms(),
+        };
+        match self.call_with_id(req.object, op, req.request_id).await? {
+            (id, Reply::Published { seq, version }) => Ok(Response::new(pb::PublishResponse {
+                seq,
+                version,
+                id: id.to_string(),
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let req = request.into_inner();
+        let (object, id) = object_ref(req.object)?;
+        let hint = Some(object.location_hint).filter(|h| !h.is_empty());
+        let rx = self
+            .host
+            .subscribe(&object.namespace, &id, hint, req.after_seq);
+        Ok(event_stream(rx))
+    }
+
+    type SubscribeNamespaceStream = EventStream;
+
+    async fn subscribe_namespace(
+        &self,
+        request: Request<pb::SubscribeNamespaceRequest>,
+    ) -> Result<Response<Self::SubscribeNamespaceStream>, Status> {
+        let req = request.into_inner();
+        let rx = self
+            .host
+            .subscribe_namespace(&req.namespace, req.id_prefix)
+            .await
+            .map_err(object_status)?;
+        Ok(event_stream(rx))
     }
 }

@@ -1,11 +1,27 @@
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
 use larder_proto::peer::Envelope;
 use larder_proto::peer::object_peer_server::{ObjectPeer, ObjectPeerServer};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::ObjectHost;
 use crate::peer_messages::{
-    self, DropRequest, ExecuteRequest, FenceRequest, FetchRequest, InstallRequest, ReplicateRequest,
+    self, DropRequest, ExecuteRequest, FenceRequest, FetchRequest, InstallRequest,
+    NamespaceSubscribeRequest, ReplicateRequest, SubscribeRequest,
 };
+
+type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send>>;
+
+/// Seals each item of a subscription for the peer stream.
+fn sealed_stream<T: serde::Serialize + Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> Response<EnvelopeStream> {
+    let stream = ReceiverStream::new(rx)
+        .map(|item| peer_messages::seal(&item).map_err(|err| Status::internal(err.to_string())));
+    Response::new(Box::pin(stream))
+}
 
 /// `larder.peer.v1.ObjectPeer` on the peer listener.
 pub struct ObjectPeerService {
@@ -63,5 +79,27 @@ impl ObjectPeer for ObjectPeerService {
     async fn drop(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let drop: DropRequest = open(&request)?;
         seal(&self.host.drop_copy(drop).await)
+    }
+
+    type SubscribeStream = EnvelopeStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<Envelope>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let subscribe: SubscribeRequest = open(&request)?;
+        Ok(sealed_stream(self.host.subscribe_owned(subscribe)))
+    }
+
+    type SubscribeNamespaceStream = EnvelopeStream;
+
+    async fn subscribe_namespace(
+        &self,
+        request: Request<Envelope>,
+    ) -> Result<Response<Self::SubscribeNamespaceStream>, Status> {
+        let subscribe: NamespaceSubscribeRequest = open(&request)?;
+        Ok(sealed_stream(
+            self.host.subscribe_namespace_owned(subscribe),
+        ))
     }
 }

@@ -9,7 +9,8 @@ pub fn object_status(err: ObjectError) -> Status {
         ObjectError::InvalidArgument(_) => Status::invalid_argument(message),
         ObjectError::PreconditionFailed { .. }
         | ObjectError::NotAnInteger { .. }
-        | ObjectError::Overflow { .. } => Status::failed_precondition(message),
+        | ObjectError::Overflow { .. }
+        | ObjectError::TooManyAlarms(_) => Status::failed_precondition(message),
         ObjectError::NamespaceNotFound(_) => Status::not_found(message),
         ObjectError::Placement(_) => Status::failed_precondition(message),
         ObjectError::Unavailable { retry_at, .. } => {
