@@ -17,8 +17,7 @@ pub struct DirectoryState {
     /// Names of deleted namespaces, so every node drops their data; a name leaves this set
     /// when a namespace of that name is created again.
     pub deleted_namespaces: BTreeSet<String>,
-    /// Object placements. Part of the one directory record for now; they move to
-    /// per-key records before object counts grow large.
+    /// Object placements (stored as one record each; see the state machine).
     pub placements: BTreeMap<ObjectKey, ObjectPlacement>,
 }
 

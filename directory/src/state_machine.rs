@@ -1,8 +1,9 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
-use larder_store::{Store, Tree, codec};
+use larder_store::{Batch, Store, Tree, codec};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
@@ -11,10 +12,18 @@ use tokio::sync::{RwLock, watch};
 use crate::raft_types::{
     DirectoryRaftConfig as C, LogId, Snapshot, SnapshotMeta, StoredMembership,
 };
-use crate::{CommandOutcome, DirectoryState};
+use crate::{
+    Command, CommandOutcome, DirectoryState, NamespaceRecord, NodeId, NodeRecord, ObjectKey,
+    ObjectPlacement,
+};
 
 const SM_TREE: &str = "directory_state";
-const APPLIED_KEY: &[u8] = b"applied";
+/// Earlier layout: the whole directory, placements included, in one record.
+const APPLIED_KEY_V1: &[u8] = b"applied";
+/// Everything but the placements, in one record.
+const APPLIED_KEY: &[u8] = b"applied.v2";
+/// One record per object placement, under this prefix.
+const PLACEMENT_PREFIX: &[u8] = b"p/";
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
 /// Everything the state machine persists: the directory and how far the log was applied.
@@ -23,6 +32,44 @@ pub struct AppliedState {
     pub last_applied: Option<LogId>,
     pub last_membership: StoredMembership,
     pub directory: DirectoryState,
+}
+
+/// The small part of [`AppliedState`], stored as one record; placements have a record
+/// each, so applying a placement writes one small record, not the whole directory.
+#[derive(Serialize, Deserialize)]
+struct AppliedHead {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    namespaces: BTreeMap<String, NamespaceRecord>,
+    deleted_namespaces: BTreeSet<String>,
+}
+
+impl AppliedHead {
+    fn of(state: &AppliedState) -> AppliedHead {
+        AppliedHead {
+            last_applied: state.last_applied,
+            last_membership: state.last_membership.clone(),
+            nodes: state.directory.nodes.clone(),
+            namespaces: state.directory.namespaces.clone(),
+            deleted_namespaces: state.directory.deleted_namespaces.clone(),
+        }
+    }
+}
+
+fn placement_key(key: &ObjectKey) -> io::Result<Vec<u8>> {
+    let mut out = PLACEMENT_PREFIX.to_vec();
+    out.extend_from_slice(&codec::encode(key)?);
+    Ok(out)
+}
+
+/// The placement a command may have changed.
+fn touched(command: &Command) -> Option<&ObjectKey> {
+    match command {
+        Command::PlaceObject(placement) => Some(&placement.key),
+        Command::ReassignObject { key, .. } => Some(key),
+        _ => None,
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,8 +82,8 @@ struct StoredSnapshot {
 ///
 /// Holds the state in memory (shared with readers through [`DirectoryReader`]) and
 /// persists it, flushed, after each applied batch, so a restart resumes from disk.
-/// The whole directory is one record: it is small (nodes and namespaces); object
-/// placement will get per-key records when it lands here.
+/// Nodes, namespaces and the applied position are one small record; each object
+/// placement is a record of its own, written only when a command changes it.
 #[derive(Clone)]
 pub struct SledStateMachine {
     store: Store,
@@ -81,9 +128,40 @@ impl DirectoryReader {
 impl SledStateMachine {
     pub fn open(store: Store) -> Result<(SledStateMachine, DirectoryReader), io::Error> {
         let tree = store.tree(SM_TREE)?;
-        let state: AppliedState = match tree.get(APPLIED_KEY)? {
-            Some(raw) => codec::decode(&raw)?,
-            None => AppliedState::default(),
+        let state = match (tree.get(APPLIED_KEY)?, tree.get(APPLIED_KEY_V1)?) {
+            (Some(raw), _) => {
+                let head: AppliedHead = codec::decode(&raw)?;
+                let mut placements = BTreeMap::new();
+                for row in tree.scan_prefix(PLACEMENT_PREFIX) {
+                    let (_, raw) = row?;
+                    let placement: ObjectPlacement = codec::decode(&raw)?;
+                    placements.insert(placement.key.clone(), placement);
+                }
+                AppliedState {
+                    last_applied: head.last_applied,
+                    last_membership: head.last_membership,
+                    directory: DirectoryState {
+                        nodes: head.nodes,
+                        namespaces: head.namespaces,
+                        deleted_namespaces: head.deleted_namespaces,
+                        placements,
+                    },
+                }
+            }
+            (None, Some(raw)) => {
+                // Written by an earlier version: rewrite it in today's layout.
+                let state: AppliedState = codec::decode(&raw)?;
+                let mut batch = Self::whole_state_batch(&tree, &state)?;
+                batch.remove(APPLIED_KEY_V1);
+                tree.apply_batch(batch)?;
+                store.flush_blocking()?;
+                tracing::info!(
+                    placements = state.directory.placements.len(),
+                    "directory state moved to per-placement records"
+                );
+                state
+            }
+            (None, None) => AppliedState::default(),
         };
         let applied = state.last_applied.map_or(0, |id| id.index);
         let state = Arc::new(RwLock::new(state));
@@ -103,10 +181,37 @@ impl SledStateMachine {
         ))
     }
 
-    async fn persist(&self, state: &AppliedState) -> io::Result<()> {
-        self.tree.insert(APPLIED_KEY, codec::encode(state)?)?;
+    /// Persists the head and the placements of `changed`, atomically and flushed.
+    async fn persist<'a>(
+        &self,
+        state: &AppliedState,
+        changed: impl IntoIterator<Item = &'a ObjectKey>,
+    ) -> io::Result<()> {
+        let mut batch = Batch::default();
+        batch.insert(APPLIED_KEY, codec::encode(&AppliedHead::of(state))?);
+        for key in changed {
+            match state.directory.placements.get(key) {
+                Some(placement) => batch.insert(placement_key(key)?, codec::encode(placement)?),
+                None => batch.remove(placement_key(key)?),
+            }
+        }
+        self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         Ok(())
+    }
+
+    /// A batch replacing whatever is stored with `state`.
+    fn whole_state_batch(tree: &Tree, state: &AppliedState) -> io::Result<Batch> {
+        let mut batch = Batch::default();
+        for row in tree.scan_prefix(PLACEMENT_PREFIX) {
+            let (key, _) = row?;
+            batch.remove(key);
+        }
+        batch.insert(APPLIED_KEY, codec::encode(&AppliedHead::of(state))?);
+        for (key, placement) in &state.directory.placements {
+            batch.insert(placement_key(key)?, codec::encode(placement)?);
+        }
+        Ok(batch)
     }
 }
 
@@ -151,11 +256,17 @@ impl RaftStateMachine<C> for SledStateMachine {
     {
         let mut state = self.state.write().await;
         let mut responders = Vec::new();
+        let mut changed = BTreeSet::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             state.last_applied = Some(entry.log_id);
             let outcome = match entry.payload {
                 EntryPayload::Blank => CommandOutcome::Unchanged,
-                EntryPayload::Normal(ref command) => state.directory.apply(command),
+                EntryPayload::Normal(ref command) => {
+                    if let Some(key) = touched(command) {
+                        changed.insert(key.clone());
+                    }
+                    state.directory.apply(command)
+                }
                 EntryPayload::Membership(ref membership) => {
                     state.last_membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
@@ -167,7 +278,7 @@ impl RaftStateMachine<C> for SledStateMachine {
             }
         }
         // Durable before anyone hears the outcome.
-        self.persist(&state).await?;
+        self.persist(&state, &changed).await?;
         let applied = state.last_applied.map_or(0, |id| id.index);
         drop(state);
         for (responder, outcome) in responders {
@@ -196,9 +307,11 @@ impl RaftStateMachine<C> for SledStateMachine {
             meta: meta.clone(),
             data: snapshot,
         };
-        self.tree.insert(SNAPSHOT_KEY, codec::encode(&stored)?)?;
+        let mut batch = Self::whole_state_batch(&self.tree, &new_state)?;
+        batch.insert(SNAPSHOT_KEY, codec::encode(&stored)?);
         let mut state = self.state.write().await;
-        self.persist(&new_state).await?;
+        self.tree.apply_batch(batch)?;
+        self.store.flush().await?;
         *state = new_state;
         let applied = state.last_applied.map_or(0, |id| id.index);
         drop(state);
@@ -217,6 +330,80 @@ impl RaftStateMachine<C> for SledStateMachine {
                     snapshot: stored.data,
                 }))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RegionId;
+
+    fn placement(id: &str) -> ObjectPlacement {
+        ObjectPlacement {
+            key: ObjectKey {
+                namespace: "rooms".into(),
+                id: id.into(),
+            },
+            region: RegionId("eu-west".into()),
+            jurisdiction: None,
+            owner: NodeId(1),
+            replicas: vec![NodeId(1), NodeId(2), NodeId(3)],
+            epoch: 1,
+            placed_at_ms: 7,
+        }
+    }
+
+    fn with_placements(ids: &[&str]) -> AppliedState {
+        let mut state = AppliedState::default();
+        for id in ids {
+            state.directory.apply(&Command::PlaceObject(placement(id)));
+        }
+        state
+    }
+
+    #[tokio::test]
+    async fn placements_are_records_of_their_own_and_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ids: Vec<String> = (0..200).map(|i| format!("room-{i}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut state = with_placements(&refs);
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let (sm, _) = SledStateMachine::open(store).expect("open");
+            let keys: Vec<ObjectKey> = state.directory.placements.keys().cloned().collect();
+            sm.persist(&state, &keys).await.expect("persist");
+            // One more placement writes one record; the head does not hold placements.
+            state
+                .directory
+                .apply(&Command::PlaceObject(placement("late")));
+            let late = placement("late").key;
+            sm.persist(&state, [&late]).await.expect("persist");
+            let head = sm.tree.get(APPLIED_KEY).expect("get").expect("head");
+            assert!(head.len() < 200, "head is {} bytes", head.len());
+        }
+        let store = Store::open(dir.path()).expect("store");
+        let (_, reader) = SledStateMachine::open(store).expect("reopen");
+        assert_eq!(reader.snapshot().await, state.directory);
+    }
+
+    #[tokio::test]
+    async fn a_directory_in_the_earlier_single_record_layout_is_moved_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = with_placements(&["a", "b"]);
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let tree = store.tree(SM_TREE).expect("tree");
+            tree.insert(APPLIED_KEY_V1, codec::encode(&state).expect("encode"))
+                .expect("insert");
+            store.flush_blocking().expect("flush");
+        }
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).expect("store");
+            let (sm, reader) = SledStateMachine::open(store).expect("open");
+            assert_eq!(reader.snapshot().await, state.directory);
+            assert!(sm.tree.get(APPLIED_KEY_V1).expect("get").is_none());
+            assert_eq!(sm.tree.scan_prefix(PLACEMENT_PREFIX).count(), 2);
         }
     }
 }

@@ -286,18 +286,40 @@ impl ObjectHost {
         &self.inner.config.limits
     }
 
-    /// Placements of a namespace's objects, in id order (this node's directory copy).
-    pub async fn placements(&self, namespace: &str) -> Result<Vec<ObjectPlacement>, ObjectError> {
-        let state = self.inner.directory.local_state().await;
-        if state.namespace(namespace).is_none() {
-            return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
-        }
-        Ok(state
-            .placements
-            .values()
-            .filter(|p| p.key.namespace == namespace)
-            .cloned()
-            .collect())
+    /// Up to `limit` placements of a namespace's objects with ids after `start_after`
+    /// that pass `keep`, in id order (this node's directory copy), and whether more
+    /// follow. Reads the namespace's range in place: no copy of the directory.
+    pub async fn placements(
+        &self,
+        namespace: &str,
+        start_after: &str,
+        limit: usize,
+        keep: impl Fn(&ObjectPlacement) -> bool,
+    ) -> Result<(Vec<ObjectPlacement>, bool), ObjectError> {
+        let from = ObjectKey {
+            namespace: namespace.to_string(),
+            id: start_after.to_string(),
+        };
+        self.inner
+            .directory
+            .read_local(|state| {
+                if state.namespace(namespace).is_none() {
+                    return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+                }
+                let mut found: Vec<ObjectPlacement> = state
+                    .placements
+                    .range((std::ops::Bound::Excluded(&from), std::ops::Bound::Unbounded))
+                    .map(|(_, p)| p)
+                    .take_while(|p| p.key.namespace == namespace)
+                    .filter(|p| keep(p))
+                    .take(limit + 1)
+                    .cloned()
+                    .collect();
+                let more = found.len() > limit;
+                found.truncate(limit);
+                Ok((found, more))
+            })
+            .await
     }
 
     /// An object's current placement (it must be placed).

@@ -154,21 +154,15 @@ impl Objects for ObjectsService {
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let req = request.into_inner();
         let limit = self.host.limits().page(req.limit).map_err(object_status)?;
-        let placements = self
+        let (placements, more) = self
             .host
-            .placements(&req.namespace)
+            .placements(&req.namespace, &req.start_after, limit, |p| {
+                p.key.id.starts_with(&req.prefix)
+                    && (req.region.is_empty() || p.region.0 == req.region)
+            })
             .await
             .map_err(object_status)?;
-        let mut objects: Vec<pb::ObjectInfo> = placements
-            .iter()
-            .filter(|p| p.key.id.starts_with(&req.prefix))
-            .filter(|p| req.region.is_empty() || p.region.0 == req.region)
-            .filter(|p| req.start_after.is_empty() || p.key.id > req.start_after)
-            .take(limit + 1)
-            .map(info)
-            .collect();
-        let more = objects.len() > limit;
-        objects.truncate(limit);
+        let objects = placements.iter().map(info).collect();
         Ok(Response::new(pb::ListObjectsResponse { objects, more }))
     }
 
