@@ -48,12 +48,18 @@ pub struct ObjectBenchArgs {
     pub requests_max: u64,
     #[arg(long, default_value = "bench-objects")]
     pub namespace: String,
+    /// `--op cold`: how long to leave the objects alone before reading them.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub idle: Duration,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ObjectOp {
     Write,
     Read,
+    /// One read per object after it left memory (start the nodes with a short
+    /// `objects.idle_after_ms` and pass a longer `--idle`).
+    Cold,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -374,6 +380,9 @@ async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyho
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    if args.op == ObjectOp::Cold {
+        return cold_reads(&clients[0], json_out, &args, name).await;
+    }
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let merged = Arc::new(Mutex::new(histogram()?));
@@ -397,7 +406,7 @@ async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyho
                 let t = Instant::now();
                 let ok = match op {
                     ObjectOp::Write => object.add("n", 1).await.is_ok(),
-                    ObjectOp::Read => object.get("n").await.is_ok(),
+                    ObjectOp::Read | ObjectOp::Cold => object.get("n").await.is_ok(),
                 };
                 if ok {
                     let _ = h.record(t.elapsed().as_micros() as u64);
@@ -415,7 +424,7 @@ async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyho
     let h = merged.lock().await;
     let title = match args.op {
         ObjectOp::Write => "object write (add, majority)",
-        ObjectOp::Read => "object read (owner)",
+        ObjectOp::Read | ObjectOp::Cold => "object read (owner)",
     };
     let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
     report(
@@ -424,6 +433,41 @@ async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyho
         h.len(),
         errors.load(Ordering::Relaxed),
         elapsed,
+        &h,
+        params,
+    );
+    Ok(())
+}
+
+/// Reads each object once after it has been idle for `--idle`: the first call after it
+/// left memory loads it from storage and confirms its lease with a majority.
+async fn cold_reads(
+    client: &Client,
+    json_out: bool,
+    args: &ObjectBenchArgs,
+    name: impl Fn(usize) -> String,
+) -> anyhow::Result<()> {
+    tokio::time::sleep(args.idle).await;
+    let mut h = histogram()?;
+    let mut errors = 0;
+    let started = Instant::now();
+    for i in 0..args.objects.min(args.requests_max as usize) {
+        let object = client.objects(&args.namespace).by_name(&name(i));
+        let t = Instant::now();
+        match object.get("n").await {
+            Ok(_) => {
+                let _ = h.record(t.elapsed().as_micros() as u64);
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let params = json!({"objects": args.objects, "idle_ms": args.idle.as_millis() as u64});
+    report(
+        json_out,
+        "object cold start (first read after eviction)",
+        h.len(),
+        errors,
+        started.elapsed(),
         &h,
         params,
     );

@@ -137,6 +137,10 @@ pub struct DevArgs {
     pub data_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
+    /// Override a setting on every node, as in the config file: `--set
+    /// objects.idle_after_ms=500` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub settings: Vec<String>,
 }
 
 impl ServeArgs {
@@ -236,6 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 regions: args.regions,
                 data_dir: args.data_dir,
                 base_port: args.base_port,
+                settings: args.settings,
             })
             .await
         }

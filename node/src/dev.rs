@@ -23,6 +23,37 @@ pub struct DevOptions {
     pub regions: Vec<String>,
     pub data_dir: Option<PathBuf>,
     pub base_port: u16,
+    /// `section.key=value` overrides applied to every node's configuration.
+    pub settings: Vec<String>,
+}
+
+/// Sets `path` (dotted, as in the config file) to `value` (a TOML value; a bare word
+/// is a string) in `config`, which must still be a valid configuration afterwards.
+fn apply_setting(config: &NodeConfig, setting: &str) -> anyhow::Result<NodeConfig> {
+    let (path, raw) = setting
+        .split_once('=')
+        .with_context(|| format!("--set {setting:?}: expected SECTION.KEY=VALUE"))?;
+    let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut table) => table.remove("v").unwrap_or(toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let mut root = toml::Value::try_from(config).context("configuration to TOML")?;
+    let mut at = &mut root;
+    let parts: Vec<&str> = path.trim().split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = at
+            .as_table_mut()
+            .with_context(|| format!("--set {path}: {part:?} is not inside a section"))?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), value.clone());
+            break;
+        }
+        at = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    root.try_into()
+        .with_context(|| format!("--set {setting:?} is not a valid setting"))
 }
 
 /// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
@@ -80,6 +111,9 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
             config.cluster.join = Some(format!("127.0.0.1:{}", port(0, 1)));
         }
         config.directory = directory.clone();
+        for setting in &options.settings {
+            config = apply_setting(&config, setting)?;
+        }
         config
             .validate()
             .with_context(|| format!("dev node {}", i + 1))?;
@@ -170,7 +204,31 @@ mod tests {
             regions: vec!["eu-west".into(), "us-east".into()],
             data_dir: None,
             base_port: 7070,
+            settings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn settings_override_every_node_and_typos_are_refused() {
+        let mut opts = options(2);
+        opts.settings = vec![
+            "objects.idle_after_ms=500".into(),
+            "directory.node_down_after_ms = 900".into(),
+            "objects.lease_ms=400".into(),
+        ];
+        let configs = dev_configs(&opts, Path::new("/tmp/x")).expect("configs");
+        assert!(configs.iter().all(|c| c.objects.idle_after_ms == 500
+            && c.directory.node_down_after_ms == 900
+            && c.objects.lease_ms == 400));
+        opts.settings = vec!["objects.idle_after=500".into()];
+        let err = format!(
+            "{:#}",
+            dev_configs(&opts, Path::new("/tmp/x")).expect_err("typo")
+        );
+        assert!(err.contains("idle_after"), "{err}");
+        // Valid alone, but the lease must stay below the down delay.
+        opts.settings = vec!["objects.lease_ms=5000".into()];
+        assert!(dev_configs(&opts, Path::new("/tmp/x")).is_err());
     }
 
     #[test]
