@@ -52,31 +52,26 @@ impl Actor {
         let mut stop_reason = None;
         match self.activate().await {
             Ok(()) => loop {
-                let call = match tokio::time::timeout(idle, mailbox.recv()).await {
+                let first = match tokio::time::timeout(idle, mailbox.recv()).await {
                     Ok(Some(call)) => call,
                     // Idle: leave memory; the next call starts from storage.
                     _ => break,
                 };
-                let result = self.handle(call.op, call.request_id.as_deref()).await;
-                if let Err(ObjectError::Superseded { epoch, .. }) = &result
+                let calls = take_batch(first, &mut mailbox);
+                let Err(err) = self.handle_batch(calls).await else {
+                    continue;
+                };
+                // The calls' outcome is unknown to their callers, who retry with the
+                // same request ids. After an abandoned hand-over the object serves on;
+                // otherwise this actor stops (its memory may hold writes that did not
+                // reach a majority) and the next call starts from storage.
+                if let ObjectError::Superseded { epoch, .. } = &err
                     && self.recover(*epoch).await
                 {
-                    // The call's outcome is unknown to its caller, who retries with
-                    // the same request id; the object serves on.
-                    let _ = call.reply.send(result);
                     continue;
                 }
-                let stop = matches!(
-                    result,
-                    Err(ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })
-                );
-                if let (true, Err(err)) = (stop, &result) {
-                    stop_reason = Some(err.clone());
-                }
-                let _ = call.reply.send(result);
-                if stop {
-                    break;
-                }
+                stop_reason = Some(err);
+                break;
             },
             Err(err) => {
                 tracing::warn!(object = %self.key, error = %err, "object activation failed");
@@ -212,60 +207,91 @@ impl Actor {
         Ok(())
     }
 
-    async fn handle(&mut self, op: Op, request_id: Option<&str>) -> Result<Reply, ObjectError> {
-        let placement = self.current_placement().await?;
-        if self
-            .placement
-            .as_ref()
-            .is_none_or(|p| p.epoch != placement.epoch)
-        {
-            return Err(ObjectError::Unavailable {
-                reason: format!("{} changed placement (epoch {})", self.key, placement.epoch),
-                retry_at: None,
-            });
-        }
+    /// Runs queued calls in order and answers them. Their writes apply in memory one
+    /// after another (each call sees the ones before it) and go to the replicas as one
+    /// replication round; nobody hears an answer before that round reaches a majority
+    /// (reads that saw a write included). Err: the round failed — every call of the
+    /// batch gets the error, and the actor must not serve from this memory again.
+    async fn handle_batch(&mut self, calls: Vec<Call>) -> Result<(), ObjectError> {
+        let placement = match self.current_placement().await {
+            Ok(placement) if self.placement.as_ref().map(|p| p.epoch) == Some(placement.epoch) => {
+                placement
+            }
+            Ok(placement) => {
+                let err = ObjectError::Unavailable {
+                    reason: format!("{} changed placement (epoch {})", self.key, placement.epoch),
+                    retry_at: None,
+                };
+                return answer_all(calls, err);
+            }
+            Err(err) => return answer_all(calls, err),
+        };
         let limits = &self.host.inner().config.limits;
-        let (reply, mutations) = self.state.execute_request(&op, request_id, limits)?;
-        if matches!(op, Op::FireAlarms { .. }) && mutations.is_empty() {
-            // Nothing was due: no write, and nothing read that needs the lease.
-            return Ok(reply);
+        let first_version = self.state.version() + 1;
+        let (mut writes, mut answers, mut needs_lease) = (Vec::new(), Vec::new(), false);
+        for call in calls {
+            let executed = self
+                .state
+                .execute_request(&call.op, call.request_id.as_deref(), limits);
+            match executed {
+                Ok((reply, mutations)) if !mutations.is_empty() => {
+                    self.state.apply(&mutations);
+                    writes.push(mutations);
+                    answers.push((call.reply, Ok(reply)));
+                }
+                // A firing with nothing due reads nothing that needs the lease.
+                Ok((reply, _)) if matches!(call.op, Op::FireAlarms { .. }) => {
+                    answers.push((call.reply, Ok(reply)));
+                }
+                // Reads, and retried writes answered from memory, need the lease.
+                Ok((reply, _)) => {
+                    needs_lease = true;
+                    answers.push((call.reply, Ok(reply)));
+                }
+                Err(err) => answers.push((call.reply, Err(err))),
+            }
         }
         let started = Instant::now();
-        // Reads, and retried writes answered from memory, change nothing: they only need
-        // the lease.
-        if !op.is_write() || mutations.is_empty() {
-            if self.lease_until.is_none_or(|until| Instant::now() >= until) {
-                // Confirm with a majority that this node still owns the object.
-                let ping = Offer::Write(ReplicateRequest {
-                    key: self.key.clone(),
-                    epoch: placement.epoch,
-                    version: self.state.version(),
-                    mutations: Vec::new(),
-                });
-                self.offer_all(&placement, ping).await?;
-                self.lease_until = Some(started + self.host.inner().config.lease());
+        let lease_expired = self.lease_until.is_none_or(|until| started >= until);
+        if !writes.is_empty() || (needs_lease && lease_expired) {
+            // A ping (no writes) confirms with a majority that this node still owns
+            // the object.
+            let round = Offer::Write(ReplicateRequest {
+                key: self.key.clone(),
+                epoch: placement.epoch,
+                version: if writes.is_empty() {
+                    self.state.version()
+                } else {
+                    first_version
+                },
+                writes: writes.clone(),
+            });
+            match self.offer_all(&placement, round).await {
+                Ok(lagging) => {
+                    self.lease_until = Some(started + self.host.inner().config.lease());
+                    self.repair(&placement, lagging);
+                }
+                Err(err) => {
+                    for (reply, _) in answers {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    return Err(err);
+                }
             }
-            return Ok(reply);
         }
-        let write = Offer::Write(ReplicateRequest {
-            key: self.key.clone(),
-            epoch: placement.epoch,
-            version: self.state.version() + 1,
-            mutations: mutations.clone(),
-        });
-        let lagging = self.offer_all(&placement, write).await?;
-        self.state.apply(&mutations);
-        let events: Vec<_> = mutations
+        let events: Vec<_> = writes
             .iter()
+            .flatten()
             .filter_map(|m| match m {
                 Mutation::AppendEvent(event) => Some(event.clone()),
                 _ => None,
             })
             .collect();
         self.host.inner().events.publish(&self.key, &events);
-        self.lease_until = Some(started + self.host.inner().config.lease());
-        self.repair(&placement, lagging);
-        Ok(reply)
+        for (reply, answer) in answers {
+            let _ = reply.send(answer);
+        }
+        Ok(())
     }
 
     /// Offers to this node's copy first, then to the other replicas in parallel; returns
@@ -357,6 +383,34 @@ impl Actor {
             });
         }
     }
+}
+
+/// Calls run under one replication round, at most.
+const BATCH_CALLS_MAX: usize = 64;
+/// Bytes of keys and values (estimated from the calls) under one replication round;
+/// a single larger call still goes alone.
+const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// `first` and the calls queued behind it, up to the batch limits.
+fn take_batch(first: Call, mailbox: &mut mpsc::Receiver<Call>) -> Vec<Call> {
+    let mut bytes = first.op.payload_bytes();
+    let mut calls = vec![first];
+    while calls.len() < BATCH_CALLS_MAX && bytes < BATCH_BYTES_MAX {
+        let Ok(call) = mailbox.try_recv() else {
+            break;
+        };
+        bytes += call.op.payload_bytes();
+        calls.push(call);
+    }
+    calls
+}
+
+/// Answers every call with `err` (the batch did not run).
+fn answer_all(calls: Vec<Call>, err: ObjectError) -> Result<(), ObjectError> {
+    for call in calls {
+        let _ = call.reply.send(Err(err.clone()));
+    }
+    Ok(())
 }
 
 fn deposed(key: &ObjectKey, epoch: u64) -> ObjectError {

@@ -145,7 +145,7 @@ impl ObjectHost {
                 &request.key,
                 request.epoch,
                 request.version,
-                &request.mutations,
+                &request.writes,
             )
             .await
             .map_err(|err| err.to_string())

@@ -260,20 +260,54 @@ impl ObjectStore {
         }
     }
 
+    /// Remembered request ids, oldest first: one record each, numbered in order.
     fn recent(&self, key: &ObjectKey) -> Result<VecDeque<(String, Reply)>, StoreError> {
-        match self.tree.get(object_prefix(b'q', key))? {
-            Some(raw) => codec::decode(&raw).map_err(|err| StoreError::Corrupted(err.to_string())),
-            None => Ok(VecDeque::new()),
+        let mut recent = VecDeque::new();
+        for row in self.tree.scan_prefix(object_prefix(b'q', key)) {
+            let (_, raw) = row?;
+            recent.push_back(codec::decode(&raw).map_err(corrupted)?);
+        }
+        Ok(recent)
+    }
+
+    /// Number of the newest remembered request id (0: none).
+    fn last_remembered(&self, key: &ObjectKey) -> Result<u64, StoreError> {
+        let prefix = object_prefix(b'q', key);
+        match self.tree.scan_prefix(&prefix).next_back() {
+            Some(row) => {
+                let (raw_key, _) = row?;
+                let number = raw_key[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| corrupted("request id record key"))?;
+                Ok(u64::from_be_bytes(number))
+            }
+            None => Ok(0),
         }
     }
 
-    fn put_recent(
+    fn remembered_key(key: &ObjectKey, number: u64) -> Vec<u8> {
+        let mut out = object_prefix(b'q', key);
+        out.extend_from_slice(&number.to_be_bytes());
+        out
+    }
+
+    /// Adds a remembered request id as record `number`, forgetting the one that falls
+    /// out of the last [`REQUEST_IDS_KEPT`].
+    fn put_remembered(
         batch: &mut Batch,
         key: &ObjectKey,
-        recent: &VecDeque<(String, Reply)>,
+        number: u64,
+        entry: &(String, Reply),
     ) -> Result<(), StoreError> {
-        let raw = codec::encode(recent).map_err(|err| StoreError::Corrupted(err.to_string()))?;
-        batch.insert(object_prefix(b'q', key), raw);
+        batch.insert(
+            Self::remembered_key(key, number),
+            codec::encode(entry).map_err(corrupted)?,
+        );
+        if let Some(old) = number.checked_sub(REQUEST_IDS_KEPT as u64)
+            && old > 0
+        {
+            batch.remove(Self::remembered_key(key, old));
+        }
         Ok(())
     }
 
@@ -339,28 +373,41 @@ impl ObjectStore {
         Ok(())
     }
 
-    /// Applies the write `version` of the owner of `epoch`.
+    /// Applies the writes of the owner of `epoch` numbered `version`, `version + 1`, …
+    /// (one replication round), each as one atomic batch, flushed once at the end. No
+    /// writes: a ping, acknowledged when this copy holds `version` of that owner.
     pub async fn apply(
         &self,
         key: &ObjectKey,
         epoch: u64,
         version: u64,
-        mutations: &[Mutation],
+        writes: &[Vec<Mutation>],
     ) -> Result<ApplyOutcome, StoreError> {
         let _guard = self.locks[stripe(key)].lock().await;
         let mut meta = self.meta(key)?;
         if epoch < meta.epoch {
             return Ok(ApplyOutcome::Fenced { epoch: meta.epoch });
         }
-        if version <= meta.version && epoch == meta.write_epoch {
+        let last = version + (writes.len() as u64).saturating_sub(1);
+        if last <= meta.version && epoch == meta.write_epoch {
             return Ok(ApplyOutcome::AlreadyApplied {
                 version: meta.version,
             });
         }
-        if version != meta.version + 1 || (epoch != meta.write_epoch && meta.version != 0) {
-            // Out of order, or the first write of a new owner that has not installed its
-            // state here yet: the owner must transfer state first. Either way this copy
-            // has now seen `epoch`, and fences older owners from here on.
+        // A retried round may have partly applied here: skip what this copy holds.
+        let held = if epoch == meta.write_epoch && version <= meta.version {
+            (meta.version + 1 - version) as usize
+        } else {
+            0
+        };
+        let first = version + held as u64;
+        if writes.is_empty()
+            || first != meta.version + 1
+            || (epoch != meta.write_epoch && meta.version != 0)
+        {
+            // Behind, out of order, or the first write of a new owner that has not
+            // installed its state here yet: the owner must transfer state first. Either
+            // way this copy has now seen `epoch`, and fences older owners from here on.
             if epoch > meta.epoch {
                 meta.epoch = epoch;
                 let mut batch = Batch::default();
@@ -370,10 +417,30 @@ impl ObjectStore {
             }
             return Ok(ApplyOutcome::Gap { have: meta.version });
         }
+        let mut alarms_changed = false;
+        for (mutations, version) in writes[held..].iter().zip(first..) {
+            alarms_changed |= self.apply_write(key, epoch, version, mutations)?;
+        }
+        self.store.flush().await?;
+        if alarms_changed {
+            self.reindex_alarms(key)?;
+        }
+        Ok(ApplyOutcome::Applied { version: last })
+    }
+
+    /// Applies one write as one atomic batch (not flushed); returns whether it changed
+    /// the object's alarms.
+    fn apply_write(
+        &self,
+        key: &ObjectKey,
+        epoch: u64,
+        version: u64,
+        mutations: &[Mutation],
+    ) -> Result<bool, StoreError> {
         let mut batch = Batch::default();
         let mut alarms_changed = false;
         let mut appended = Vec::new();
-        let mut recent: Option<VecDeque<(String, Reply)>> = None;
+        let mut remembered: Option<u64> = None;
         for mutation in mutations {
             match mutation {
                 Mutation::Put {
@@ -419,32 +486,24 @@ impl ObjectStore {
                     }
                 }
                 Mutation::Remember { request_id, reply } => {
-                    let list = match recent.as_mut() {
-                        Some(list) => list,
-                        None => recent.insert(self.recent(key)?),
+                    let number = match remembered {
+                        Some(last) => last + 1,
+                        None => self.last_remembered(key)? + 1,
                     };
-                    list.push_back((request_id.clone(), reply.clone()));
-                    while list.len() > REQUEST_IDS_KEPT {
-                        list.pop_front();
-                    }
+                    remembered = Some(number);
+                    let entry = (request_id.clone(), reply.clone());
+                    Self::put_remembered(&mut batch, key, number, &entry)?;
                 }
             }
         }
-        if let Some(list) = &recent {
-            Self::put_recent(&mut batch, key, list)?;
-        }
-        meta = ReplicaMeta {
+        let meta = ReplicaMeta {
             epoch,
             write_epoch: epoch,
             version,
         };
         Self::put_meta(&mut batch, key, &meta)?;
         self.tree.apply_batch(batch)?;
-        self.store.flush().await?;
-        if alarms_changed {
-            self.reindex_alarms(key)?;
-        }
-        Ok(ApplyOutcome::Applied { version })
+        Ok(alarms_changed)
     }
 
     /// Replaces this copy with `state`, as the owner of `epoch` holds it.
@@ -481,7 +540,9 @@ impl ObjectStore {
             version: state.version(),
         };
         Self::put_meta(&mut batch, key, &meta)?;
-        Self::put_recent(&mut batch, key, state.recent())?;
+        for (entry, number) in state.recent().iter().zip(1..) {
+            Self::put_remembered(&mut batch, key, number, entry)?;
+        }
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         self.alarms.set(key, state.next_alarm_ms());
@@ -547,11 +608,11 @@ mod tests {
         }
     }
 
-    fn put(k: &str, v: &str) -> Vec<Mutation> {
-        vec![Mutation::Put {
+    fn put(k: &str, v: &str) -> Vec<Vec<Mutation>> {
+        vec![vec![Mutation::Put {
             key: k.as_bytes().to_vec(),
             value: v.as_bytes().to_vec(),
-        }]
+        }]]
     }
 
     #[tokio::test]
@@ -618,7 +679,7 @@ mod tests {
             .execute_request(&add, Some("r1"), &limits)
             .expect("add");
         objects
-            .apply(&key(), 1, 1, &mutations)
+            .apply(&key(), 1, 1, &[mutations])
             .await
             .expect("apply");
         let (_, loaded) = objects.load(&key()).expect("load");
@@ -645,7 +706,7 @@ mod tests {
             .expect("apply");
         // A new owner (epoch 2) takes over and installs its state.
         let mut state = ObjectState::default();
-        state.apply(&put("a", "new owner"));
+        state.apply(&put("a", "new owner")[0]);
         objects.fence(&key(), 2).await.expect("fence");
         // The deposed owner's next write is refused, before and after the install.
         assert_eq!(
@@ -703,9 +764,9 @@ mod tests {
             ApplyOutcome::Fenced { epoch: 2 }
         );
         let mut state = ObjectState::default();
-        state.apply(&put("a", "1"));
+        state.apply(&put("a", "1")[0]);
         objects.install(&key(), 2, &state).await.expect("install");
-        let delete_all = vec![Mutation::DeleteAll];
+        let delete_all = vec![vec![Mutation::DeleteAll]];
         assert_eq!(
             objects
                 .apply(&key(), 2, 2, &delete_all)
@@ -745,7 +806,7 @@ mod tests {
                 let (_, mutations) = owner.execute(&op, &limits).expect("execute");
                 owner.apply(&mutations);
                 objects
-                    .apply(&key(), 1, version, &mutations)
+                    .apply(&key(), 1, version, &[mutations])
                     .await
                     .expect("apply");
             }
@@ -770,5 +831,79 @@ mod tests {
         objects.drop_copy(&key(), 1).await.expect("drop");
         assert_eq!(objects.alarm_index().next_due(), None);
         assert!(!objects.holds(&key()).expect("holds"));
+    }
+
+    #[tokio::test]
+    async fn a_round_of_several_writes_applies_in_order_and_retries_skip_what_is_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+        let one = |k: &str, v: &str| put(k, v).remove(0);
+        let round = vec![
+            one("a", "1"),
+            one("b", "2"),
+            vec![Mutation::DeleteAll],
+            one("c", "3"),
+        ];
+        assert_eq!(
+            objects
+                .apply(&key(), 1, 1, &round[..2])
+                .await
+                .expect("apply"),
+            ApplyOutcome::Applied { version: 2 }
+        );
+        // The whole round again (a retry after a timeout): versions 1 and 2 are held.
+        assert_eq!(
+            objects.apply(&key(), 1, 1, &round).await.expect("apply"),
+            ApplyOutcome::Applied { version: 4 }
+        );
+        let (meta, state) = objects.load(&key()).expect("load");
+        assert_eq!(meta.version, 4);
+        assert_eq!(
+            state.entries().keys().cloned().collect::<Vec<_>>(),
+            vec![b"c".to_vec()],
+            "the delete-all of write 3 removed what writes 1 and 2 put"
+        );
+        // Pings: at the held version, acknowledged; ahead of it, a gap.
+        assert_eq!(
+            objects.apply(&key(), 1, 4, &[]).await.expect("ping"),
+            ApplyOutcome::AlreadyApplied { version: 4 }
+        );
+        assert_eq!(
+            objects.apply(&key(), 1, 5, &[]).await.expect("ping"),
+            ApplyOutcome::Gap { have: 4 }
+        );
+    }
+
+    #[tokio::test]
+    async fn remembered_request_ids_are_bounded_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+        let limits = ObjectLimits::default();
+        let mut owner = ObjectState::default();
+        let add = Op::Add {
+            key: b"n".to_vec(),
+            delta: 1,
+        };
+        for version in 1..=(REQUEST_IDS_KEPT as u64 + 100) {
+            let id = format!("r{version}");
+            let (_, mutations) = owner
+                .execute_request(&add, Some(&id), &limits)
+                .expect("add");
+            owner.apply(&mutations);
+            objects
+                .apply(&key(), 1, version, &[mutations])
+                .await
+                .expect("apply");
+        }
+        let (_, loaded) = objects.load(&key()).expect("load");
+        assert_eq!(loaded.recent(), owner.recent());
+        assert_eq!(loaded.recent().len(), REQUEST_IDS_KEPT);
+        assert_eq!(
+            objects
+                .tree
+                .scan_prefix(object_prefix(b'q', &key()))
+                .count(),
+            REQUEST_IDS_KEPT
+        );
     }
 }

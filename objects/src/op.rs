@@ -56,6 +56,31 @@ pub enum Op {
 }
 
 impl Op {
+    /// Bytes of keys, values and payloads the operation carries (batching estimates).
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Op::Put { entries } => entries.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Op::Transaction { writes, .. } => writes
+                .iter()
+                .map(|w| match w {
+                    TxnWrite::Put { key, value } => key.len() + value.len(),
+                    TxnWrite::Delete { key } | TxnWrite::Add { key, .. } => key.len(),
+                })
+                .sum(),
+            Op::Get { keys } | Op::Delete { keys } => keys.iter().map(Vec::len).sum(),
+            Op::Add { key, .. } => key.len(),
+            Op::SetAlarm { name, payload, .. } => name.len() + payload.len(),
+            Op::Publish { payload, .. } => payload.len(),
+            Op::DeleteAlarms { names } => names.iter().map(String::len).sum(),
+            Op::List(_)
+            | Op::DeleteAll
+            | Op::Stats
+            | Op::ListAlarms
+            | Op::FireAlarms { .. }
+            | Op::Events { .. } => 0,
+        }
+    }
+
     /// Whether the operation may change storage (and so needs replication).
     pub fn is_write(&self) -> bool {
         !matches!(

@@ -7,7 +7,7 @@ use crate::op::{Op, Reply};
 use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
 
 /// Version of the object peer payloads.
-pub const OBJECTS_WIRE_VERSION: u32 = 1;
+pub const OBJECTS_WIRE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecuteRequest {
@@ -23,8 +23,10 @@ pub type ExecuteResponse = Result<Reply, ObjectError>;
 pub struct ReplicateRequest {
     pub key: ObjectKey,
     pub epoch: u64,
+    /// Version of the first write (with no writes: the version the owner is at).
     pub version: u64,
-    pub mutations: Vec<Mutation>,
+    /// One replication round: consecutive writes, each a list of mutations.
+    pub writes: Vec<Vec<Mutation>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
