@@ -144,6 +144,7 @@ pub async fn sync_with(
         }
         if !page.segments.is_empty() {
             received += page.segments.iter().map(|s| s.writes.len()).sum::<usize>();
+            kv.keyspace().store().health().check_space()?;
             let (reply, done) = oneshot::channel();
             kv.submit_background(Job::Remote {
                 segments: page.segments,

@@ -32,6 +32,9 @@ pub enum KvError {
     Unreachable { peer: String, reason: String },
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The node's disk is nearly full: writes are refused, reads go on.
+    #[error("{0}")]
+    DiskFull(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("the KV is shutting down")]
@@ -40,7 +43,10 @@ pub enum KvError {
 
 impl From<larder_store::StoreError> for KvError {
     fn from(err: larder_store::StoreError) -> Self {
-        KvError::Storage(err.to_string())
+        match err {
+            larder_store::StoreError::DiskFull { .. } => KvError::DiskFull(err.to_string()),
+            other => KvError::Storage(other.to_string()),
+        }
     }
 }
 

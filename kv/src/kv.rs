@@ -187,6 +187,7 @@ impl Kv {
         namespace: &str,
         mutations: Vec<Mutation>,
     ) -> Result<WriteOutcome, KvError> {
+        self.inner.keyspace.store().health().check_space()?;
         let (reply, rx) = oneshot::channel();
         self.submit(Job::Local {
             namespace: namespace.to_string(),
@@ -412,6 +413,8 @@ impl Kv {
 
     /// Peer side of a push: apply durably, then relay.
     pub async fn apply_push(&self, request: PushRequest) -> Result<(), KvError> {
+        // Refused while the disk is nearly full: the sender retries, anti-entropy repairs.
+        self.inner.keyspace.store().health().check_space()?;
         let segments: Vec<Segment> = request.segments.iter().map(|s| s.segment.clone()).collect();
         let (reply, rx) = oneshot::channel();
         self.submit_background(Job::Remote {

@@ -92,6 +92,10 @@ pub struct LimitsSection {
     pub api_message_bytes_max: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// Writes are refused (RESOURCE_EXHAUSTED) while the data directory's filesystem has
+    /// less free space than this; reads go on, and writes resume once space is freed.
+    /// 0 turns the guard off (the store then fails, and the node stops, at ENOSPC).
+    pub disk_free_min_bytes: u64,
 }
 
 impl Default for LimitsSection {
@@ -101,6 +105,7 @@ impl Default for LimitsSection {
             http2_streams_per_connection_max: 1024,
             api_message_bytes_max: 32 * 1024 * 1024,
             shutdown_grace_ms: 10_000,
+            disk_free_min_bytes: 64 * 1024 * 1024,
         }
     }
 }

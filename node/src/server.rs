@@ -116,6 +116,9 @@ impl RunningNode {
                 .unwrap_or_else(|| peer_addr.to_string()),
         };
         let store = Store::open(config.node.data_dir.join("store"))?;
+        store
+            .health()
+            .set_min_free_bytes(config.limits.disk_free_min_bytes);
         let directory = Directory::start(
             me.clone(),
             store.clone(),
@@ -125,6 +128,11 @@ impl RunningNode {
         .await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut background = Vec::new();
+        background.push(tokio::spawn(stop_on_storage_failure(
+            store.health().failure(),
+            config.node.id,
+            shutdown_rx.clone(),
+        )));
 
         let (view_tx, view_rx) = watch::channel(Arc::new(crate::cluster_view::view_of(
             &directory.local_state().await,
@@ -331,5 +339,28 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// Exit code of a node stopped by a storage failure (EX_IOERR).
+pub const EXIT_STORAGE_FAILED: i32 = 74;
+
+/// Fail-stop: once the store reports a failed flush, acknowledged writes can no longer
+/// be promised durable, so the process exits at once (a supervisor restarts it on a
+/// reopened store; the cluster serves on with the other replicas meanwhile).
+async fn stop_on_storage_failure(
+    mut failure: watch::Receiver<Option<String>>,
+    node: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if let Some(reason) = failure.borrow_and_update().clone() {
+            tracing::error!(node, error = %reason, "storage failed: stopping the node");
+            std::process::exit(EXIT_STORAGE_FAILED);
+        }
+        tokio::select! {
+            changed = failure.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
     }
 }

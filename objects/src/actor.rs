@@ -303,7 +303,7 @@ impl Actor {
         offer: Offer,
     ) -> Result<Vec<NodeId>, ObjectError> {
         let me = self.host.inner().directory.me().id;
-        match self.host.offer(me, offer.clone()).await {
+        match self.host.offer_own_copy(offer.clone()).await {
             Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) => {}
             Ok(ApplyOutcome::Fenced { epoch }) => return Err(deposed(&self.key, epoch)),
             Ok(ApplyOutcome::Gap { have }) => {
@@ -315,7 +315,7 @@ impl Actor {
                     retry_at: None,
                 });
             }
-            Err(err) => return Err(ObjectError::Storage(err)),
+            Err(err) => return Err(err.into()),
         }
         let others: Vec<NodeId> = placement
             .replicas

@@ -37,11 +37,17 @@ pub enum ObjectError {
     Overloaded(usize),
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The owner's disk is nearly full: writes are refused, reads go on.
+    #[error("{0}")]
+    DiskFull(String),
 }
 
 impl From<larder_store::StoreError> for ObjectError {
     fn from(err: larder_store::StoreError) -> Self {
-        ObjectError::Storage(err.to_string())
+        match err {
+            larder_store::StoreError::DiskFull { .. } => ObjectError::DiskFull(err.to_string()),
+            other => ObjectError::Storage(other.to_string()),
+        }
     }
 }
 

@@ -557,6 +557,19 @@ impl ObjectHost {
         result
     }
 
+    /// Offers a write or a state to this node's own copy, keeping the storage error's
+    /// kind (a full disk is the caller's `RESOURCE_EXHAUSTED`).
+    pub(crate) async fn offer_own_copy(
+        &self,
+        offer: Offer,
+    ) -> Result<ApplyOutcome, larder_store::StoreError> {
+        let copies = &self.inner.copies;
+        match offer {
+            Offer::Write(r) => copies.apply(&r.key, r.epoch, r.version, &r.writes).await,
+            Offer::State(r) => copies.install(&r.key, r.epoch, &r.state).await,
+        }
+    }
+
     /// Offers a write or a state to one replica; Err: it could not be reached.
     pub(crate) async fn offer(
         &self,

@@ -417,6 +417,7 @@ impl ObjectStore {
             }
             return Ok(ApplyOutcome::Gap { have: meta.version });
         }
+        self.store.health().check_space()?;
         let mut alarms_changed = false;
         for (mutations, version) in writes[held..].iter().zip(first..) {
             alarms_changed |= self.apply_write(key, epoch, version, mutations)?;
@@ -518,6 +519,7 @@ impl ObjectStore {
         if epoch < meta.epoch {
             return Ok(ApplyOutcome::Fenced { epoch: meta.epoch });
         }
+        self.store.health().check_space()?;
         let mut batch = Batch::default();
         for tag in DATA_TAGS {
             self.clear(&mut batch, tag, key)?;

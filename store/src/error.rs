@@ -23,6 +23,17 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("the storage flush task stopped")]
     FlushTaskGone,
+    /// The filesystem is nearly full: writes wait until space is freed (reads go on).
+    #[error(
+        "the disk is nearly full: {free_bytes} bytes free, writes need {min_free_bytes} (limits.disk_free_min_bytes)"
+    )]
+    DiskFull {
+        free_bytes: u64,
+        min_free_bytes: u64,
+    },
+    /// An earlier flush failed; this store acknowledges nothing more (fail-stop).
+    #[error("storage failed earlier ({0}); the node is stopping")]
+    Failed(String),
 }
 
 impl From<sled::Error> for StoreError {

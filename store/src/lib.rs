@@ -15,10 +15,12 @@
 pub mod codec;
 mod error;
 mod flusher;
+mod health;
 mod store;
 mod tree;
 
 pub use codec::CodecError;
 pub use error::StoreError;
+pub use health::StoreHealth;
 pub use store::{FORMAT_VERSION, Store};
 pub use tree::{Batch, Tree};

@@ -1,7 +1,8 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::flusher::Flusher;
-use crate::{StoreError, Tree};
+use crate::{StoreError, StoreHealth, Tree};
 
 /// Version of the on-disk layout written by this build. Bump it when the layout changes
 /// and teach [`Store::open`] to migrate from the previous one.
@@ -19,6 +20,7 @@ pub struct Store {
     db: sled::Db,
     path: PathBuf,
     flusher: Flusher,
+    health: Arc<StoreHealth>,
 }
 
 impl std::fmt::Debug for Store {
@@ -64,6 +66,7 @@ impl Store {
         };
         let store = Store {
             db,
+            health: Arc::new(StoreHealth::new(&path)),
             path,
             flusher: Flusher::new(),
         };
@@ -113,11 +116,34 @@ impl Store {
     /// awaiting `flush_async` from many concurrent callers can hang, so this seam never
     /// uses it — and shares it: concurrent callers wait for one flush that started after
     /// their call instead of each queueing its own (group commit).
+    ///
+    /// A failure is final (see [`StoreHealth`]): it is latched, and every later flush
+    /// fails at once.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        self.flusher
-            .flush(move || db.flush().map(|_| ()).map_err(StoreError::from))
-            .await
+        if let Some(reason) = self.health.failed() {
+            return Err(StoreError::Failed(reason));
+        }
+        let (db, health) = (self.db.clone(), self.health.clone());
+        let result = self
+            .flusher
+            .flush(move || {
+                if health.flush_should_fail() {
+                    return Err(StoreError::Io(std::io::Error::other(
+                        "flush failpoint armed: simulated EIO",
+                    )));
+                }
+                db.flush().map(|_| ()).map_err(StoreError::from)
+            })
+            .await;
+        if let Err(err) = &result {
+            self.health.record_failure(&err.to_string());
+        }
+        result
+    }
+
+    /// Free space, failures and the fault-test failpoint of this store.
+    pub fn health(&self) -> &StoreHealth {
+        &self.health
     }
 
     /// Blocking form of [`Store::flush`], for shutdown paths and synchronous code.

@@ -18,7 +18,7 @@ pub fn kv_status(err: KvError) -> Status {
             }
             status
         }
-        KvError::Overloaded(_) => Status::resource_exhausted(message),
+        KvError::Overloaded(_) | KvError::DiskFull(_) => Status::resource_exhausted(message),
         KvError::Unreachable { .. } | KvError::ShuttingDown => Status::unavailable(message),
         KvError::Storage(_) | KvError::Internal(_) => Status::internal(message),
     }

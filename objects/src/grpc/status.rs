@@ -23,7 +23,9 @@ pub fn object_status(err: ObjectError) -> Status {
             status
         }
         ObjectError::Superseded { .. } => Status::unavailable(message),
-        ObjectError::Overloaded(_) => Status::resource_exhausted(message),
+        ObjectError::Overloaded(_) | ObjectError::DiskFull(_) => {
+            Status::resource_exhausted(message)
+        }
         ObjectError::Storage(_) => Status::internal(message),
     }
 }

@@ -1,0 +1,169 @@
+//! What keeps the store from acknowledging a write it cannot keep.
+//!
+//! - **Free-space guard.** sled cannot recover from running out of space: after one
+//!   `ENOSPC` every later write and flush fails until the process reopens the store,
+//!   even once space is freed (measured; docs/reliability.md has the reproduction). So
+//!   writers ask [`StoreHealth::check_space`] first, and it refuses while the
+//!   filesystem has less than a reserve left: the node answers `RESOURCE_EXHAUSTED`,
+//!   keeps serving reads, and takes writes again as soon as space is freed.
+//! - **Fail-stop.** A failed flush means writes the node was about to acknowledge may
+//!   not be durable, and sled refuses every write after an I/O error. The store latches
+//!   the failure ([`StoreHealth::failure`]): every later flush fails at once, and the
+//!   node, watching the latch, exits so a supervisor restarts it on a reopened store.
+//! - **Failpoint.** `LARDER_FAILPOINT_FLUSH=<path>`, read at open: while a file exists at
+//!   that path, flushes fail as if the disk returned EIO. For fault tests only.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::StoreError;
+
+/// How long a free-space reading is reused.
+const SPACE_RECHECK: Duration = Duration::from_millis(100);
+const FLUSH_FAILPOINT_ENV: &str = "LARDER_FAILPOINT_FLUSH";
+
+pub struct StoreHealth {
+    path: PathBuf,
+    min_free_bytes: AtomicU64,
+    /// Free bytes at the last reading, and when it was taken (ms since `epoch`).
+    free_bytes: AtomicU64,
+    read_at_ms: AtomicU64,
+    epoch: Instant,
+    failure: watch::Sender<Option<String>>,
+    flush_failpoint: Mutex<Option<PathBuf>>,
+}
+
+impl StoreHealth {
+    pub(crate) fn new(path: &Path) -> StoreHealth {
+        StoreHealth {
+            path: path.to_path_buf(),
+            min_free_bytes: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(u64::MAX),
+            read_at_ms: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+            failure: watch::channel(None).0,
+            flush_failpoint: Mutex::new(std::env::var_os(FLUSH_FAILPOINT_ENV).map(PathBuf::from)),
+        }
+    }
+
+    /// Writes are refused while fewer than `bytes` are free (0: never).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free_bytes.store(bytes, Ordering::Relaxed);
+        self.read_at_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// `Err(DiskFull)` while the filesystem holding the store has less free space than
+    /// the reserve; cheap (one `statvfs` per 100 ms at most).
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        let min = self.min_free_bytes.load(Ordering::Relaxed);
+        if min == 0 {
+            return Ok(());
+        }
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let read_at = self.read_at_ms.load(Ordering::Relaxed);
+        let free = if read_at == u64::MAX
+            || now.saturating_sub(read_at) >= SPACE_RECHECK.as_millis() as u64
+        {
+            let free = free_bytes(&self.path).unwrap_or(u64::MAX);
+            self.free_bytes.store(free, Ordering::Relaxed);
+            self.read_at_ms.store(now, Ordering::Relaxed);
+            free
+        } else {
+            self.free_bytes.load(Ordering::Relaxed)
+        };
+        if free < min {
+            return Err(StoreError::DiskFull {
+                free_bytes: free,
+                min_free_bytes: min,
+            });
+        }
+        Ok(())
+    }
+
+    /// The storage failure that stopped this store, once there is one.
+    pub fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.failure.subscribe()
+    }
+
+    pub(crate) fn failed(&self) -> Option<String> {
+        self.failure.borrow().clone()
+    }
+
+    pub(crate) fn record_failure(&self, reason: &str) {
+        if self.failed().is_none() {
+            tracing::error!(path = %self.path.display(), error = reason, "storage failed; this store acknowledges nothing more");
+            self.failure.send_replace(Some(reason.to_string()));
+        }
+    }
+
+    /// Flushes fail while a file exists at `path` (as `LARDER_FAILPOINT_FLUSH` does).
+    pub fn set_flush_failpoint(&self, path: Option<PathBuf>) {
+        *self
+            .flush_failpoint
+            .lock()
+            .expect("failpoint lock: no panics under it") = path;
+    }
+
+    /// Whether the flush failpoint is armed now.
+    pub(crate) fn flush_should_fail(&self) -> bool {
+        self.flush_failpoint
+            .lock()
+            .expect("failpoint lock: no panics under it")
+            .as_ref()
+            .is_some_and(|path| path.exists())
+    }
+}
+
+// The statvfs field types differ in width across platforms.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(path: &Path) -> Option<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[tokio::test]
+    async fn a_failed_flush_is_final_and_announced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("db")).expect("open");
+        let mut failure = store.health().failure();
+        store.flush().await.expect("healthy flush");
+        let trigger = dir.path().join("fail");
+        store.health().set_flush_failpoint(Some(trigger.clone()));
+        store.flush().await.expect("not armed yet");
+        std::fs::write(&trigger, b"").expect("arm");
+        let err = store.flush().await.expect_err("armed");
+        assert!(err.to_string().contains("simulated EIO"), "{err}");
+        failure.changed().await.expect("announced");
+        assert!(failure.borrow().is_some());
+        // Disarmed, the store still refuses: nothing more is acknowledged.
+        std::fs::remove_file(&trigger).expect("disarm");
+        let err = store.flush().await.expect_err("latched");
+        assert!(matches!(err, crate::StoreError::Failed(_)), "{err}");
+    }
+
+    #[test]
+    fn writes_are_refused_below_the_free_space_reserve() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.health().check_space().expect("no reserve set");
+        store.health().set_min_free_bytes(u64::MAX);
+        let err = store
+            .health()
+            .check_space()
+            .expect_err("never that much free");
+        assert!(
+            err.to_string().contains("limits.disk_free_min_bytes"),
+            "{err}"
+        );
+        store.health().set_min_free_bytes(1);
+        store.health().check_space().expect("a byte is free");
+    }
+}
