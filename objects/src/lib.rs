@@ -43,4 +43,4 @@ pub use host::{ChannelFactory, ObjectHost};
 pub use id::ObjectId;
 pub use limits::ObjectLimits;
 pub use object_store::{ApplyOutcome, ObjectStore, ReplicaMeta};
-pub use state::{Mutation, ObjectState, StateParts, Stored};
+pub use state::{EVENTS_KEPT, Mutation, ObjectState, StateParts, Stored};
