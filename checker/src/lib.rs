@@ -1,0 +1,41 @@
+//! Checkers that decide whether a recorded history of a fault test is correct.
+//!
+//! Layout:
+//! - [`history`]: the [`Event`] type and JSON Lines reading and writing;
+//! - [`operation`]: invocations paired with completions into [`Operation`]s, retries merged;
+//! - [`model`]: the [`Model`] trait and the register and counter specifications;
+//! - [`wgl`]: the Wing–Gong–Lowe linearizability search over one object's history;
+//! - [`brute_force`]: an exhaustive checker for small histories, to cross-check WGL;
+//! - [`linearizability`]: every object key of a history checked with WGL;
+//! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
+
+pub mod brute_force;
+pub mod error;
+pub mod history;
+pub mod history_ops;
+pub mod ids;
+pub mod linearizability;
+pub mod model;
+pub mod operation;
+pub mod simulate;
+pub mod verdict;
+pub mod wgl;
+
+pub use brute_force::{BRUTE_FORCE_OPS_MAX, check_brute_force};
+pub use error::CheckError;
+pub use history::{
+    Event, EventKind, OpName, Value, Version, read_history_file, read_jsonl, write_history_file,
+    write_jsonl,
+};
+pub use history_ops::History;
+pub use ids::{Epoch, NodeId, ObjectId, ProcessId, RequestId};
+pub use linearizability::{
+    LinearizabilityLimits, LinearizabilityReport, NotLinearizable, UndecidedKey,
+    check_linearizability, counter_op, register_op,
+};
+pub use model::{CounterModel, CounterOp, Model, RegisterModel, RegisterOp};
+pub use operation::{Operation, Outcome, by_key, merge_retries, pair_operations};
+pub use verdict::Verdict;
+pub use wgl::{
+    Counterexample, SearchLimits, SearchOutcome, SearchStats, TimedOp, UnknownReason, check_wgl,
+};
