@@ -64,7 +64,7 @@ impl OpName {
 /// Registers and counters hold integers (`write` 7, `add` 2, a read returns 7 or `null`
 /// for absent); `cas` carries `[expected, new]` (`expected` may be `null`: absent); KV
 /// values are text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Value {
     Int(i64),

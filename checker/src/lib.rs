@@ -7,14 +7,20 @@
 //! - [`wgl`]: the Wing–Gong–Lowe linearizability search over one object's history;
 //! - [`brute_force`]: an exhaustive checker for small histories, to cross-check WGL;
 //! - [`linearizability`]: every object key of a history checked with WGL;
+//! - [`lost_writes`]: no acknowledged object write missing from the final reads;
+//! - [`duplicates`]: no request id applied twice;
+//! - [`fencing`]: no write acknowledged by an owner whose epoch was superseded;
 //! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
 
 pub mod brute_force;
+pub mod duplicates;
 pub mod error;
+pub mod fencing;
 pub mod history;
 pub mod history_ops;
 pub mod ids;
 pub mod linearizability;
+pub mod lost_writes;
 pub mod model;
 pub mod operation;
 pub mod simulate;
@@ -22,7 +28,9 @@ pub mod verdict;
 pub mod wgl;
 
 pub use brute_force::{BRUTE_FORCE_OPS_MAX, check_brute_force};
+pub use duplicates::{ApplyRecord, Duplicate, DuplicatesReport, check_duplicates};
 pub use error::CheckError;
+pub use fencing::{FencingReport, FencingViolation, check_fencing};
 pub use history::{
     Event, EventKind, OpName, Value, Version, read_history_file, read_jsonl, write_history_file,
     write_jsonl,
@@ -33,6 +41,7 @@ pub use linearizability::{
     LinearizabilityLimits, LinearizabilityReport, NotLinearizable, UndecidedKey,
     check_linearizability, counter_op, register_op,
 };
+pub use lost_writes::{LostWrite, LostWritesReport, check_lost_writes};
 pub use model::{CounterModel, CounterOp, Model, RegisterModel, RegisterOp};
 pub use operation::{Operation, Outcome, by_key, merge_retries, pair_operations};
 pub use verdict::Verdict;

@@ -135,7 +135,7 @@ pub fn check_linearizability(
 /// Whether a key's operations are a counter's (`None`: they mix counter and register
 /// operations). A key with only reads is a counter if one of them returned a number (a
 /// counter never added to reads 0), else a register.
-fn is_counter(ops: &[&Operation]) -> Option<bool> {
+pub(crate) fn is_counter(ops: &[&Operation]) -> Option<bool> {
     let adds = ops.iter().any(|op| op.op == OpName::Add);
     let writes = ops
         .iter()

@@ -301,6 +301,7 @@ impl Sim<'_> {
     }
 
     fn final_read(&mut self, process: u64) {
+        self.time_ns += 1;
         let invoke = self.event(process, EventKind::Invoke, OpName::Read);
         self.events.push(invoke);
         let mut read = Pending {

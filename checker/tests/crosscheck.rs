@@ -3,8 +3,9 @@
 
 use larder_checker::simulate::{SimConfig, SimObject, SplitMix64, simulate};
 use larder_checker::{
-    CounterModel, Event, EventKind, History, Model, Operation, RegisterModel, SearchLimits,
-    SearchOutcome, TimedOp, Value, check_brute_force, check_wgl, counter_op, register_op,
+    CounterModel, Event, EventKind, History, LinearizabilityLimits, Model, Operation,
+    RegisterModel, SearchLimits, SearchOutcome, TimedOp, Value, Verdict, check_brute_force,
+    check_duplicates, check_linearizability, check_lost_writes, check_wgl, counter_op, register_op,
 };
 use proptest::prelude::*;
 
@@ -134,6 +135,35 @@ proptest! {
         let events = generate(&config, &choices, seed);
         let (wgl, brute) = verdicts(events, config.object);
         prop_assert_eq!(wgl, brute);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// A lost write or a duplicate found from final reads is also a linearizability
+    /// violation; the reverse need not hold.
+    #[test]
+    fn final_read_violations_are_linearizability_violations(
+        config in config(),
+        choices in prop::collection::vec(0u32..1000, 0..200),
+        seed in any::<u64>(),
+        chaos in any::<bool>(),
+    ) {
+        let config = SimConfig { chaos, final_read: true, ..config };
+        let history = History::from_events(generate(&config, &choices, seed))
+            .expect("generated histories are well formed");
+        let lost = check_lost_writes(&history).verdict;
+        let duplicate = check_duplicates(&history, &[]).verdict;
+        let linearizable = check_linearizability(&history, &LinearizabilityLimits::default())
+            .expect("one model per key")
+            .verdict;
+        if lost == Verdict::Fail || duplicate == Verdict::Fail {
+            prop_assert_eq!(linearizable, Verdict::Fail);
+        }
+        if !chaos {
+            prop_assert_eq!((lost, duplicate, linearizable), (Verdict::Pass, Verdict::Pass, Verdict::Pass));
+        }
     }
 }
 
