@@ -10,6 +10,9 @@
 //! - [`lost_writes`]: no acknowledged object write missing from the final reads;
 //! - [`duplicates`]: no request id applied twice;
 //! - [`fencing`]: no write acknowledged by an owner whose epoch was superseded;
+//! - [`kv_dump`]: KV replica dumps, digests and convergence after the last heal;
+//! - [`kv_writes`]: no acknowledged KV write lost, no deleted key back;
+//! - [`residency`]: restricted namespaces stay on their nodes;
 //! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
 
 pub mod brute_force;
@@ -19,10 +22,13 @@ pub mod fencing;
 pub mod history;
 pub mod history_ops;
 pub mod ids;
+pub mod kv_dump;
+pub mod kv_writes;
 pub mod linearizability;
 pub mod lost_writes;
 pub mod model;
 pub mod operation;
+pub mod residency;
 pub mod simulate;
 pub mod verdict;
 pub mod wgl;
@@ -37,6 +43,11 @@ pub use history::{
 };
 pub use history_ops::History;
 pub use ids::{Epoch, NodeId, ObjectId, ProcessId, RequestId};
+pub use kv_dump::{
+    ConvergenceReport, DumpComparison, KeyDifference, KvEntry, NodeDump, ReplicaSets, Snapshot,
+    check_convergence, compare_dumps, digest,
+};
+pub use kv_writes::{KvViolation, KvWritesReport, check_kv_writes};
 pub use linearizability::{
     LinearizabilityLimits, LinearizabilityReport, NotLinearizable, UndecidedKey,
     check_linearizability, counter_op, register_op,
@@ -44,6 +55,7 @@ pub use linearizability::{
 pub use lost_writes::{LostWrite, LostWritesReport, check_lost_writes};
 pub use model::{CounterModel, CounterOp, Model, RegisterModel, RegisterOp};
 pub use operation::{Operation, Outcome, by_key, merge_retries, pair_operations};
+pub use residency::{ResidencyReport, ResidencyViolation, check_residency};
 pub use verdict::Verdict;
 pub use wgl::{
     Counterexample, SearchLimits, SearchOutcome, SearchStats, TimedOp, UnknownReason, check_wgl,
