@@ -13,6 +13,7 @@
 //! - [`kv_dump`]: KV replica dumps, digests and convergence after the last heal;
 //! - [`kv_writes`]: no acknowledged KV write lost, no deleted key back;
 //! - [`residency`]: restricted namespaces stay on their nodes;
+//! - [`report`]: every checker on one history, verdicts and timings (`larder-check`);
 //! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
 
 pub mod brute_force;
@@ -28,6 +29,7 @@ pub mod linearizability;
 pub mod lost_writes;
 pub mod model;
 pub mod operation;
+pub mod report;
 pub mod residency;
 pub mod simulate;
 pub mod verdict;
@@ -55,6 +57,7 @@ pub use linearizability::{
 pub use lost_writes::{LostWrite, LostWritesReport, check_lost_writes};
 pub use model::{CounterModel, CounterOp, Model, RegisterModel, RegisterOp};
 pub use operation::{Operation, Outcome, by_key, merge_retries, pair_operations};
+pub use report::{CheckInputs, CheckerResult, KvState, Report, check_all};
 pub use residency::{ResidencyReport, ResidencyViolation, check_residency};
 pub use verdict::Verdict;
 pub use wgl::{
