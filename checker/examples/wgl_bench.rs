@@ -14,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     let ops = args.first().copied().unwrap_or(1000) as usize;
     let processes = args.get(1).copied().unwrap_or(5);
     let seeds = args.get(2).copied().unwrap_or(10);
+    let broken = std::env::var("BROKEN").is_ok();
     for object in [SimObject::Register, SimObject::Counter] {
         let mut times_ms = Vec::new();
         for seed in 0..seeds {
@@ -23,7 +24,11 @@ fn main() -> anyhow::Result<()> {
                 ops,
                 ..SimConfig::default()
             };
-            let history = History::from_events(simulate_seeded(&config, seed))?;
+            let mut events = simulate_seeded(&config, seed);
+            if broken {
+                break_late_read(&mut events);
+            }
+            let history = History::from_events(events)?;
             let started = Instant::now();
             let report = check_linearizability(&history, &LinearizabilityLimits::default())?;
             times_ms.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -44,4 +49,16 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Makes the last ok read that returned a value return a value nobody wrote.
+fn break_late_read(events: &mut [larder_checker::Event]) {
+    use larder_checker::{EventKind, OpName, Value};
+    if let Some(read) = events
+        .iter_mut()
+        .rev()
+        .find(|e| e.kind == EventKind::Ok && e.op == OpName::Read && e.value.is_some())
+    {
+        read.value = Some(Value::Int(-1));
+    }
 }

@@ -1,8 +1,11 @@
 //! Sequential specifications the linearizability checkers test against: a [`Model`] trait
 //! and the register and counter models.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
+
+use crate::TimedOp;
 
 /// A deterministic sequential specification. Operations carry their recorded output; an
 /// operation whose outcome is unknown carries none, and its step must then never fail
@@ -16,6 +19,12 @@ pub trait Model {
     /// The state after `op` runs in `state`, or `None` when `op`'s recorded output cannot
     /// be produced from `state`.
     fn step(&self, state: &Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// Operations with unknown outcome the search may leave out: whenever the history is
+    /// linearizable, it has a linearization without them. By default none.
+    fn omittable(&self, ops: &[TimedOp<Self::Op>]) -> Vec<bool> {
+        vec![false; ops.len()]
+    }
 }
 
 /// A register operation as the checker sees it. Reads whose outcome is unknown constrain
@@ -55,6 +64,42 @@ impl Model for RegisterModel {
                 *state
             }),
         }
+    }
+
+    /// Unknown writes (and compare-and-sets) of a value that no ok read returned and no
+    /// compare-and-set expected. Take a linearization that places such a write `w`: until
+    /// the next write that takes effect, nothing reads `w` or compares against it, so the
+    /// operations there are writes and unknown compare-and-sets that did not apply; drop
+    /// `w` and those (all unknown) and the rest still checks out. Without this, every
+    /// subset of such writes is a distinct configuration to the search.
+    fn omittable(&self, ops: &[TimedOp<RegisterOp>]) -> Vec<bool> {
+        let mut observed = HashSet::new();
+        for op in ops {
+            match op.op {
+                RegisterOp::Read { seen: Some(v) } => {
+                    observed.insert(v);
+                }
+                RegisterOp::CasOk {
+                    expected: Some(v), ..
+                }
+                | RegisterOp::CasUnknown {
+                    expected: Some(v), ..
+                } => {
+                    observed.insert(v);
+                }
+                _ => {}
+            }
+        }
+        ops.iter()
+            .map(|op| {
+                op.complete_ns.is_none()
+                    && match op.op {
+                        RegisterOp::Write { value } => !observed.contains(&value),
+                        RegisterOp::CasUnknown { new, .. } => !observed.contains(&new),
+                        _ => false,
+                    }
+            })
+            .collect()
     }
 }
 

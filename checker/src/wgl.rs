@@ -17,6 +17,8 @@
 //! invoked one not yet linearized is tried. Swapping two twins in any linearization gives
 //! another one (both may complete at +infinity and have the same effect), so no verdict
 //! changes; without it a counter history with many unknown adds explores every subset.
+//! And a model may name unknown operations that can be left out altogether
+//! ([`Model::omittable`]), such as register writes whose value nobody observed.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -123,10 +125,14 @@ struct EntryList {
 }
 
 impl EntryList {
-    fn new<O>(ops: &[TimedOp<O>]) -> EntryList {
+    /// The list of the operations not `left_out`.
+    fn new<O>(ops: &[TimedOp<O>], left_out: &[bool]) -> EntryList {
         // (time, 0 = call / 1 = return, op); unknown completions sort last.
         let mut order: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
+            if left_out[i] {
+                continue;
+            }
             order.push((op.invoke_ns, 0, i));
             order.push((op.complete_ns.unwrap_or(u64::MAX), 1, i));
         }
@@ -221,14 +227,15 @@ pub fn check_wgl<M: Model>(
     ops: &[TimedOp<M::Op>],
     limits: &SearchLimits,
 ) -> (SearchOutcome<M::State>, SearchStats) {
-    let mut list = EntryList::new(ops);
+    let left_out = model.omittable(ops);
+    let mut list = EntryList::new(ops, &left_out);
     let mut linearized = Bitset(vec![0; ops.len().div_ceil(64)]);
     let mut cache: HashSet<(Box<[u64]>, M::State)> = HashSet::new();
     // Linearized call entries, each with the state before it.
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut state = model.init();
     let mut must_linearize = ops.iter().filter(|op| op.complete_ns.is_some()).count();
-    let twin_before = earlier_unknown_twins(ops);
+    let twin_before = earlier_unknown_twins(ops, &left_out);
     let mut stats = SearchStats::default();
     let mut deepest: Option<Counterexample<M::State>> = None;
     let mut entry = list.first();
@@ -300,9 +307,12 @@ pub fn check_wgl<M: Model>(
 
 /// For each operation with unknown outcome, the latest operation invoked before it that is
 /// equal and also unknown.
-fn earlier_unknown_twins<O: PartialEq>(ops: &[TimedOp<O>]) -> Vec<Option<usize>> {
+fn earlier_unknown_twins<O: PartialEq>(
+    ops: &[TimedOp<O>],
+    left_out: &[bool],
+) -> Vec<Option<usize>> {
     let mut unknown: Vec<usize> = (0..ops.len())
-        .filter(|&i| ops[i].complete_ns.is_none())
+        .filter(|&i| ops[i].complete_ns.is_none() && !left_out[i])
         .collect();
     unknown.sort_by_key(|&i| (ops[i].invoke_ns, i));
     let mut twin = vec![None; ops.len()];

@@ -206,3 +206,32 @@ fn larger_simulated_histories_are_linearizable() {
         }
     }
 }
+
+/// A 1,000-operation register history with a corrupted late read is found not
+/// linearizable (not left undecided), and the uncorrupted one passes.
+#[test]
+fn thousand_operation_register_histories_are_decided() {
+    for seed in 0..3 {
+        let config = SimConfig {
+            object: SimObject::Register,
+            processes: 5,
+            ops: 1000,
+            ..SimConfig::default()
+        };
+        let mut events = generate(&config, &[], seed);
+        let limits = LinearizabilityLimits::default();
+        let history = History::from_events(events.clone()).expect("well formed");
+        let report = check_linearizability(&history, &limits).expect("register");
+        assert_eq!(report.verdict, Verdict::Pass, "seed {seed}");
+        let read = events
+            .iter_mut()
+            .rev()
+            .find(|e| e.kind == EventKind::Ok && e.value.is_some())
+            .expect("some ok read");
+        read.value = Some(Value::Int(-1));
+        let history = History::from_events(events).expect("well formed");
+        let report = check_linearizability(&history, &limits).expect("register");
+        assert_eq!(report.verdict, Verdict::Fail, "seed {seed}");
+        assert_eq!(report.violations[0].stuck.output_int(), Some(-1));
+    }
+}
