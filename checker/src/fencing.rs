@@ -1,7 +1,7 @@
 //! Epoch fencing: no write acknowledged by an owner whose epoch was superseded.
 //!
-//! The evidence is each acknowledged object write's (epoch, node, [invoke, complete])
-//! from the history: `epoch` is the acknowledging owner's epoch and `node` that owner, as
+//! The evidence is each acknowledgement of an object write — every ok attempt, retries
+//! included — with its (epoch, node, [invoke, complete]) from the history: `epoch` is the acknowledging owner's epoch and `node` that owner, as
 //! the response reported them; times come from the harness's one clock. Checked per object:
 //!
 //! - one owner per epoch: two writes acknowledged with the same epoch by different nodes;
@@ -57,7 +57,7 @@ pub fn check_fencing(history: &History) -> FencingReport {
     let mut per_object: BTreeMap<&ObjectId, Vec<&Operation>> = BTreeMap::new();
     let mut acknowledged_writes = 0;
     let mut without_epoch = 0;
-    for op in &history.operations {
+    for op in &history.attempts {
         if !(op.op.is_object_op() && op.op.is_mutation() && op.is_ok()) {
             continue;
         }

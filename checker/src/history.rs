@@ -153,6 +153,9 @@ pub struct Event {
     pub time_ns: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<RequestId>,
+    /// Fail or info completion: what the client saw (for people; not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Event {
@@ -177,6 +180,7 @@ impl Event {
             node: None,
             time_ns,
             request_id: None,
+            error: None,
         }
     }
 

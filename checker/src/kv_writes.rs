@@ -11,6 +11,9 @@
 //!   came back; an older tombstone is a lost delete. No entry is fine (the tombstone may
 //!   have been collected).
 //!
+//! And every ok `get` that reported a version an acknowledged put also reported must have
+//! returned that put's value (a versioned read names the write it saw).
+//!
 //! Versions are last-writer-wins stamps, so "newer replaced it" is decidable. Not proved:
 //! anything about acknowledged writes recorded without a version (counted), or about
 //! writes whose outcome is unknown (they may or may not be there).
@@ -21,7 +24,7 @@ use serde::Serialize;
 
 use crate::{
     History, KvEntry, NodeDump, NodeId, ObjectId, OpName, Operation, Outcome, ReplicaSets, Value,
-    Verdict,
+    Verdict, Version,
 };
 
 /// Violations reported at most.
@@ -41,6 +44,11 @@ pub enum KvViolation {
         node: NodeId,
         delete: Box<Operation>,
         found: KvEntry,
+    },
+    /// A read reported an acknowledged put's version with other content.
+    ReadMismatch {
+        read: Box<Operation>,
+        write: Box<Operation>,
     },
     /// The entry carries the acknowledged write's version but not its content.
     VersionMismatch {
@@ -108,6 +116,12 @@ pub fn check_kv_writes(
             }
         }
     }
+    for violation in read_mismatches(history) {
+        report.violations_total += 1;
+        if report.violations.len() < KV_REPORTED_MAX {
+            report.violations.push(violation);
+        }
+    }
     let undecided = usize::from(
         report.acknowledged_writes > 0 && report.without_version == report.acknowledged_writes,
     );
@@ -163,4 +177,35 @@ fn judge(
         write: boxed(),
         found: entry.clone(),
     })
+}
+
+/// Ok gets whose version is an acknowledged put's but whose value is not.
+fn read_mismatches(history: &History) -> Vec<KvViolation> {
+    let mut puts: BTreeMap<(&ObjectId, &str, &Version), &Operation> = BTreeMap::new();
+    for op in &history.operations {
+        if op.op == OpName::Put
+            && op.is_ok()
+            && let Some(version) = &op.version
+        {
+            puts.insert((&op.object, &op.key, version), op);
+        }
+    }
+    let mut out = Vec::new();
+    for read in &history.operations {
+        if read.op != OpName::Get || !read.is_ok() {
+            continue;
+        }
+        let Some(version) = &read.version else {
+            continue;
+        };
+        if let Some(put) = puts.get(&(&read.object, read.key.as_str(), version))
+            && put.input != read.output
+        {
+            out.push(KvViolation::ReadMismatch {
+                read: Box::new(read.clone()),
+                write: Box::new((*put).clone()),
+            });
+        }
+    }
+    out
 }

@@ -313,3 +313,42 @@ fn residency_is_violated_by_data_stored_or_served_outside() {
         [ResidencyViolation::ServedOutside { .. }]
     ));
 }
+
+#[test]
+fn a_versioned_read_must_return_the_content_of_that_version() {
+    let mut h = Hist::default();
+    put(&mut h, 1, "k", "x", 0, v(10, 1));
+    let read = h.op_on(
+        2,
+        "ns",
+        OpName::Get,
+        "k",
+        None,
+        20,
+        End::Ok(Some(Value::Text("x".into()))),
+        25,
+    );
+    read.version = Some(v(10, 1));
+    let replicas = ReplicaSets::default();
+    let fine = [dump(1, &[("ns", "k", live("x", v(10, 1)))])];
+    assert_eq!(
+        check_kv_writes(&h.history(), &fine, &replicas).verdict,
+        Verdict::Pass
+    );
+    let read = h.op_on(
+        3,
+        "ns",
+        OpName::Get,
+        "k",
+        None,
+        30,
+        End::Ok(Some(Value::Text("zz".into()))),
+        35,
+    );
+    read.version = Some(v(10, 1));
+    let report = check_kv_writes(&h.history(), &fine, &replicas);
+    assert!(matches!(
+        &report.violations[..],
+        [KvViolation::ReadMismatch { .. }]
+    ));
+}

@@ -245,3 +245,18 @@ fn simulated_correct_histories_pass_every_safety_checker() {
         }
     }
 }
+
+#[test]
+fn a_retry_acknowledged_by_a_newer_owner_supersedes_the_old_epoch() {
+    let mut h = Hist::default();
+    h.write(1, 1, 0, End::Info, 10);
+    with_request(&mut h, "r1");
+    acked(h.write(1, 1, 11, End::Ok(None), 20), 2, 2, 1);
+    with_request(&mut h, "r1");
+    acked(h.write(2, 2, 30, End::Ok(None), 40), 1, 1, 2);
+    let report = check_fencing(&h.history());
+    assert!(matches!(
+        &report.violations[..],
+        [FencingViolation::SupersededEpochAcknowledged { .. }]
+    ));
+}
