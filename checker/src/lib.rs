@@ -18,6 +18,7 @@
 
 pub mod brute_force;
 pub mod duplicates;
+mod entry_list;
 pub mod error;
 pub mod fencing;
 pub mod history;

@@ -26,6 +26,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::Model;
+use crate::entry_list::{EntryList, Slot};
 
 /// One operation of a single object's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,107 +107,6 @@ pub struct SearchStats {
     pub states: usize,
 }
 
-const NIL: usize = usize::MAX;
-const HEAD: usize = 0;
-
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Head,
-    Call { op: usize, ret: usize },
-    Return { op: usize },
-}
-
-/// The doubly linked entry list; nodes are indices, lifted nodes keep their links so that
-/// they can be put back in reverse order (dancing links).
-struct EntryList {
-    slots: Vec<Slot>,
-    next: Vec<usize>,
-    prev: Vec<usize>,
-}
-
-impl EntryList {
-    /// The list of the operations not `left_out`.
-    fn new<O>(ops: &[TimedOp<O>], left_out: &[bool]) -> EntryList {
-        // (time, 0 = call / 1 = return, op); unknown completions sort last.
-        let mut order: Vec<(u64, u8, usize)> = Vec::with_capacity(ops.len() * 2);
-        for (i, op) in ops.iter().enumerate() {
-            if left_out[i] {
-                continue;
-            }
-            order.push((op.invoke_ns, 0, i));
-            order.push((op.complete_ns.unwrap_or(u64::MAX), 1, i));
-        }
-        order.sort_unstable();
-        let mut node_of_return = vec![NIL; ops.len()];
-        for (pos, &(_, kind, op)) in order.iter().enumerate() {
-            if kind == 1 {
-                node_of_return[op] = pos + 1;
-            }
-        }
-        let mut slots = Vec::with_capacity(order.len() + 1);
-        slots.push(Slot::Head);
-        for &(_, kind, op) in &order {
-            slots.push(if kind == 0 {
-                Slot::Call {
-                    op,
-                    ret: node_of_return[op],
-                }
-            } else {
-                Slot::Return { op }
-            });
-        }
-        let n = slots.len();
-        let next = (0..n)
-            .map(|i| if i + 1 < n { i + 1 } else { NIL })
-            .collect();
-        let prev = (0..n).map(|i| i.wrapping_sub(1)).collect();
-        EntryList { slots, next, prev }
-    }
-
-    fn first(&self) -> usize {
-        self.next[HEAD]
-    }
-
-    fn unlink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = n;
-        if n != NIL {
-            self.prev[n] = p;
-        }
-    }
-
-    fn relink(&mut self, node: usize) {
-        let (p, n) = (self.prev[node], self.next[node]);
-        self.next[p] = node;
-        if n != NIL {
-            self.prev[n] = node;
-        }
-    }
-
-    fn lift(&mut self, call: usize, ret: usize) {
-        self.unlink(call);
-        self.unlink(ret);
-    }
-
-    fn unlift(&mut self, call: usize, ret: usize) {
-        self.relink(ret);
-        self.relink(call);
-    }
-
-    /// Operations whose call entry is still listed before `node`.
-    fn calls_before(&self, node: usize) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut at = self.first();
-        while at != node && at != NIL {
-            if let Slot::Call { op, .. } = self.slots[at] {
-                out.push(op);
-            }
-            at = self.next[at];
-        }
-        out
-    }
-}
-
 struct Bitset(Vec<u64>);
 
 impl Bitset {
@@ -228,79 +128,124 @@ pub fn check_wgl<M: Model>(
     limits: &SearchLimits,
 ) -> (SearchOutcome<M::State>, SearchStats) {
     let left_out = model.omittable(ops);
-    let mut list = EntryList::new(ops, &left_out);
-    let mut linearized = Bitset(vec![0; ops.len().div_ceil(64)]);
-    let mut cache: HashSet<(Box<[u64]>, M::State)> = HashSet::new();
-    // Linearized call entries, each with the state before it.
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut state = model.init();
-    let mut must_linearize = ops.iter().filter(|op| op.complete_ns.is_some()).count();
-    let twin_before = earlier_unknown_twins(ops, &left_out);
-    let mut stats = SearchStats::default();
-    let mut deepest: Option<Counterexample<M::State>> = None;
-    let mut entry = list.first();
-    loop {
-        if must_linearize == 0 {
-            stats.states = cache.len();
-            return (SearchOutcome::Linearizable, stats);
-        }
-        stats.steps += 1;
-        if let Some(reason) = out_of_budget(&stats, cache.len(), limits) {
-            stats.states = cache.len();
-            return (SearchOutcome::Unknown(reason), stats);
-        }
-        match list.slots[entry] {
-            Slot::Call { op, ret } => {
-                if twin_before[op].is_some_and(|twin| !linearized.get(twin)) {
-                    entry = list.next[entry];
-                    continue;
-                }
-                let Some(next_state) = model.step(&state, &ops[op].op) else {
-                    entry = list.next[entry];
-                    continue;
-                };
-                linearized.set(op);
-                if cache.insert((linearized.0.clone().into_boxed_slice(), next_state.clone())) {
-                    stack.push((entry, std::mem::replace(&mut state, next_state)));
-                    list.lift(entry, ret);
-                    if ops[op].complete_ns.is_some() {
-                        must_linearize -= 1;
+    let mut search = Search {
+        model,
+        ops,
+        list: EntryList::new(ops, &left_out),
+        linearized: Bitset(vec![0; ops.len().div_ceil(64)]),
+        cache: HashSet::new(),
+        stack: Vec::new(),
+        state: model.init(),
+        must_linearize: ops.iter().filter(|op| op.complete_ns.is_some()).count(),
+        twin_before: earlier_unknown_twins(ops, &left_out),
+        stats: SearchStats::default(),
+        deepest: None,
+    };
+    let outcome = search.run(limits);
+    search.stats.states = search.cache.len();
+    (outcome, search.stats)
+}
+
+/// The search's state: the entry list with the linearized operations lifted out, the
+/// stack of linearized call entries (each with the state before it), the current state.
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [TimedOp<M::Op>],
+    list: EntryList,
+    linearized: Bitset,
+    cache: HashSet<(Box<[u64]>, M::State)>,
+    stack: Vec<(usize, M::State)>,
+    state: M::State,
+    /// Operations that completed and are not linearized yet.
+    must_linearize: usize,
+    twin_before: Vec<Option<usize>>,
+    stats: SearchStats,
+    deepest: Option<Counterexample<M::State>>,
+}
+
+impl<M: Model> Search<'_, M> {
+    fn run(&mut self, limits: &SearchLimits) -> SearchOutcome<M::State> {
+        let mut entry = self.list.first();
+        loop {
+            if self.must_linearize == 0 {
+                return SearchOutcome::Linearizable;
+            }
+            self.stats.steps += 1;
+            if let Some(reason) = out_of_budget(&self.stats, self.cache.len(), limits) {
+                return SearchOutcome::Unknown(reason);
+            }
+            entry = match self.list.slots[entry] {
+                Slot::Call { op, ret } => self.try_linearize(entry, op, ret),
+                Slot::Return { op } => match self.backtrack(entry, op) {
+                    Some(next) => next,
+                    None => {
+                        let found = self.deepest.take().expect("recorded by backtrack");
+                        return SearchOutcome::NotLinearizable(found);
                     }
-                    entry = list.first();
-                } else {
-                    linearized.clear(op);
-                    entry = list.next[entry];
-                }
-            }
-            Slot::Return { op } => {
-                if deepest
-                    .as_ref()
-                    .is_none_or(|d| stack.len() > d.prefix.len())
-                {
-                    deepest = Some(Counterexample {
-                        prefix: stack.iter().map(|(e, _)| call_op(&list, *e)).collect(),
-                        state: state.clone(),
-                        stuck: op,
-                        candidates: list.calls_before(entry),
-                    });
-                }
-                let Some((call, before)) = stack.pop() else {
-                    stats.states = cache.len();
-                    let found = deepest.expect("recorded at this return entry");
-                    return (SearchOutcome::NotLinearizable(found), stats);
-                };
-                let Slot::Call { op, ret } = list.slots[call] else {
-                    unreachable!("only call entries are pushed");
-                };
-                list.unlift(call, ret);
-                linearized.clear(op);
-                if ops[op].complete_ns.is_some() {
-                    must_linearize += 1;
-                }
-                state = before;
-                entry = list.next[call];
-            }
-            Slot::Head => unreachable!("the head is never visited"),
+                },
+                Slot::Head => unreachable!("the head is never visited"),
+            };
+        }
+    }
+
+    /// Tries `op` as the next linearized operation; returns the entry to visit next.
+    fn try_linearize(&mut self, entry: usize, op: usize, ret: usize) -> usize {
+        if self.twin_before[op].is_some_and(|twin| !self.linearized.get(twin)) {
+            return self.list.next[entry];
+        }
+        let Some(next_state) = self.model.step(&self.state, &self.ops[op].op) else {
+            return self.list.next[entry];
+        };
+        self.linearized.set(op);
+        let key = (
+            self.linearized.0.clone().into_boxed_slice(),
+            next_state.clone(),
+        );
+        if !self.cache.insert(key) {
+            self.linearized.clear(op);
+            return self.list.next[entry];
+        }
+        let before = std::mem::replace(&mut self.state, next_state);
+        self.stack.push((entry, before));
+        self.list.lift(entry, ret);
+        if self.ops[op].complete_ns.is_some() {
+            self.must_linearize -= 1;
+        }
+        self.list.first()
+    }
+
+    /// `op` returns at `entry` unlinearized: undoes the last linearized operation and
+    /// returns the entry after it, or `None` when there is nothing left to undo.
+    fn backtrack(&mut self, entry: usize, op: usize) -> Option<usize> {
+        if self
+            .deepest
+            .as_ref()
+            .is_none_or(|d| self.stack.len() > d.prefix.len())
+        {
+            self.deepest = Some(Counterexample {
+                prefix: self.stack.iter().map(|(e, _)| self.call_op(*e)).collect(),
+                state: self.state.clone(),
+                stuck: op,
+                candidates: self.list.calls_before(entry),
+            });
+        }
+        let (call, before) = self.stack.pop()?;
+        let Slot::Call { op, ret } = self.list.slots[call] else {
+            unreachable!("only call entries are pushed");
+        };
+        self.list.unlift(call, ret);
+        self.linearized.clear(op);
+        if self.ops[op].complete_ns.is_some() {
+            self.must_linearize += 1;
+        }
+        self.state = before;
+        Some(self.list.next[call])
+    }
+
+    fn call_op(&self, node: usize) -> usize {
+        match self.list.slots[node] {
+            Slot::Call { op, .. } => op,
+            _ => unreachable!("only call entries are pushed"),
         }
     }
 }
@@ -324,13 +269,6 @@ fn earlier_unknown_twins<O: PartialEq>(
             .copied();
     }
     twin
-}
-
-fn call_op(list: &EntryList, node: usize) -> usize {
-    match list.slots[node] {
-        Slot::Call { op, .. } => op,
-        _ => unreachable!("only call entries are pushed"),
-    }
 }
 
 fn out_of_budget(
