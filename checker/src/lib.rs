@@ -1,4 +1,6 @@
-//! Checkers that decide whether a recorded history of a fault test is correct.
+//! Checkers that decide whether a recorded history of a fault test is correct. The history
+//! format, what each checker proves and what it cannot, and measured speed are in this
+//! crate's README.md.
 //!
 //! Layout:
 //! - [`history`]: the [`Event`] type and JSON Lines reading and writing;
