@@ -2,8 +2,8 @@
 //!
 //! - apply records the harness collected from the nodes (which versions each request id
 //!   produced): a request id with two different versions was applied twice;
-//! - the history: attempts (retries) of one request id acknowledged with different versions
-//!   or results. A deduplicated retry must report the first application's version and
+//! - the history: attempts (retries) of one write's request id acknowledged with different
+//!   versions or results. A deduplicated retry must report the first application's version and
 //!   result, so a difference means a second application;
 //! - counter arithmetic: a final read (see [`crate::check_lost_writes`]) above the
 //!   acknowledged adds plus every positive unknown add means some add counted more than
@@ -94,7 +94,7 @@ pub fn check_duplicates(history: &History, records: &[ApplyRecord]) -> Duplicate
     for op in &history.attempts {
         if let Some(request_id) = &op.request_id {
             ids.insert((op.object.clone(), request_id.clone()));
-            if op.is_ok() {
+            if op.is_ok() && op.op.is_mutation() {
                 acked
                     .entry((op.object.clone(), request_id.clone()))
                     .or_default()

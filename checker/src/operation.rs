@@ -37,7 +37,9 @@ pub struct Operation {
     pub output: Option<Value>,
     pub version: Option<Version>,
     pub epoch: Option<Epoch>,
-    /// The completion's node, or else the invocation's.
+    /// The node the client sent the (first) invocation to.
+    pub invoke_node: Option<NodeId>,
+    /// The node that acknowledged (from the ok completion; for objects, the owner).
     pub node: Option<NodeId>,
     pub invoke_ns: u64,
     /// `None` when the outcome is unknown: for linearizability, completion at +infinity.
@@ -112,7 +114,8 @@ fn invocation(index: usize, event: &Event) -> Operation {
         output: None,
         version: None,
         epoch: None,
-        node: event.node,
+        invoke_node: event.node,
+        node: None,
         invoke_ns: event.time_ns,
         complete_ns: None,
         request_id: event.request_id.clone(),
@@ -155,7 +158,7 @@ fn complete(op: &mut Operation, index: usize, event: &Event) -> Result<(), Check
         op.output = event.value.clone();
         op.version = event.version.clone();
         op.epoch = event.epoch;
-        op.node = event.node.or(op.node);
+        op.node = event.node;
     }
     Ok(())
 }
@@ -224,6 +227,7 @@ fn absorb(into: &mut Operation, attempt: &Operation) {
     if attempt.invoke_ns < into.invoke_ns {
         into.invoke_ns = attempt.invoke_ns;
         into.invoke_event = attempt.invoke_event;
+        into.invoke_node = attempt.invoke_node;
     }
     let take = match (into.outcome, attempt.outcome) {
         (Outcome::Ok, Outcome::Ok) => attempt.complete_ns < into.complete_ns,

@@ -260,3 +260,17 @@ fn a_retry_acknowledged_by_a_newer_owner_supersedes_the_old_epoch() {
         [FencingViolation::SupersededEpochAcknowledged { .. }]
     ));
 }
+
+#[test]
+fn fencing_compares_acknowledging_owners_not_the_nodes_clients_called() {
+    let mut h = Hist::default();
+    acked(h.write(1, 1, 0, End::Ok(None), 10), 3, 1, 1);
+    acked(h.write(2, 2, 0, End::Ok(None), 10), 3, 1, 2);
+    // Sent to nodes 2 and 3, which forwarded to the owner, node 1.
+    h.events[0].node = Some(larder_checker::NodeId(2));
+    h.events[2].node = Some(larder_checker::NodeId(3));
+    // Acknowledged without naming the owner: not compared.
+    acked(h.write(3, 3, 0, End::Ok(None), 10), 3, 9, 3);
+    h.events.last_mut().expect("just added").node = None;
+    assert_eq!(check_fencing(&h.history()).verdict, Verdict::Pass);
+}
