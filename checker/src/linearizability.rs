@@ -1,7 +1,8 @@
 //! Linearizability of every object key: the history is split by (object, key) (an
 //! operation touches one key, and linearizability is local, so each key is checked on its
 //! own) and each part is searched with [`check_wgl`] against the register or the counter
-//! model (counter when the key sees any `add`; see [`is_counter`]).
+//! model (counter when the key sees any `add`, register when it sees a `write` or `cas`; a
+//! key with only reads is a counter if one of them returned a number).
 
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
@@ -20,8 +21,8 @@ pub struct LinearizabilityLimits {
     pub time_max: Duration,
     /// Model steps per key.
     pub steps_max: u64,
-    /// Remembered configurations per key.
-    pub cache_states_max: usize,
+    /// Memory for remembered configurations, per key.
+    pub cache_bytes_max: usize,
 }
 
 impl Default for LinearizabilityLimits {
@@ -30,7 +31,7 @@ impl Default for LinearizabilityLimits {
         LinearizabilityLimits {
             time_max: Duration::from_secs(60),
             steps_max: search.steps_max,
-            cache_states_max: search.cache_states_max,
+            cache_bytes_max: search.cache_bytes_max,
         }
     }
 }
@@ -85,7 +86,7 @@ pub fn check_linearizability(
     let search = SearchLimits {
         deadline: Some(Instant::now() + limits.time_max),
         steps_max: limits.steps_max,
-        cache_states_max: limits.cache_states_max,
+        cache_bytes_max: limits.cache_bytes_max,
     };
     let objects: Vec<Operation> = history
         .operations

@@ -43,8 +43,9 @@ pub struct SearchLimits {
     pub deadline: Option<Instant>,
     /// Model steps tried.
     pub steps_max: u64,
-    /// Configurations remembered (each holds a bitset of the operations and a state).
-    pub cache_states_max: usize,
+    /// Memory for remembered configurations (each a bitset of the operations and a
+    /// state), estimated per entry.
+    pub cache_bytes_max: usize,
 }
 
 impl Default for SearchLimits {
@@ -52,7 +53,7 @@ impl Default for SearchLimits {
         SearchLimits {
             deadline: None,
             steps_max: 200_000_000,
-            cache_states_max: 5_000_000,
+            cache_bytes_max: 2 << 30,
         }
     }
 }
@@ -63,7 +64,7 @@ impl Default for SearchLimits {
 pub enum UnknownReason {
     Timeout,
     StepBudget { steps: u64 },
-    CacheFull { states: usize },
+    CacheFull { states: usize, bytes: usize },
 }
 
 /// Where the search failed: the longest linearizable prefix it found, the state after it,
@@ -171,7 +172,9 @@ impl<M: Model> Search<'_, M> {
                 return SearchOutcome::Linearizable;
             }
             self.stats.steps += 1;
-            if let Some(reason) = out_of_budget(&self.stats, self.cache.len(), limits) {
+            let entry_bytes = self.cache_entry_bytes();
+            if let Some(reason) = out_of_budget(&self.stats, self.cache.len(), entry_bytes, limits)
+            {
                 return SearchOutcome::Unknown(reason);
             }
             entry = match self.list.slots[entry] {
@@ -242,6 +245,12 @@ impl<M: Model> Search<'_, M> {
         Some(self.list.next[call])
     }
 
+    /// Estimated memory of one remembered configuration: its bitset, the tuple and the
+    /// hash table's per-entry overhead.
+    fn cache_entry_bytes(&self) -> usize {
+        self.linearized.0.len() * 8 + std::mem::size_of::<(Box<[u64]>, M::State)>() + 16
+    }
+
     fn call_op(&self, node: usize) -> usize {
         match self.list.slots[node] {
             Slot::Call { op, .. } => op,
@@ -274,6 +283,7 @@ fn earlier_unknown_twins<O: PartialEq>(
 fn out_of_budget(
     stats: &SearchStats,
     states: usize,
+    entry_bytes: usize,
     limits: &SearchLimits,
 ) -> Option<UnknownReason> {
     if stats.steps > limits.steps_max {
@@ -281,10 +291,9 @@ fn out_of_budget(
             steps: limits.steps_max,
         });
     }
-    if states > limits.cache_states_max {
-        return Some(UnknownReason::CacheFull {
-            states: limits.cache_states_max,
-        });
+    let bytes = states.saturating_mul(entry_bytes);
+    if bytes > limits.cache_bytes_max {
+        return Some(UnknownReason::CacheFull { states, bytes });
     }
     if stats.steps % 4096 == 1
         && let Some(deadline) = limits.deadline

@@ -168,6 +168,16 @@ fn running_out_of_budget_is_unknown_never_a_pass() {
         report.undecided[0].reason,
         UnknownReason::StepBudget { steps: 3 }
     );
+    let memory = LinearizabilityLimits {
+        cache_bytes_max: 1,
+        ..LinearizabilityLimits::default()
+    };
+    let report = check_linearizability(&h.history(), &memory).expect("register");
+    assert_eq!(report.verdict, Verdict::Unknown);
+    assert!(matches!(
+        report.undecided[0].reason,
+        UnknownReason::CacheFull { states: 1, .. }
+    ));
     let time = LinearizabilityLimits {
         time_max: Duration::ZERO,
         ..LinearizabilityLimits::default()

@@ -34,9 +34,10 @@ struct Args {
     /// Model steps per key before the search gives up (undecided).
     #[arg(long, default_value_t = LinearizabilityLimits::default().steps_max)]
     steps_max: u64,
-    /// Remembered search configurations per key before the search gives up (undecided).
-    #[arg(long, default_value_t = LinearizabilityLimits::default().cache_states_max)]
-    states_max: usize,
+    /// Memory for remembered search configurations per key before the search gives up
+    /// (undecided).
+    #[arg(long, default_value_t = LinearizabilityLimits::default().cache_bytes_max)]
+    cache_bytes_max: usize,
     /// Write the report here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -67,7 +68,7 @@ fn run(args: &Args) -> anyhow::Result<u8> {
         limits: LinearizabilityLimits {
             time_max: Duration::from_millis(args.time_limit_ms),
             steps_max: args.steps_max,
-            cache_states_max: args.states_max,
+            cache_bytes_max: args.cache_bytes_max,
         },
     };
     let report = check_all(&history, &inputs)?;
