@@ -18,14 +18,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::host::{ObjectHost, Offer};
-use crate::op::{Op, Reply};
+use crate::op::{Answer, Op};
 use crate::peer_messages::{InstallRequest, ReplicateRequest};
 use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
 
 pub(crate) struct Call {
     pub op: Op,
     pub request_id: Option<String>,
-    pub reply: oneshot::Sender<Result<Reply, ObjectError>>,
+    pub reply: oneshot::Sender<Result<Answer, ObjectError>>,
 }
 
 pub(crate) struct Actor {
@@ -289,6 +289,11 @@ impl Actor {
             .collect();
         self.host.inner().events.publish(&self.key, &events);
         for (reply, answer) in answers {
+            let answer = answer.map(|reply| Answer {
+                reply,
+                owner: placement.owner.0,
+                epoch: placement.epoch,
+            });
             let _ = reply.send(answer);
         }
         Ok(())

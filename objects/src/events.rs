@@ -197,7 +197,10 @@ impl ObjectHost {
         tx: &mpsc::Sender<DeliveryResult>,
         first: bool,
     ) -> Result<u64, ObjectError> {
-        let reply = self.call_local(key, Op::Events { after }, None).await?;
+        let reply = self
+            .call_local(key, Op::Events { after }, None)
+            .await?
+            .reply;
         let Reply::Events {
             events,
             last_seq,

@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 
 use crate::actor::{Actor, Call};
 use crate::events::EventHub;
-use crate::op::{Op, Reply};
+use crate::op::{Answer, Op};
 use crate::peer_messages::{
     self, CopyResponse, DropRequest, DropResponse, ExecuteRequest, ExecuteResponse, FenceRequest,
     FenceResponse, FetchRequest, FetchResponse, InstallRequest, ReplicateRequest,
@@ -69,7 +69,7 @@ impl ObjectHost {
         location_hint: Option<&str>,
         op: Op,
         request_id: Option<String>,
-    ) -> Result<Reply, ObjectError> {
+    ) -> Result<Answer, ObjectError> {
         let key = ObjectKey {
             namespace: namespace.to_string(),
             id: id.as_str().to_string(),
@@ -437,7 +437,7 @@ impl ObjectHost {
         key: &ObjectKey,
         op: Op,
         request_id: Option<String>,
-    ) -> Result<Reply, ObjectError> {
+    ) -> Result<Answer, ObjectError> {
         for _ in 0..2 {
             let mailbox = self.actor(key);
             let (reply, rx) = oneshot::channel();
@@ -522,7 +522,7 @@ impl ObjectHost {
         &self,
         placement: &ObjectPlacement,
         request: ExecuteRequest,
-    ) -> Result<Reply, ObjectError> {
+    ) -> Result<Answer, ObjectError> {
         let owner = self
             .inner
             .directory

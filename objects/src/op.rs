@@ -188,6 +188,15 @@ pub struct ReadValue {
     pub version: u64,
 }
 
+/// An answer and who gave it: the owner node and its epoch when the call was answered
+/// (for a write: the owner that got it acknowledged by a majority).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub reply: Reply,
+    pub owner: u64,
+    pub epoch: u64,
+}
+
 /// The answer to an [`Op`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reply {

@@ -3,7 +3,7 @@
 use larder_directory::ObjectKey;
 use serde::{Deserialize, Serialize};
 
-use crate::op::{Op, Reply};
+use crate::op::{Answer, Op};
 use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
 
 /// Version of the object peer payloads.
@@ -17,7 +17,7 @@ pub struct ExecuteRequest {
     pub request_id: Option<String>,
 }
 
-pub type ExecuteResponse = Result<Reply, ObjectError>;
+pub type ExecuteResponse = Result<Answer, ObjectError>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicateRequest {

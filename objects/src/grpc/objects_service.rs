@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::status::object_status;
 use crate::alarms::now_ms;
 use crate::events::ObjectEventOut;
-use crate::op::{EventKind, ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::op::{Answer, EventKind, ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
 use crate::{ObjectError, ObjectHost, ObjectId};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ObjectEvent, Status>> + Send>>;
@@ -66,7 +66,8 @@ impl ObjectsService {
         object: Option<pb::ObjectRef>,
         op: Op,
     ) -> Result<(ObjectId, Reply), Status> {
-        self.call_with_id(object, op, String::new()).await
+        let (id, answer) = self.call_with_id(object, op, String::new()).await?;
+        Ok((id, answer.reply))
     }
 
     /// Runs `op`; `request_id` (may be empty) makes a retried write apply once.
@@ -75,7 +76,7 @@ impl ObjectsService {
         object: Option<pb::ObjectRef>,
         op: Op,
         request_id: String,
-    ) -> Result<(ObjectId, Reply), Status> {
+    ) -> Result<(ObjectId, Answer), Status> {
         let (object, id) = object_ref(object)?;
         let hint = Some(object.location_hint.as_str()).filter(|h| !h.is_empty());
         let request_id = Some(request_id).filter(|id| !id.is_empty());
@@ -115,11 +116,13 @@ fn unexpected(reply: &Reply) -> Status {
     Status::internal(format!("unexpected object reply {reply:?}"))
 }
 
-fn written(id: ObjectId, reply: Reply) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-    match reply {
+fn written(id: ObjectId, answer: Answer) -> Result<Response<pb::ObjectWriteResponse>, Status> {
+    match answer.reply {
         Reply::Written { version } => Ok(Response::new(pb::ObjectWriteResponse {
             version,
             id: id.to_string(),
+            owner: answer.owner,
+            epoch: answer.epoch,
         })),
         other => Err(unexpected(&other)),
     }
@@ -308,21 +311,19 @@ impl Objects for ObjectsService {
         request: Request<pb::ObjectAddRequest>,
     ) -> Result<Response<pb::ObjectAddResponse>, Status> {
         let req = request.into_inner();
-        match self
-            .call_with_id(
-                req.object,
-                Op::Add {
-                    key: req.key,
-                    delta: req.delta,
-                },
-                req.request_id,
-            )
-            .await?
-        {
-            (_, Reply::Added { value, version }) => {
-                Ok(Response::new(pb::ObjectAddResponse { value, version }))
-            }
-            (_, other) => Err(unexpected(&other)),
+        let op = Op::Add {
+            key: req.key,
+            delta: req.delta,
+        };
+        let (_, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        match answer.reply {
+            Reply::Added { value, version } => Ok(Response::new(pb::ObjectAddResponse {
+                value,
+                version,
+                owner: answer.owner,
+                epoch: answer.epoch,
+            })),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -370,20 +371,17 @@ impl Objects for ObjectsService {
                 ))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        match self
-            .call_with_id(
-                req.object,
-                Op::Transaction {
-                    preconditions,
-                    writes,
-                },
-                req.request_id,
-            )
-            .await?
-        {
-            (_, Reply::Transaction { version, results }) => {
+        let op = Op::Transaction {
+            preconditions,
+            writes,
+        };
+        let (_, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        match answer.reply {
+            Reply::Transaction { version, results } => {
                 Ok(Response::new(pb::ObjectTransactionResponse {
                     version,
+                    owner: answer.owner,
+                    epoch: answer.epoch,
                     results: results
                         .into_iter()
                         .map(|r| pb::TransactionResult {
@@ -393,7 +391,7 @@ impl Objects for ObjectsService {
                         .collect(),
                 }))
             }
-            (_, other) => Err(unexpected(&other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -456,13 +454,16 @@ impl Objects for ObjectsService {
             payload: req.message,
             at_ms: now_ms(),
         };
-        match self.call_with_id(req.object, op, req.request_id).await? {
-            (id, Reply::Published { seq, version }) => Ok(Response::new(pb::PublishResponse {
+        let (id, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        match answer.reply {
+            Reply::Published { seq, version } => Ok(Response::new(pb::PublishResponse {
                 seq,
                 version,
                 id: id.to_string(),
+                owner: answer.owner,
+                epoch: answer.epoch,
             })),
-            (_, other) => Err(unexpected(&other)),
+            other => Err(unexpected(&other)),
         }
     }
 
