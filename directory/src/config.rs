@@ -28,6 +28,12 @@ pub struct DirectoryConfig {
     pub peer_message_bytes_max: usize,
     /// How many times a request is retried while there is no reachable leader.
     pub request_attempts_max: u32,
+    /// Source address of outgoing peer connections: the peer listener's address when
+    /// it names one (set by the node, not read from the file), so that every host of a
+    /// multi-address machine — and every test host on 127.0.0.x — is told apart by the
+    /// address its traffic comes from.
+    #[serde(skip)]
+    pub peer_source_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for DirectoryConfig {
@@ -43,6 +49,7 @@ impl Default for DirectoryConfig {
             peer_rpc_timeout_ms: 5000,
             peer_message_bytes_max: 64 * 1024 * 1024,
             request_attempts_max: 20,
+            peer_source_ip: None,
         }
     }
 }

@@ -95,7 +95,7 @@ impl Directory {
             .map_err(|err| DirectoryError::InvalidRequest(err.to_string()))?;
         let log = SledLogStore::open(store.clone())?;
         let (sm, reader) = SledStateMachine::open(store)?;
-        let channels = PeerChannels::new(config.peer_rpc_timeout());
+        let channels = PeerChannels::new(config.peer_rpc_timeout(), config.peer_source_ip);
         let network = TonicNetworkFactory::new(channels.clone(), config.peer_message_bytes_max);
         let raft = Raft::new(me.id, Arc::new(raft_config), network, log, sm)
             .await

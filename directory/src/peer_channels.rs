@@ -16,14 +16,16 @@ pub struct PeerChannels {
     connect_timeout: Duration,
     /// Bound on cached channels: addresses of removed peers are evicted past it.
     channels_max: usize,
+    source_ip: Option<std::net::IpAddr>,
 }
 
 impl PeerChannels {
-    pub fn new(connect_timeout: Duration) -> PeerChannels {
+    pub fn new(connect_timeout: Duration, source_ip: Option<std::net::IpAddr>) -> PeerChannels {
         PeerChannels {
             channels: Arc::new(Mutex::new(HashMap::new())),
             connect_timeout,
             channels_max: 4096,
+            source_ip,
         }
     }
 
@@ -42,7 +44,8 @@ impl PeerChannels {
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(10));
+            .keep_alive_timeout(Duration::from_secs(10))
+            .local_address(self.source_ip);
         let channel = endpoint.connect_lazy();
         if channels.len() >= self.channels_max {
             channels.clear();

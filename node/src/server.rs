@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use larder_directory::{Directory, NodeSpec, RegionId, liveness, peer_services};
+use larder_directory::{Directory, DirectoryConfig, NodeSpec, RegionId, liveness, peer_services};
 use larder_kv::Kv;
 use larder_kv::grpc::kv_service::KvService;
 use larder_kv::grpc::peer_service::KvPeerService;
@@ -122,7 +122,10 @@ impl RunningNode {
         let directory = Directory::start(
             me.clone(),
             store.clone(),
-            config.directory.clone(),
+            DirectoryConfig {
+                peer_source_ip: Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified()),
+                ..config.directory.clone()
+            },
             config.cluster.join.clone(),
         )
         .await?;
