@@ -49,7 +49,8 @@ impl Actor {
 
     pub async fn run(mut self, mut mailbox: mpsc::Receiver<Call>) {
         let idle = Duration::from_millis(self.host.inner().config.idle_after_ms);
-        let mut stop_reason = None;
+        // Why activation failed: what every queued call is answered.
+        let mut refused = None;
         match self.activate().await {
             Ok(()) => loop {
                 let first = match tokio::time::timeout(idle, mailbox.recv()).await {
@@ -70,21 +71,23 @@ impl Actor {
                 {
                     continue;
                 }
-                stop_reason = Some(err);
                 break;
             },
             Err(err) => {
                 tracing::warn!(object = %self.key, error = %err, "object activation failed");
-                stop_reason = Some(err);
+                refused = Some(err);
             }
         }
         mailbox.close();
-        let err = stop_reason.unwrap_or(ObjectError::Unavailable {
-            reason: "the object left memory".into(),
-            retry_at: None,
-        });
         while let Some(call) = mailbox.recv().await {
-            let _ = call.reply.send(Err(err.clone()));
+            match &refused {
+                Some(err) => {
+                    let _ = call.reply.send(Err(err.clone()));
+                }
+                // Queued behind a stop (idle, or a failed round): never run. Dropping
+                // the reply sender makes the host run it on a fresh actor.
+                None => drop(call),
+            }
         }
         self.host.forget(&self.key);
     }

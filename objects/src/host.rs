@@ -438,7 +438,7 @@ impl ObjectHost {
         op: Op,
         request_id: Option<String>,
     ) -> Result<Answer, ObjectError> {
-        for _ in 0..2 {
+        for _ in 0..3 {
             let mailbox = self.actor(key);
             let (reply, rx) = oneshot::channel();
             match mailbox.try_send(Call {
@@ -456,12 +456,11 @@ impl ObjectHost {
                     continue;
                 }
             }
-            return rx.await.unwrap_or_else(|_| {
-                Err(ObjectError::Unavailable {
-                    reason: "the object's actor stopped".into(),
-                    retry_at: None,
-                })
-            });
+            match rx.await {
+                Ok(result) => return result,
+                // The actor stopped before running the call: run it on a fresh one.
+                Err(_) => self.forget(key),
+            }
         }
         Err(ObjectError::Unavailable {
             reason: "the object's actor keeps stopping".into(),

@@ -183,6 +183,8 @@ impl TestNode {
         let child = Command::new(larder_bin())
             .args(&self.args)
             .env("RUST_LOG", "info,openraft=info")
+            // Inert until `fail_flushes` creates the file.
+            .env("LARDER_FAILPOINT_FLUSH", self.flush_failpoint())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -190,6 +192,27 @@ impl TestNode {
             .with_context(|| format!("spawn node {}", self.id))?;
         self.child = Some(child);
         Ok(())
+    }
+
+    fn flush_failpoint(&self) -> PathBuf {
+        self.data_dir.join("fail-flushes")
+    }
+
+    /// From now on every flush of this node's store fails as if the disk returned EIO
+    /// (until [`TestNode::heal_flushes`]).
+    pub fn fail_flushes(&self) {
+        std::fs::write(self.flush_failpoint(), b"").expect("arm the flush failpoint");
+    }
+
+    pub fn heal_flushes(&self) {
+        let _ = std::fs::remove_file(self.flush_failpoint());
+    }
+
+    /// The exit code once the process has exited by itself (it is then reaped).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status.code())
     }
 
     /// `kill -9`: no shutdown path runs.

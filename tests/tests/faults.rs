@@ -1,0 +1,221 @@
+//! Storage faults on real processes: a node whose flush fails stops (fail-stop) while the
+//! cluster serves on; a node whose disk fills up refuses writes quickly, keeps serving
+//! reads, and takes writes again once space is freed, without a restart.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use larder_client::ClientError;
+use support::{TestCluster, wait_for};
+
+const STEP: Duration = Duration::from_secs(30);
+
+async fn with_namespace(cluster: &TestCluster, name: &str) {
+    cluster
+        .node(1)
+        .client()
+        .create_namespace(name, vec![], None)
+        .await
+        .expect("namespace");
+    wait_for("the namespace everywhere", STEP, || async {
+        for node in cluster.running() {
+            node.client()
+                .list_namespaces()
+                .await
+                .ok()?
+                .iter()
+                .find(|n| n.name == name)?;
+        }
+        Some(())
+    })
+    .await
+    .expect("namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_flush_fails_stops_and_the_cluster_serves_on() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    with_namespace(&cluster, "ff").await;
+    let at_three = cluster.node(3).client().kv("ff");
+    at_three.put("before", "1").send().await.expect("put");
+
+    cluster.node(3).fail_flushes();
+    let err = at_three
+        .put("during", "x")
+        .send()
+        .await
+        .expect_err("a write whose flush failed is not acknowledged");
+    assert!(!matches!(err, ClientError::InvalidArgument(_)), "{err}");
+    let code = wait_for("node 3 to stop by itself", STEP, || {
+        let code = cluster.node_mut(3).exited();
+        async move { code }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.node(3).log_tail()));
+    assert_eq!(code, Some(74), "exit code EX_IOERR");
+    assert!(
+        cluster.node(3).log_tail().contains("storage failed"),
+        "{}",
+        cluster.node(3).log_tail()
+    );
+
+    // The others go on taking writes.
+    let at_one = cluster.node(1).client().kv("ff");
+    at_one
+        .put("after", "2")
+        .send()
+        .await
+        .expect("put at node 1");
+    // Back with a healthy disk, node 3 reopens its store and catches up.
+    cluster.node(3).heal_flushes();
+    cluster.node_mut(3).start().expect("restart");
+    wait_for("node 3 to have the later write", STEP, || async {
+        let value = cluster
+            .node(3)
+            .client()
+            .kv("ff")
+            .get("after")
+            .await
+            .ok()??;
+        (value == b"2").then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.node(3).log_tail()));
+    let before = at_three.get("before").await.expect("get").expect("kept");
+    assert_eq!(before, b"1");
+}
+
+/// A tmpfs mounted for one test, lazily unmounted when dropped (also on failure).
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size_mb: u64) -> Mount {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the disk-full test simulates a small disk)"
+        );
+        Mount(at.to_path_buf())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+fn is_exhausted<T: std::fmt::Debug>(result: &Result<T, ClientError>) -> bool {
+    matches!(result, Err(ClientError::ResourceExhausted(m)) if m.contains("limits.disk_free_min_bytes"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_quickly_keeps_reads_and_recovers_without_a_restart() {
+    let reserve: u64 = 16 * 1024 * 1024;
+    let mut cluster = TestCluster::start_with(3, &[("limits.disk_free_min_bytes", "16777216")])
+        .await
+        .expect("cluster");
+    with_namespace(&cluster, "full").await;
+    // Node 2 is alone in us-east: it owns objects first used there, with no other copy.
+    let counter = cluster.node(2).client().objects("full").by_name("c");
+    assert_eq!(counter.add("n", 1).await.expect("add"), 1);
+    let kv2 = cluster.node(2).client().kv("full");
+    kv2.put("k", "v1").send().await.expect("put");
+
+    // Move node 2's store onto a 64 MiB filesystem.
+    assert!(
+        cluster
+            .node_mut(2)
+            .terminate(STEP)
+            .await
+            .expect("terminate")
+    );
+    let store = cluster.node(2).data_dir.join("store");
+    let old = cluster.node(2).data_dir.join("store.before");
+    std::fs::rename(&store, &old).expect("move the store aside");
+    let _mount = Mount::tmpfs(&store, 64);
+    copy_dir(&old, &store);
+    cluster
+        .node_mut(2)
+        .start()
+        .expect("restart on the small disk");
+    wait_for("node 2 serving again", STEP, || async {
+        kv2.get("k").await.ok().flatten()
+    })
+    .await
+    .expect("node 2 back");
+
+    // Leave less than the reserve free.
+    let free = nix::sys::statvfs::statvfs(&store).expect("statvfs");
+    let free_bytes = free.blocks_available() * free.fragment_size();
+    let filler = store.join("filler");
+    let fill = free_bytes.saturating_sub(reserve / 2);
+    let status = Command::new("fallocate")
+        .args(["-l", &fill.to_string()])
+        .arg(&filler)
+        .status()
+        .expect("fallocate");
+    assert!(status.success(), "fill the disk");
+
+    // Writes are refused at once, naming the limit; reads go on.
+    let started = Instant::now();
+    let refused = wait_for("a write refused for lack of space", STEP, || async {
+        let result = kv2.put("k", "v2").send().await;
+        is_exhausted(&result).then_some(())
+    })
+    .await;
+    refused.unwrap_or_else(|e| panic!("{e}\n{}", cluster.node(2).log_tail()));
+    let t = Instant::now();
+    assert!(is_exhausted(&counter.add("n", 1).await));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "refusing took {:?}",
+        t.elapsed()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(kv2.get("k").await.expect("get").expect("value"), b"v1");
+    assert_eq!(counter.get("n").await.expect("read"), Some(b"1".to_vec()));
+    // A write elsewhere cannot land on node 2 yet.
+    let kv1 = cluster.node(1).client().kv("full");
+    kv1.put("elsewhere", "x")
+        .send()
+        .await
+        .expect("put at node 1");
+
+    // Space back: writes resume without a restart, and nothing was lost.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let value = wait_for("writes accepted again", STEP, || async {
+        counter.add("n", 1).await.ok()
+    })
+    .await
+    .expect("writes resume");
+    assert_eq!(value, 2, "the refused increments did not apply");
+    kv2.put("k", "v3").send().await.expect("put");
+    wait_for("node 2 to receive the write it refused", STEP, || async {
+        kv2.get("elsewhere").await.ok().flatten()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.node(2).log_tail()));
+    assert!(
+        cluster.node_mut(2).exited().is_none(),
+        "node 2 kept running"
+    );
+}
