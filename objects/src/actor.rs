@@ -197,7 +197,7 @@ impl Actor {
                 epoch: placement.epoch,
                 state: state.clone(),
             });
-            self.offer_all(&placement, install).await?;
+            self.offer_all(&placement, install, None).await?;
             if placement.epoch > 1 {
                 // An older owner may still answer reads until its lease runs out
                 // (epoch 1 is the first placement: there was none).
@@ -269,7 +269,7 @@ impl Actor {
                 },
                 writes: writes.clone(),
             });
-            match self.offer_all(&placement, round).await {
+            match self.offer_all(&placement, round, Some(&self.state)).await {
                 Ok(lagging) => {
                     self.lease_until = Some(started + self.host.inner().config.lease());
                     self.repair(&placement, lagging);
@@ -305,10 +305,16 @@ impl Actor {
     /// Offers to this node's copy first, then to the other replicas in parallel; returns
     /// once a majority (this copy included) holds it, with the replicas that reported a
     /// gap. Err: deposed, or no majority in time — the outcome of a write is then unknown.
+    ///
+    /// `caught_up`: the state after this round. When a majority cannot be had without
+    /// replicas that missed earlier writes (they answer with a gap), those get this
+    /// state installed — which holds the round — and count once it is in; otherwise a
+    /// replica set whose majority includes a lagging copy would refuse every round.
     async fn offer_all(
         &self,
         placement: &ObjectPlacement,
         offer: Offer,
+        caught_up: Option<&ObjectState>,
     ) -> Result<Vec<NodeId>, ObjectError> {
         let me = self.host.inner().directory.me().id;
         match self.host.offer_own_copy(offer.clone()).await {
@@ -356,6 +362,32 @@ impl Actor {
                 Ok(Some((replica, Err(err)))) => failures.push(format!("{replica}: {err}")),
                 Ok(None) | Err(_) => break,
             }
+        }
+        if acks < needed
+            && !lagging.is_empty()
+            && let Some(state) = caught_up
+        {
+            let installs = lagging.iter().map(|replica| {
+                let install = Offer::State(InstallRequest {
+                    key: self.key.clone(),
+                    epoch: placement.epoch,
+                    state: state.clone(),
+                });
+                self.host.offer(*replica, install)
+            });
+            let results = futures::future::join_all(installs).await;
+            let mut still_lagging = Vec::new();
+            for (replica, result) in lagging.into_iter().zip(results) {
+                match result {
+                    Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) => {
+                        acks += 1;
+                    }
+                    Ok(ApplyOutcome::Fenced { epoch }) => return Err(deposed(&self.key, epoch)),
+                    Ok(ApplyOutcome::Gap { .. }) => still_lagging.push(replica),
+                    Err(err) => failures.push(format!("{replica}: {err}")),
+                }
+            }
+            lagging = still_lagging;
         }
         if acks < needed {
             return Err(ObjectError::Unavailable {

@@ -219,3 +219,113 @@ async fn a_full_disk_refuses_writes_quickly_keeps_reads_and_recovers_without_a_r
         "node 2 kept running"
     );
 }
+
+/// Kill -9 cycles under load: every write a node acknowledged before it was killed is
+/// there after it restarts, and its store always reopens. `CRASH_CYCLES` sets the count
+/// (default 12 in CI; the soak runs 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_restart_cycles_under_load_lose_no_acknowledged_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cycles: u64 = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    with_namespace(&cluster, "crash").await;
+    // Node 1 owns the counter; node 3 holds its other copy.
+    let counter = cluster.node(1).client().objects("crash").by_name("c");
+    counter.add("n", 0).await.expect("place");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // KV writes at the node that keeps getting killed, with unique keys.
+    let kv_load = {
+        let (kv, stop) = (cluster.node(3).client().kv("crash"), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let key = format!("k{i:06}");
+                if kv.put(key.clone(), key.clone()).send().await.is_ok() {
+                    acked.push(key);
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            acked
+        })
+    };
+    // Increments of a counter replicated to the killed node.
+    let add_load = {
+        let (counter, stop) = (counter.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut acked, mut unknown) = (0i64, 0i64);
+            while !stop.load(Ordering::Relaxed) {
+                match counter.add("n", 1).await {
+                    Ok(_) => acked += 1,
+                    Err(_) => {
+                        unknown += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (acked, unknown)
+        })
+    };
+
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut random = move |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    for cycle in 0..cycles {
+        tokio::time::sleep(Duration::from_millis(50 + random(250))).await;
+        cluster.node_mut(3).kill();
+        tokio::time::sleep(Duration::from_millis(random(300))).await;
+        cluster.node_mut(3).start().expect("restart");
+        wait_for("the restarted node to serve", STEP, || async {
+            cluster.node(3).client().kv("crash").get("probe").await.ok()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("cycle {cycle}: {e}\n{}", cluster.node(3).log_tail()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked_keys = kv_load.await.expect("kv load");
+    let (acked_adds, unknown_adds) = add_load.await.expect("add load");
+    assert!(acked_keys.len() > cycles as usize, "the load made progress");
+
+    // Every key node 3 acknowledged is there, at node 3 and everywhere else.
+    for node in [3, 1, 2] {
+        let kv = cluster.node(node).client().kv("crash");
+        let missing = wait_for("every acknowledged key", STEP, || async {
+            let mut missing = 0;
+            for key in &acked_keys {
+                if kv.get(key.clone()).await.ok()?.is_none() {
+                    missing += 1;
+                }
+            }
+            (missing == 0).then_some(())
+        })
+        .await;
+        missing.unwrap_or_else(|e| panic!("node {node}: {e}"));
+    }
+    let value: i64 = wait_for("the counter", STEP, || async {
+        let raw = counter.get("n").await.ok()??;
+        String::from_utf8(raw).ok()?.parse().ok()
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: {:?}\n{}",
+            futures::executor::block_on(counter.get("n")),
+            cluster.logs()
+        )
+    });
+    assert!(
+        (acked_adds..=acked_adds + unknown_adds).contains(&value),
+        "counter {value}: {acked_adds} acknowledged, {unknown_adds} unknown"
+    );
+}
