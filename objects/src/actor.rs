@@ -445,12 +445,13 @@ fn take_batch(first: Call, mailbox: &mut mpsc::Receiver<Call>) -> Vec<Call> {
     calls
 }
 
-/// Answers every call with `err` (the batch did not run).
+/// Answers every call with `err` (the batch did not run) and passes it on: the actor
+/// stops, and the next call activates a fresh one under the current placement.
 fn answer_all(calls: Vec<Call>, err: ObjectError) -> Result<(), ObjectError> {
     for call in calls {
         let _ = call.reply.send(Err(err.clone()));
     }
-    Ok(())
+    Err(err)
 }
 
 fn deposed(key: &ObjectKey, epoch: u64) -> ObjectError {
