@@ -344,7 +344,10 @@ async fn run() -> anyhow::Result<()> {
         let result = one_round(&mut cluster, round, &mut acknowledged).await;
         let r = match result {
             Ok(r) => r,
-            Err(err) => bail!("{err:#}\n{}", cluster.logs()),
+            Err(err) => {
+                let kept = story::keep_logs(&cluster, round);
+                bail!("{err:#}\nevery node's logs: {kept}\n{}", cluster.logs())
+            }
         };
         eprintln!(
             "round {round:>3}: killed node {} (leader: {}), serving again after {:.0} ms (marked down at {} ms, new owner seen at {} ms), {} attempts",

@@ -1,5 +1,6 @@
-//! The failover's story from the nodes' logs, printed for rounds slower than the target:
-//! liveness changes, elections, reassignment, with each line's time after the kill.
+//! The failover's story from the nodes' logs (elections, liveness changes, reassignment,
+//! each line with its time after the kill), printed for rounds slower than the target;
+//! and the logs themselves, kept when a round fails.
 
 use std::path::PathBuf;
 
@@ -86,4 +87,29 @@ fn strip_ansi(line: &str) -> String {
         }
     }
     out
+}
+
+/// Copies every node's logs out of the cluster's temporary directory (removed when the
+/// run ends) into Cargo's bench scratch directory; returns where, or why not.
+pub fn keep_logs(cluster: &TestCluster, round: usize) -> String {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("failover-{}-round-{round}", std::process::id()));
+    let copy = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        for node in &cluster.nodes {
+            for entry in std::fs::read_dir(&node.data_dir)? {
+                let path = entry?.path();
+                if let Some(name) = path.file_name().and_then(|n| n.to_str())
+                    && name.ends_with(".log")
+                {
+                    std::fs::copy(&path, dir.join(format!("node-{}-{name}", node.id)))?;
+                }
+            }
+        }
+        Ok(())
+    };
+    match copy() {
+        Ok(()) => dir.display().to_string(),
+        Err(err) => format!("not kept ({err})"),
+    }
 }

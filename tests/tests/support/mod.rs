@@ -182,7 +182,11 @@ impl TestNode {
         let log = std::fs::File::create(&log_path).context("create log")?;
         let child = Command::new(larder_bin())
             .args(&self.args)
-            .env("RUST_LOG", "info,openraft=info")
+            // LARDER_TEST_LOG overrides the filter, e.g. to see debug lines of one crate.
+            .env(
+                "RUST_LOG",
+                std::env::var("LARDER_TEST_LOG").unwrap_or_else(|_| "info,openraft=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
