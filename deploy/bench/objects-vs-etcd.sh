@@ -13,8 +13,8 @@
 #   1. `larder bench object --op write` at node 1, which owns the object (created there);
 #   2. `larder bench etcd-put` at the etcd leader;
 # each with one request in flight on one channel for DURATION (default 10s), printing
-# one JSON line per run (then, on stderr, the objects' placements). Everything started
-# is stopped and removed on exit.
+# one JSON line per run (on stderr: the etcd leader's WAL fsyncs during each etcd run,
+# then the objects' placements). Everything started is stopped and removed on exit.
 #
 # Environment: LARDER (default target/release/larder), DURATION, ROUNDS.
 set -euo pipefail
@@ -26,6 +26,7 @@ rounds=${ROUNDS:-1}
 NODES=4
 PORT_STRIDE=10   # larder dev: node i listens on base + 10·(i−1) (+1 peer, +2 metrics)
 
+command -v curl >/dev/null || { echo "curl is missing" >&2; exit 1; }
 [[ -x $larder ]] || { echo "$larder missing: cargo build --release -p larder-node" >&2; exit 1; }
 if ! [[ $rounds =~ ^[0-9]+$ ]] || ((rounds < 1 || rounds > 10)); then
     echo "ROUNDS must be 1..10" >&2
@@ -97,17 +98,24 @@ fi
 echo "larder $("$larder" --version | awk '{print $2}'): dev cluster of $NODES nodes at $api.." \
     "(region eu-west, data: $root/larder)" >&2
 
-export LARDER_BIN=$larder LARDER_API=$api DURATION=$duration ROUNDS=$rounds
-# Expanded by the inner shell, once etcd3.sh has set ETCD_LEADER.
-# shellcheck disable=SC2016
-"$repo/deploy/bench/etcd3.sh" run -- bash -c '
+# The measurements, run by etcd3.sh once its cluster is up (it sets ETCD_LEADER).
+cat >"$root/pair.sh" <<'EOF'
 set -euo pipefail
+# WAL fsyncs the etcd leader has done (its Prometheus counter).
+fsyncs() {
+    curl -fsS "http://$ETCD_LEADER/metrics" |
+        awk '$1 == "etcd_disk_wal_fsync_duration_seconds_count" { print $2 }'
+}
 for ((r = 1; r <= ROUNDS; r++)); do
     "$LARDER_BIN" --endpoint "$LARDER_API" --json bench object --op write \
         --concurrency 1 --objects 1 --channels 1 --duration "$DURATION"
+    before=$(fsyncs)
     "$LARDER_BIN" --json bench etcd-put --endpoints "$ETCD_LEADER" \
         --concurrency 1 --channels 1 --duration "$DURATION"
+    echo "etcd leader: $(($(fsyncs) - before)) WAL fsyncs during that run (warm-up put included)" >&2
 done
-'
+EOF
+export LARDER_BIN=$larder LARDER_API=$api DURATION=$duration ROUNDS=$rounds
+"$repo/deploy/bench/etcd3.sh" run -- bash "$root/pair.sh"
 # Where the benchmarked objects live (owner, replicas), for the record.
 "$larder" --endpoint "$api" object list bench-objects >&2
