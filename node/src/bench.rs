@@ -4,7 +4,10 @@
 //! - `bench kv`: get or put throughput and latency at a concurrency, over a number of
 //!   HTTP/2 channels, against any node;
 //! - `bench propagation`: writes at one node, watches at the others, and reports how long
-//!   each write took to be seen everywhere.
+//!   each write took to be seen everywhere;
+//! - `bench object`: object writes (replicated to a majority) or reads at the owner;
+//! - `bench etcd-put`: the same loop against etcd's `KV/Put`, as a reference
+//!   ([`crate::bench_etcd`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +31,8 @@ pub enum BenchCommand {
     Propagation(PropagationArgs),
     /// Object calls (writes replicated to a majority, or reads at the owner).
     Object(ObjectBenchArgs),
+    /// etcd v3 puts (`etcdserverpb.KV/Put`), the reference for a replicated write.
+    EtcdPut(crate::bench_etcd::EtcdPutArgs),
 }
 
 #[derive(Args, Debug)]
@@ -111,14 +116,15 @@ pub struct PropagationArgs {
 }
 
 /// Most concurrent workers and channels a run may use.
-const CONCURRENCY_MAX: usize = 4096;
-const CHANNELS_MAX: usize = 256;
+pub(crate) const CONCURRENCY_MAX: usize = 4096;
+pub(crate) const CHANNELS_MAX: usize = 256;
 
 pub async fn run(endpoint: &str, json_out: bool, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Kv(args) => kv(endpoint, json_out, args).await,
         BenchCommand::Propagation(args) => propagation(json_out, args).await,
         BenchCommand::Object(args) => objects(endpoint, json_out, args).await,
+        BenchCommand::EtcdPut(args) => crate::bench_etcd::run(json_out, args).await,
     }
 }
 
@@ -134,7 +140,7 @@ fn micros(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-fn report(
+pub(crate) fn report(
     json_out: bool,
     title: &str,
     ops: u64,
@@ -173,7 +179,7 @@ fn report(
     }
 }
 
-fn histogram() -> anyhow::Result<Histogram<u64>> {
+pub(crate) fn histogram() -> anyhow::Result<Histogram<u64>> {
     // Microseconds up to 60 s, 3 significant digits.
     Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")
 }

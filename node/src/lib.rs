@@ -7,9 +7,11 @@
 //! - [`grpc`]: the api services and the one mapping of errors to gRPC statuses;
 //! - [`metrics`]: the Prometheus endpoint;
 //! - [`dev`]: `larder dev`, a whole cluster in one process;
-//! - [`cli`]: the command line; [`bench`]: the load generator.
+//! - [`cli`]: the command line; [`bench`]: the load generator, with [`bench_etcd`] its
+//!   etcd reference.
 
 pub mod bench;
+pub mod bench_etcd;
 pub mod cli;
 pub mod cli_kv;
 pub mod cli_objects;

@@ -65,20 +65,14 @@ impl Flusher {
             };
             match start {
                 Some(number) => {
-                    let task = flush.clone();
-                    let result = tokio::task::spawn_blocking(task)
+                    // The flush and its hand-over run in their own task: if this caller
+                    // is dropped meanwhile (a gRPC handler whose client went away), the
+                    // flush still finishes and releases the callers waiting on it.
+                    let (this, task) = (self.clone(), flush.clone());
+                    let result = tokio::spawn(async move { this.run(number, task).await })
                         .await
                         .map_err(|_| StoreError::FlushTaskGone)
                         .and_then(|r| r);
-                    {
-                        let mut state = self.lock();
-                        state.running = false;
-                        if let Err(err) = &result {
-                            state.failed = number;
-                            state.failure = Some(err.to_string());
-                        }
-                    }
-                    self.finished.send_replace(number);
                     if number >= target {
                         return result;
                     }
@@ -90,6 +84,27 @@ impl Flusher {
                 }
             }
         }
+    }
+
+    /// Runs flush `number` on the blocking pool, records its outcome and announces it.
+    async fn run<F>(&self, number: u64, flush: F) -> Result<(), StoreError>
+    where
+        F: Fn() -> Result<(), StoreError> + Send + 'static,
+    {
+        let result = tokio::task::spawn_blocking(flush)
+            .await
+            .map_err(|_| StoreError::FlushTaskGone)
+            .and_then(|r| r);
+        {
+            let mut state = self.lock();
+            state.running = false;
+            if let Err(err) = &result {
+                state.failed = number;
+                state.failure = Some(err.to_string());
+            }
+        }
+        self.finished.send_replace(number);
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -128,6 +143,27 @@ mod tests {
         }
         let runs = runs.load(Ordering::SeqCst);
         assert!((1..=8).contains(&runs), "64 callers needed {runs} flushes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_dropped_while_its_flush_runs_does_not_stall_later_callers() {
+        // A gRPC handler is dropped when its client goes away (a peer killed mid-call):
+        // if it was the caller running the shared flush, the flush must still finish
+        // and hand over to the next caller.
+        let flusher = Flusher::new();
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(50),
+            flusher.flush(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(())
+            }),
+        )
+        .await;
+        assert!(dropped.is_err(), "the first caller gave up mid-flush");
+        tokio::time::timeout(Duration::from_secs(5), flusher.flush(|| Ok(())))
+            .await
+            .expect("a later flush must not wait forever for the abandoned one")
+            .expect("flushed");
     }
 
     #[tokio::test]

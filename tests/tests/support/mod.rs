@@ -182,7 +182,11 @@ impl TestNode {
         let log = std::fs::File::create(&log_path).context("create log")?;
         let child = Command::new(larder_bin())
             .args(&self.args)
-            .env("RUST_LOG", "info,openraft=info")
+            // LARDER_TEST_LOG overrides the filter, e.g. to see debug lines of one crate.
+            .env(
+                "RUST_LOG",
+                std::env::var("LARDER_TEST_LOG").unwrap_or_else(|_| "info,openraft=info".into()),
+            )
             // Inert until `fail_flushes` creates the file.
             .env("LARDER_FAILPOINT_FLUSH", self.flush_failpoint())
             .stdin(Stdio::null())
@@ -318,8 +322,13 @@ pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     voters: Vec<String>,
     overrides: Vec<Setting>,
+    /// Regions assigned round-robin by node id (node 1 gets the first).
+    regions: Vec<&'static str>,
     root: tempfile::TempDir,
 }
+
+/// The default regions: odd node ids in `eu-west`, even ones in `us-east`.
+const REGIONS: &[&str] = &["eu-west", "us-east"];
 
 impl TestCluster {
     /// Starts `voters` nodes forming the first directory membership, regions alternating
@@ -331,6 +340,17 @@ impl TestCluster {
     /// Like [`TestCluster::start`], with settings overridden for every node, joiners
     /// included.
     pub async fn start_with(voters: usize, overrides: &[Setting]) -> anyhow::Result<TestCluster> {
+        Self::start_in_regions(voters, overrides, REGIONS).await
+    }
+
+    /// Like [`TestCluster::start_with`], with regions taken round-robin from `regions`
+    /// (one entry: every node in that region); joiners continue the rotation.
+    pub async fn start_in_regions(
+        voters: usize,
+        overrides: &[Setting],
+        regions: &[&'static str],
+    ) -> anyhow::Result<TestCluster> {
+        assert!(!regions.is_empty(), "at least one region");
         let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
         let ports = free_ports(voters * 3);
         let voter_list: Vec<String> = (0..voters)
@@ -342,7 +362,7 @@ impl TestCluster {
                 let own = &ports[i * 3..i * 3 + 3];
                 TestNode::new(
                     id,
-                    region_of(id),
+                    region_of(regions, id),
                     root.path(),
                     own,
                     &voter_list,
@@ -358,6 +378,7 @@ impl TestCluster {
             nodes,
             voters: voter_list,
             overrides: overrides.to_vec(),
+            regions: regions.to_vec(),
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -371,7 +392,7 @@ impl TestCluster {
         let ports = free_ports(3);
         let mut node = TestNode::new(
             id,
-            region_of(id),
+            region_of(&self.regions, id),
             self.root.path(),
             &ports,
             &self.voters,
@@ -439,6 +460,6 @@ impl TestCluster {
     }
 }
 
-fn region_of(id: u64) -> &'static str {
-    if id % 2 == 1 { "eu-west" } else { "us-east" }
+fn region_of(regions: &[&'static str], id: u64) -> &'static str {
+    regions[(id as usize - 1) % regions.len()]
 }
