@@ -21,14 +21,30 @@ use crate::{Command, Directory, DirectoryRequest, DirectoryState, NodeId, NodeSt
 /// `acked_ago` holds, per member, how long ago it last acknowledged the leader (`None`:
 /// not since this leader took over). `leader_for` is how long this node has led: nobody
 /// is marked down before the leader has led for `down_after`, so a new leader does not
-/// mistake "no acknowledgement yet" for "down".
-pub fn status_changes(
-    state: &DirectoryState,
-    leader: NodeId,
-    leader_for: Duration,
-    acked_ago: &BTreeMap<NodeId, Option<Duration>>,
-    down_after: Duration,
-) -> Vec<(NodeId, NodeStatus)> {
+/// mistake "no acknowledgement yet" for "down" — except the leader it took over from,
+/// `previous`: an election was won because a majority had not heard from it for an
+/// election timeout, so it is down unless it acknowledges within `previous_grace` (a
+/// leader that handed over on purpose does, within a heartbeat or two).
+pub struct Inputs<'a> {
+    pub state: &'a DirectoryState,
+    pub leader: NodeId,
+    pub leader_for: Duration,
+    pub acked_ago: &'a BTreeMap<NodeId, Option<Duration>>,
+    pub down_after: Duration,
+    pub previous: Option<NodeId>,
+    pub previous_grace: Duration,
+}
+
+pub fn status_changes(inputs: &Inputs<'_>) -> Vec<(NodeId, NodeStatus)> {
+    let Inputs {
+        state,
+        leader,
+        leader_for,
+        acked_ago,
+        down_after,
+        previous,
+        previous_grace,
+    } = *inputs;
     let mut changes = Vec::new();
     for (id, record) in &state.nodes {
         let alive = if *id == leader {
@@ -36,6 +52,7 @@ pub fn status_changes(
         } else {
             match acked_ago.get(id) {
                 Some(Some(ago)) => *ago < down_after,
+                Some(None) | None if previous == Some(*id) => leader_for < previous_grace,
                 // A member that never acknowledged this leader, or a node that is not a
                 // member at all: down once the grace period is over.
                 Some(None) | None => leader_for < down_after,
@@ -57,10 +74,17 @@ pub fn status_changes(
 
 /// Runs on every node; acts only while this node leads.
 pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
-    let interval = directory.config().liveness_check_interval();
-    let down_after = directory.config().node_down_after();
+    let config = directory.config();
+    let heartbeat = Duration::from_millis(config.heartbeat_interval_ms);
+    // Checks are local (metrics); a new leader's verdict on its predecessor should not
+    // wait for a slow tick.
+    let interval = config.liveness_check_interval().min(heartbeat);
+    let down_after = config.node_down_after();
+    let previous_grace = (heartbeat * 3).min(down_after);
     let me = directory.me().id;
     let mut leader_since: Option<Instant> = None;
+    let mut last_seen_leader: Option<NodeId> = None;
+    let mut previous: Option<NodeId> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -71,7 +95,13 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
         let metrics = directory.metrics();
         if metrics.state != ServerState::Leader {
             leader_since = None;
+            if let Some(leader) = metrics.current_leader.filter(|l| *l != me) {
+                last_seen_leader = Some(leader);
+            }
             continue;
+        }
+        if leader_since.is_none() {
+            previous = last_seen_leader.take();
         }
         let since = *leader_since.get_or_insert_with(Instant::now);
         let acked_ago: BTreeMap<NodeId, Option<Duration>> = metrics
@@ -85,7 +115,16 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
             })
             .unwrap_or_default();
         let state = directory.local_state().await;
-        for (id, status) in status_changes(&state, me, since.elapsed(), &acked_ago, down_after) {
+        let inputs = Inputs {
+            state: &state,
+            leader: me,
+            leader_for: since.elapsed(),
+            acked_ago: &acked_ago,
+            down_after,
+            previous,
+            previous_grace,
+        };
+        for (id, status) in status_changes(&inputs) {
             let command = Command::SetNodeStatus {
                 id,
                 status,
@@ -108,6 +147,23 @@ mod tests {
 
     use super::*;
     use crate::{NodeRecord, NodeSpec, RegionId};
+
+    fn changes_for(
+        st: &DirectoryState,
+        leader_for: Duration,
+        acked: &BTreeMap<NodeId, Option<Duration>>,
+        previous: Option<NodeId>,
+    ) -> Vec<(NodeId, NodeStatus)> {
+        status_changes(&Inputs {
+            state: st,
+            leader: NodeId(1),
+            leader_for,
+            acked_ago: acked,
+            down_after: DOWN_AFTER,
+            previous,
+            previous_grace: Duration::from_millis(300),
+        })
+    }
 
     fn state(statuses: &[(u64, NodeStatus)]) -> DirectoryState {
         let mut state = DirectoryState::default();
@@ -143,7 +199,7 @@ mod tests {
             (NodeId(2), Some(Duration::from_secs(6))),
             (NodeId(3), Some(Duration::from_millis(100))),
         ]);
-        let changes = status_changes(&st, NodeId(1), Duration::from_secs(60), &acked, DOWN_AFTER);
+        let changes = changes_for(&st, Duration::from_secs(60), &acked, None);
         assert_eq!(
             changes,
             vec![(NodeId(2), NodeStatus::Down), (NodeId(3), NodeStatus::Up)]
@@ -154,16 +210,36 @@ mod tests {
     fn new_leader_waits_before_marking_down() {
         let st = state(&[(1, NodeStatus::Up), (2, NodeStatus::Up)]);
         let acked = BTreeMap::from([(NodeId(2), None)]);
-        let early = status_changes(&st, NodeId(1), Duration::from_secs(1), &acked, DOWN_AFTER);
+        let early = changes_for(&st, Duration::from_secs(1), &acked, None);
         assert!(early.is_empty());
-        let late = status_changes(&st, NodeId(1), Duration::from_secs(6), &acked, DOWN_AFTER);
+        let late = changes_for(&st, Duration::from_secs(6), &acked, None);
         assert_eq!(late, vec![(NodeId(2), NodeStatus::Down)]);
     }
 
     #[test]
     fn leader_is_always_up() {
         let st = state(&[(1, NodeStatus::Down)]);
-        let changes = status_changes(&st, NodeId(1), Duration::ZERO, &BTreeMap::new(), DOWN_AFTER);
+        let changes = changes_for(&st, Duration::ZERO, &BTreeMap::new(), None);
         assert_eq!(changes, vec![(NodeId(1), NodeStatus::Up)]);
+    }
+
+    #[test]
+    fn the_leader_taken_over_from_is_down_unless_it_answers_at_once() {
+        let st = state(&[
+            (1, NodeStatus::Up),
+            (2, NodeStatus::Up),
+            (3, NodeStatus::Up),
+        ]);
+        let mut acked = BTreeMap::new();
+        acked.insert(NodeId(2), None);
+        acked.insert(NodeId(3), Some(Duration::from_millis(10)));
+        // Node 2 led before node 1; it has not answered node 1 for longer than the
+        // short grace: down, long before the usual grace is over.
+        let quick = changes_for(&st, Duration::from_millis(400), &acked, Some(NodeId(2)));
+        assert_eq!(quick, vec![(NodeId(2), NodeStatus::Down)]);
+        assert!(changes_for(&st, Duration::from_millis(200), &acked, Some(NodeId(2))).is_empty());
+        // A leader that handed over on purpose answers: it stays up.
+        acked.insert(NodeId(2), Some(Duration::from_millis(50)));
+        assert!(changes_for(&st, Duration::from_millis(400), &acked, Some(NodeId(2))).is_empty());
     }
 }

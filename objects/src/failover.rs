@@ -28,9 +28,33 @@ const OBJECTS_PER_CHECK_MAX: usize = 256;
 pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(CHECK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut applied = host.inner().directory.reader().subscribe();
+    let mut down_before = BTreeSet::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            // A node just recorded down: fail its objects over now, not at the next tick.
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let down: BTreeSet<NodeId> = host
+                    .inner()
+                    .directory
+                    .read_local(|s| {
+                        s.nodes
+                            .iter()
+                            .filter(|(_, n)| n.status == NodeStatus::Down)
+                            .map(|(id, _)| *id)
+                            .collect()
+                    })
+                    .await;
+                let newly_down = !down.is_subset(&down_before);
+                down_before = down;
+                if !newly_down {
+                    continue;
+                }
+            }
             _ = shutdown.changed() => return,
         }
         let directory = &host.inner().directory;
