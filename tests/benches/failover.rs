@@ -1,7 +1,7 @@
 //! Failover time over repeated owner kills: `cargo bench -p larder-tests --bench failover`.
 //!
 //! Five nodes in one region (every one a directory voter), `directory.node_down_after_ms`
-//! 800 and `objects.lease_ms` 400. Each round: write to a counter object through a node
+//! 800, `objects.lease_ms` 400, election timeouts 300-600 ms. Each round: write to a counter object through a node
 //! that does not own it until acknowledged, `kill -9` the owner, and time how long until
 //! a write through that surviving node is acknowledged again; then restart the killed
 //! node and wait until the cluster is healthy before the next round. `FAILOVER_KILLS`
@@ -46,6 +46,10 @@ const OBJECT: &str = "failover-counter";
 const SETTINGS: &[support::Setting] = &[
     ("directory.node_down_after_ms", "800"),
     ("objects.lease_ms", "400"),
+    // A leader's death is detected by an election: shorter timeouts than the tests'
+    // 500-1000 ms, as a deployment tuned for 2 s failover would set them.
+    ("directory.election_timeout_min_ms", "300"),
+    ("directory.election_timeout_max_ms", "600"),
 ];
 const KILLS_DEFAULT: usize = 100;
 const KILLS_MAX: usize = 10_000;
