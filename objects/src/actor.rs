@@ -197,11 +197,15 @@ impl Actor {
                 epoch: placement.epoch,
                 state: state.clone(),
             });
-            self.offer_all(&placement, install, None).await?;
+            let round = self.offer_all(&placement, install, None).await?;
             if placement.epoch > 1 {
                 // An older owner may still answer reads until its lease runs out
-                // (epoch 1 is the first placement: there was none).
-                tokio::time::sleep(self.host.inner().config.lease()).await;
+                // (epoch 1 is the first placement: there was none). Its lease began no
+                // later than the last time a copy of this majority accepted anything
+                // from it (every majority it had meets this one), usually long ago.
+                let lease = self.host.inner().config.lease();
+                let left = lease.saturating_sub(Duration::from_millis(round.quiet_ms));
+                tokio::time::sleep(left).await;
             }
             self.lease_until = Some(started + self.host.inner().config.lease());
         }
@@ -270,9 +274,9 @@ impl Actor {
                 writes: writes.clone(),
             });
             match self.offer_all(&placement, round, Some(&self.state)).await {
-                Ok(lagging) => {
+                Ok(round) => {
                     self.lease_until = Some(started + self.host.inner().config.lease());
-                    self.repair(&placement, lagging);
+                    self.repair(&placement, round.lagging);
                 }
                 Err(err) => {
                     for (reply, _) in answers {
@@ -315,10 +319,15 @@ impl Actor {
         placement: &ObjectPlacement,
         offer: Offer,
         caught_up: Option<&ObjectState>,
-    ) -> Result<Vec<NodeId>, ObjectError> {
+    ) -> Result<Round, ObjectError> {
         let me = self.host.inner().directory.me().id;
+        let mut quiet_ms = u64::MAX;
         match self.host.offer_own_copy(offer.clone()).await {
-            Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) => {}
+            Ok(
+                outcome @ (ApplyOutcome::Applied { .. }
+                | ApplyOutcome::AlreadyApplied { .. }
+                | ApplyOutcome::Installed { .. }),
+            ) => quiet_ms = quiet_ms.min(quiet(&outcome)),
             Ok(ApplyOutcome::Fenced { epoch }) => return Err(deposed(&self.key, epoch)),
             Ok(ApplyOutcome::Gap { have }) => {
                 return Err(ObjectError::Unavailable {
@@ -353,8 +362,15 @@ impl Actor {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Some((
                     _,
-                    Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }),
-                ))) => acks += 1,
+                    Ok(
+                        outcome @ (ApplyOutcome::Applied { .. }
+                        | ApplyOutcome::AlreadyApplied { .. }
+                        | ApplyOutcome::Installed { .. }),
+                    ),
+                ))) => {
+                    acks += 1;
+                    quiet_ms = quiet_ms.min(quiet(&outcome));
+                }
                 Ok(Some((replica, Ok(ApplyOutcome::Gap { .. })))) => lagging.push(replica),
                 Ok(Some((_, Ok(ApplyOutcome::Fenced { epoch })))) => {
                     return Err(deposed(&self.key, epoch));
@@ -379,8 +395,13 @@ impl Actor {
             let mut still_lagging = Vec::new();
             for (replica, result) in lagging.into_iter().zip(results) {
                 match result {
-                    Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) => {
+                    Ok(
+                        ApplyOutcome::Applied { .. }
+                        | ApplyOutcome::AlreadyApplied { .. }
+                        | ApplyOutcome::Installed { .. },
+                    ) => {
                         acks += 1;
+                        quiet_ms = 0;
                     }
                     Ok(ApplyOutcome::Fenced { epoch }) => return Err(deposed(&self.key, epoch)),
                     Ok(ApplyOutcome::Gap { .. }) => still_lagging.push(replica),
@@ -402,7 +423,7 @@ impl Actor {
                 retry_at: None,
             });
         }
-        Ok(lagging)
+        Ok(Round { lagging, quiet_ms })
     }
 
     /// Brings replicas that missed writes up to date with a state transfer, in the
@@ -422,6 +443,22 @@ impl Actor {
                 }
             });
         }
+    }
+}
+
+/// What a round that reached a majority leaves to do or know.
+struct Round {
+    /// Replicas that answered with a gap, to repair.
+    lagging: Vec<NodeId>,
+    /// The least time any copy of the majority had been quiet for an older owner.
+    quiet_ms: u64,
+}
+
+/// A copy's quiet time as its answer tells it (0 unless a state transfer reports it).
+fn quiet(outcome: &ApplyOutcome) -> u64 {
+    match outcome {
+        ApplyOutcome::Installed { quiet_ms, .. } => *quiet_ms,
+        _ => 0,
     }
 }
 

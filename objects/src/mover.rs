@@ -136,8 +136,11 @@ pub async fn move_object(
     };
     let mut installed = 0;
     for replica in &replicas {
-        if let Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::AlreadyApplied { .. }) =
-            host.offer(*replica, Offer::State(install.clone())).await
+        if let Ok(
+            ApplyOutcome::Applied { .. }
+            | ApplyOutcome::AlreadyApplied { .. }
+            | ApplyOutcome::Installed { .. },
+        ) = host.offer(*replica, Offer::State(install.clone())).await
         {
             installed += 1;
         }

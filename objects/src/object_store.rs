@@ -56,7 +56,19 @@ pub enum ApplyOutcome {
     Fenced {
         epoch: u64,
     },
+    /// A state transfer took. `quiet_ms`: how long since this copy last accepted
+    /// anything from an owner of an older epoch (0 when unknown, e.g. after a restart):
+    /// an older owner's read lease began no later than that, so a new owner need only
+    /// wait out what is left of it.
+    Installed {
+        version: u64,
+        quiet_ms: u64,
+    },
 }
+
+/// Copies whose last acceptance (epoch, when) is remembered; past it the memory is
+/// dropped and new owners wait their full lease.
+const ACCEPTS_TRACKED_MAX: usize = 1_000_000;
 
 #[derive(Clone)]
 pub struct ObjectStore {
@@ -64,6 +76,8 @@ pub struct ObjectStore {
     tree: Tree,
     locks: Arc<Vec<Mutex<()>>>,
     alarms: Arc<AlarmIndex>,
+    /// Per object: the epoch and time of the last round or state this copy accepted.
+    accepts: Arc<std::sync::Mutex<HashMap<ObjectKey, (u64, std::time::Instant)>>>,
 }
 
 /// When each object held here has its earliest alarm due: the alarm scheduler's view
@@ -227,7 +241,35 @@ impl ObjectStore {
             tree,
             locks,
             alarms,
+            accepts: Arc::default(),
         })
+    }
+
+    fn note_accept(&self, key: &ObjectKey, epoch: u64) {
+        let mut accepts = self
+            .accepts
+            .lock()
+            .expect("accepts lock: no panics under it");
+        if accepts.len() >= ACCEPTS_TRACKED_MAX {
+            accepts.clear();
+        }
+        accepts.insert(key.clone(), (epoch, std::time::Instant::now()));
+    }
+
+    /// How long this copy has accepted nothing from an owner older than `epoch`.
+    fn quiet_before(&self, key: &ObjectKey, epoch: u64, meta: &ReplicaMeta) -> u64 {
+        let accepts = self
+            .accepts
+            .lock()
+            .expect("accepts lock: no panics under it");
+        match accepts.get(key) {
+            Some((accepted, at)) if *accepted < epoch => at.elapsed().as_millis() as u64,
+            Some(_) => 0,
+            // A copy that never held anything accepted nothing from anyone.
+            None if *meta == ReplicaMeta::default() => u64::MAX,
+            // Forgotten (a restart, or the tracking bound): assume just now.
+            None => 0,
+        }
     }
 
     /// Due times of the alarms of every copy on this node.
@@ -390,6 +432,7 @@ impl ObjectStore {
         }
         let last = version + (writes.len() as u64).saturating_sub(1);
         if last <= meta.version && epoch == meta.write_epoch {
+            self.note_accept(key, epoch);
             return Ok(ApplyOutcome::AlreadyApplied {
                 version: meta.version,
             });
@@ -426,6 +469,7 @@ impl ObjectStore {
         if alarms_changed {
             self.reindex_alarms(key)?;
         }
+        self.note_accept(key, epoch);
         Ok(ApplyOutcome::Applied { version: last })
     }
 
@@ -515,9 +559,11 @@ impl ObjectStore {
         state: &ObjectState,
     ) -> Result<ApplyOutcome, StoreError> {
         let _guard = self.locks[stripe(key)].lock().await;
-        let meta = self.meta(key)?;
-        if epoch < meta.epoch {
-            return Ok(ApplyOutcome::Fenced { epoch: meta.epoch });
+        let old_meta = self.meta(key)?;
+        if epoch < old_meta.epoch {
+            return Ok(ApplyOutcome::Fenced {
+                epoch: old_meta.epoch,
+            });
         }
         self.store.health().check_space()?;
         let mut batch = Batch::default();
@@ -545,11 +591,14 @@ impl ObjectStore {
         for (entry, number) in state.recent().iter().zip(1..) {
             Self::put_remembered(&mut batch, key, number, entry)?;
         }
+        let quiet_ms = self.quiet_before(key, epoch, &old_meta);
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         self.alarms.set(key, state.next_alarm_ms());
-        Ok(ApplyOutcome::Applied {
+        self.note_accept(key, epoch);
+        Ok(ApplyOutcome::Installed {
             version: state.version(),
+            quiet_ms,
         })
     }
 
@@ -718,9 +767,30 @@ mod tests {
                 .expect("apply"),
             ApplyOutcome::Fenced { epoch: 2 }
         );
+        // The copy accepted the old owner's write a moment ago: no quiet time to
+        // credit; the same copy installed again in the same epoch credits none either.
+        assert!(matches!(
+            objects.install(&key(), 2, &state).await.expect("install"),
+            ApplyOutcome::Installed { version: 1, quiet_ms } if quiet_ms < 1000
+        ));
         assert_eq!(
             objects.install(&key(), 2, &state).await.expect("install"),
-            ApplyOutcome::Applied { version: 1 }
+            ApplyOutcome::Installed {
+                version: 1,
+                quiet_ms: 0
+            }
+        );
+        // A copy that never held the object accepted nothing from anyone.
+        let fresh = ObjectKey {
+            namespace: "rooms".into(),
+            id: "fresh".into(),
+        };
+        assert_eq!(
+            objects.install(&fresh, 2, &state).await.expect("install"),
+            ApplyOutcome::Installed {
+                version: 1,
+                quiet_ms: u64::MAX
+            }
         );
         assert_eq!(
             objects.install(&key(), 1, &state).await.expect("install"),
