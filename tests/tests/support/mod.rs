@@ -115,8 +115,10 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         id: u64,
+        host: &str,
         region: &str,
         root: &Path,
         ports: &[u16],
@@ -124,9 +126,9 @@ impl TestNode {
         join: Option<&str>,
         overrides: &[Setting],
     ) -> TestNode {
-        let api = format!("127.0.0.1:{}", ports[0]);
-        let peer = format!("127.0.0.1:{}", ports[1]);
-        let metrics = format!("127.0.0.1:{}", ports[2]);
+        let api = format!("{host}:{}", ports[0]);
+        let peer = format!("{host}:{}", ports[1]);
+        let metrics = format!("{host}:{}", ports[2]);
         let data_dir = root.join(format!("node-{id}"));
         std::fs::create_dir_all(&data_dir).expect("create node dir");
         let config = data_dir.join("larder.toml");
@@ -324,6 +326,8 @@ pub struct TestCluster {
     overrides: Vec<Setting>,
     /// Regions assigned round-robin by node id (node 1 gets the first).
     regions: Vec<&'static str>,
+    /// Whether each node has a loopback address of its own.
+    own_hosts: bool,
     root: tempfile::TempDir,
 }
 
@@ -350,11 +354,32 @@ impl TestCluster {
         overrides: &[Setting],
         regions: &[&'static str],
     ) -> anyhow::Result<TestCluster> {
+        Self::start_inner(voters, overrides, regions, false).await
+    }
+
+    /// Like [`TestCluster::start_in_regions`], each node on a loopback address of its own
+    /// (node `i` on 127.0.0.(10+i), its peer connections leaving from it), so that
+    /// [`Partition`] can cut the traffic between chosen nodes.
+    pub async fn start_on_own_hosts(
+        voters: usize,
+        overrides: &[Setting],
+        regions: &[&'static str],
+    ) -> anyhow::Result<TestCluster> {
+        Self::start_inner(voters, overrides, regions, true).await
+    }
+
+    async fn start_inner(
+        voters: usize,
+        overrides: &[Setting],
+        regions: &[&'static str],
+        own_hosts: bool,
+    ) -> anyhow::Result<TestCluster> {
         assert!(!regions.is_empty(), "at least one region");
+        let host = |id: u64| host_of(id, own_hosts);
         let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
         let ports = free_ports(voters * 3);
         let voter_list: Vec<String> = (0..voters)
-            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[i * 3 + 1]))
+            .map(|i| format!("{}@{}:{}", i + 1, host(i as u64 + 1), ports[i * 3 + 1]))
             .collect();
         let mut nodes: Vec<TestNode> = (0..voters)
             .map(|i| {
@@ -362,6 +387,7 @@ impl TestCluster {
                 let own = &ports[i * 3..i * 3 + 3];
                 TestNode::new(
                     id,
+                    &host(id),
                     region_of(regions, id),
                     root.path(),
                     own,
@@ -379,6 +405,7 @@ impl TestCluster {
             voters: voter_list,
             overrides: overrides.to_vec(),
             regions: regions.to_vec(),
+            own_hosts,
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -392,6 +419,7 @@ impl TestCluster {
         let ports = free_ports(3);
         let mut node = TestNode::new(
             id,
+            &host_of(id, self.own_hosts),
             region_of(&self.regions, id),
             self.root.path(),
             &ports,
@@ -462,4 +490,69 @@ impl TestCluster {
 
 fn region_of(regions: &[&'static str], id: u64) -> &'static str {
     regions[(id as usize - 1) % regions.len()]
+}
+
+/// Node `id`'s address: 127.0.0.1, or 127.0.0.(10+id) when nodes have hosts of their own.
+pub fn host_of(id: u64, own_hosts: bool) -> String {
+    if own_hosts {
+        format!("127.0.0.{}", 10 + id)
+    } else {
+        "127.0.0.1".to_string()
+    }
+}
+
+/// Cuts traffic between test hosts with nftables (root): every packet from a host of
+/// one side to a host of the other is dropped, in both directions unless one-way. The
+/// rules live in a table of their own, removed when this is dropped (also when a test
+/// fails). Clients at 127.0.0.1 still reach every node.
+pub struct Partition {
+    table: String,
+}
+
+impl Partition {
+    /// Drops traffic from each node in `from` to each node in `to` (and back, unless
+    /// `one_way`).
+    pub fn cut(from: &[u64], to: &[u64], one_way: bool) -> anyhow::Result<Partition> {
+        let table = format!(
+            "larder_test_{}_{}",
+            std::process::id(),
+            from.iter()
+                .chain(to)
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("_")
+        );
+        let mut rules = format!(
+            "table inet {table} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n"
+        );
+        for a in from {
+            for b in to {
+                let (ha, hb) = (host_of(*a, true), host_of(*b, true));
+                rules.push_str(&format!("    ip saddr {ha} ip daddr {hb} drop\n"));
+                if !one_way {
+                    rules.push_str(&format!("    ip saddr {hb} ip daddr {ha} drop\n"));
+                }
+            }
+        }
+        rules.push_str("  }\n}\n");
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("run nft (the partition tests need nftables and root)")?;
+        std::io::Write::write_all(child.stdin.as_mut().context("nft stdin")?, rules.as_bytes())?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("nft refused the partition rules:\n{rules}");
+        }
+        Ok(Partition { table })
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
+    }
 }

@@ -1,0 +1,94 @@
+//! Network partitions between test hosts (each node on its own 127.0.0.x address, cut
+//! with nftables): an object's owner cut off from every other node gets no write
+//! acknowledged, the rest of the cluster fails the object over and serves it, and after
+//! the heal the old owner follows the new one without losing or doubling a write.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{Partition, TestCluster, wait_for};
+
+const STEP: Duration = Duration::from_secs(30);
+const SETTINGS: &[support::Setting] = &[
+    ("directory.node_down_after_ms", "800"),
+    ("objects.lease_ms", "400"),
+    ("directory.election_timeout_min_ms", "300"),
+    ("directory.election_timeout_max_ms", "600"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_rest_fail_over() {
+    let cluster = TestCluster::start_on_own_hosts(5, SETTINGS, &["eu-west"])
+        .await
+        .expect("cluster");
+    let admin = cluster.node(2).client();
+    admin
+        .create_namespace("cut", vec![], None)
+        .await
+        .expect("namespace");
+    wait_for("the namespace everywhere", STEP, || async {
+        for node in cluster.running() {
+            node.client()
+                .list_namespaces()
+                .await
+                .ok()?
+                .iter()
+                .find(|n| n.name == "cut")?;
+        }
+        Some(())
+    })
+    .await
+    .expect("namespace");
+    let at_one = cluster.node(1).client().objects("cut").by_name("counter");
+    let mut acked = 0;
+    for _ in 0..5 {
+        at_one.add("n", 1).await.expect("add");
+        acked += 1;
+    }
+    let before = at_one.inspect().await.expect("inspect");
+    assert_eq!(before.owner, 1, "placed at its first caller");
+
+    // Node 1 can no longer reach, nor be reached by, any other node.
+    let partition = Partition::cut(&[1], &[2, 3, 4, 5], false).expect("partition");
+    let cut_at = Instant::now();
+    // Its own clients still reach it, but it cannot get a write onto a majority.
+    let mut unknown = 0;
+    for _ in 0..3 {
+        match at_one.add("n", 1).await {
+            Ok(value) => panic!("a cut-off owner acknowledged a write (value {value})"),
+            Err(_) => unknown += 1,
+        }
+    }
+    // The others fail the object over and serve it.
+    let at_two = cluster.node(2).client().objects("cut").by_name("counter");
+    let value = wait_for("the object serving on the majority side", STEP, || async {
+        at_two.add("n", 1).await.ok()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    acked += 1;
+    let served_after = cut_at.elapsed();
+    assert!(
+        (acked..=acked + unknown).contains(&value),
+        "value {value}: {acked} acknowledged, {unknown} unknown"
+    );
+    let after = at_two.inspect().await.expect("inspect");
+    assert!(after.owner != 1 && after.epoch > before.epoch, "{after:?}");
+
+    // Heal: node 1 learns of the new owner and forwards to it; nothing is lost or doubled.
+    drop(partition);
+    let seen_at_one = wait_for("node 1 following the new owner", STEP, || async {
+        let raw = at_one.get("n").await.ok()??;
+        String::from_utf8(raw).ok()?.parse::<i64>().ok()
+    })
+    .await
+    .expect("node 1 serves again");
+    assert_eq!(seen_at_one, value, "one value, whichever node is asked");
+    let next = at_one
+        .add("n", 1)
+        .await
+        .expect("add through node 1 after the heal");
+    assert_eq!(next, value + 1);
+    println!("served again {served_after:?} after the cut");
+}
