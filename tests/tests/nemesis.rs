@@ -1,9 +1,11 @@
 //! A nemesis run (issue #5, first tier): clients through every node run register and
-//! counter operations on two objects while the owners are killed (`kill -9`, restarted
-//! a second later) and frozen past their lease (SIGSTOP, then SIGCONT); every call is
-//! recorded as a history and judged by `larder-checker` — linearizability per key, no
-//! lost acknowledged write, no request id applied twice, no write acknowledged by a
-//! superseded owner. `NEMESIS_SECS` sets the length (default 20 s; the soak runs longer).
+//! counter operations on two objects while, in turn, an owner is killed (`kill -9`,
+//! restarted a second later), an owner is frozen past its lease (SIGSTOP, then
+//! SIGCONT), an owner is cut off from every other node, and the cluster is split in
+//! halves with the owner on the minority side (nft rules between the nodes' own
+//! 127.0.0.x addresses, 2 s each); every call is recorded as a history and judged by
+//! `larder-checker` — linearizability per key, no lost acknowledged write, no request
+//! id applied twice, no write acknowledged by a superseded owner. `NEMESIS_SECS` sets the length (default 20 s; the soak runs longer).
 
 mod support;
 
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use larder_checker::{CheckInputs, Event, EventKind, History, NodeId, OpName, Value, check_all};
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
-use support::{TestCluster, wait_for};
+use support::{Partition, TestCluster, wait_for};
 use tonic::transport::Channel;
 
 const NODES: u64 = 5;
@@ -329,14 +331,14 @@ async fn owner_of(cluster: &TestCluster, object: &str) -> Option<u64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn objects_stay_linearizable_through_owner_kills_and_pauses() {
+async fn objects_stay_linearizable_through_kills_pauses_and_partitions() {
     let run_for = Duration::from_secs(
         std::env::var("NEMESIS_SECS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(20),
     );
-    let mut cluster = TestCluster::start_in_regions(NODES as usize, SETTINGS, &["eu-west"])
+    let mut cluster = TestCluster::start_on_own_hosts(NODES as usize, SETTINGS, &["eu-west"])
         .await
         .expect("cluster");
     cluster
@@ -414,7 +416,7 @@ async fn objects_stay_linearizable_through_owner_kills_and_pauses() {
         )));
     }
 
-    // The nemesis: kill the register's owner, then freeze the counter's, in turn.
+    // The nemesis, in turn: kill an owner, freeze one, cut one off, split in halves.
     let mut faults = Vec::new();
     let mut round = 0;
     while Instant::now() + Duration::from_secs(3) < until {
@@ -428,18 +430,37 @@ async fn objects_stay_linearizable_through_owner_kills_and_pauses() {
         let Some(owner) = owner_of(&cluster, object).await else {
             continue;
         };
-        if round % 2 == 1 {
-            cluster.node_mut(owner).kill();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            cluster.node_mut(owner).start().expect("restart");
-            faults.push(format!("kill -9 node {owner} (owner of {object})"));
-        } else {
-            cluster.node(owner).pause().expect("pause");
-            tokio::time::sleep(Duration::from_millis(1200)).await;
-            cluster.node(owner).resume().expect("resume");
-            faults.push(format!(
-                "SIGSTOP node {owner} (owner of {object}) for 1.2 s"
-            ));
+        match round % 4 {
+            1 => {
+                cluster.node_mut(owner).kill();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                cluster.node_mut(owner).start().expect("restart");
+                faults.push(format!("kill -9 node {owner} (owner of {object})"));
+            }
+            2 => {
+                cluster.node(owner).pause().expect("pause");
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                cluster.node(owner).resume().expect("resume");
+                faults.push(format!(
+                    "SIGSTOP node {owner} (owner of {object}) for 1.2 s"
+                ));
+            }
+            3 => {
+                let others: Vec<u64> = (1..=NODES).filter(|n| *n != owner).collect();
+                let cut = Partition::cut(&[owner], &others, false).expect("partition");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                drop(cut);
+                faults.push(format!("node {owner} (owner of {object}) cut off for 2 s"));
+            }
+            _ => {
+                // The owner on the minority side.
+                let minority = [owner, owner % NODES + 1];
+                let majority: Vec<u64> = (1..=NODES).filter(|n| !minority.contains(n)).collect();
+                let cut = Partition::cut(&minority, &majority, false).expect("partition");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                drop(cut);
+                faults.push(format!("{minority:?} | {majority:?} for 2 s"));
+            }
         }
     }
     for client in clients {
@@ -488,5 +509,5 @@ async fn objects_stay_linearizable_through_owner_kills_and_pauses() {
         path.display(),
         cluster.logs()
     );
-    assert!(faults.len() >= 2, "the nemesis acted: {faults:?}");
+    assert!(faults.len() >= 4, "the nemesis acted: {faults:?}");
 }
