@@ -479,6 +479,23 @@ impl TestCluster {
     }
 
     /// Log tails of every node, for failure messages.
+    /// Copies every node's logs to a fresh directory that outlives the cluster (for a
+    /// failed run's post-mortem) and returns it.
+    pub fn keep_logs(&self, label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("larder-{label}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        for node in &self.nodes {
+            for start in 1..=node.starts {
+                let name = format!("node.{start}.log");
+                let _ = std::fs::copy(
+                    node.data_dir.join(&name),
+                    dir.join(format!("node-{}.{start}.log", node.id)),
+                );
+            }
+        }
+        dir
+    }
+
     pub fn logs(&self) -> String {
         self.nodes
             .iter()
