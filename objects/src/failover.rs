@@ -18,7 +18,9 @@ use larder_directory::{
 };
 use tokio::sync::watch;
 
-use crate::ObjectHost;
+use crate::host::Offer;
+use crate::peer_messages::InstallRequest;
+use crate::{ApplyOutcome, ObjectHost};
 
 /// How often the leader looks for objects with a down owner.
 const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -129,8 +131,7 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         .expect("a majority is not empty");
     let mut replicas = vec![owner];
     replicas.extend(fenced.iter().map(|(id, _)| *id).filter(|id| *id != owner));
-    // Top the set up with other up nodes of the region (they receive the state on the
-    // new owner's activation).
+    // Top the set up with other up nodes of the region.
     let mut chosen: BTreeSet<NodeId> = replicas.iter().copied().collect();
     for node in state.nodes.values() {
         if replicas.len() >= placement.replicas.len() {
@@ -146,6 +147,36 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         if eligible && chosen.insert(id) {
             replicas.push(id);
         }
+    }
+    // Before the new set is committed, every acknowledged write must be on a majority
+    // of it: otherwise a second failover, before the new owner has activated, could
+    // fence a majority of the new set that lacks them (the nemesis found exactly that).
+    // The new owner's copy holds them; install its state on the other members at the
+    // new epoch (the owner's own copy keeps its epoch, so its activation still waits
+    // out the old owner's lease).
+    let (_, chosen) = host.fetch_replica(owner, &placement.key).await?;
+    let install = InstallRequest {
+        key: placement.key.clone(),
+        epoch: next_epoch,
+        state: chosen,
+    };
+    let mut holding = 1;
+    for replica in replicas.iter().filter(|r| **r != owner) {
+        let outcome = host.offer(*replica, Offer::State(install.clone())).await;
+        if matches!(
+            outcome,
+            Ok(ApplyOutcome::Applied { .. }
+                | ApplyOutcome::AlreadyApplied { .. }
+                | ApplyOutcome::Installed { .. })
+        ) {
+            holding += 1;
+        }
+    }
+    if holding < replicas.len() / 2 + 1 {
+        return Err(format!(
+            "the state reached {holding} of {} new replicas; a majority is needed",
+            replicas.len()
+        ));
     }
     let command = Command::ReassignObject {
         key: placement.key.clone(),
