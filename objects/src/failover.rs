@@ -18,9 +18,8 @@ use larder_directory::{
 };
 use tokio::sync::watch;
 
-use crate::host::Offer;
+use crate::ObjectHost;
 use crate::peer_messages::InstallRequest;
-use crate::{ApplyOutcome, ObjectHost};
 
 /// How often the leader looks for objects with a down owner.
 const CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -160,18 +159,8 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         epoch: next_epoch,
         state: chosen,
     };
-    let mut holding = 1;
-    for replica in replicas.iter().filter(|r| **r != owner) {
-        let outcome = host.offer(*replica, Offer::State(install.clone())).await;
-        if matches!(
-            outcome,
-            Ok(ApplyOutcome::Applied { .. }
-                | ApplyOutcome::AlreadyApplied { .. }
-                | ApplyOutcome::Installed { .. })
-        ) {
-            holding += 1;
-        }
-    }
+    let others: Vec<NodeId> = replicas.iter().copied().filter(|r| *r != owner).collect();
+    let holding = 1 + host.install_on(&others, &install).await;
     if holding < replicas.len() / 2 + 1 {
         return Err(format!(
             "the state reached {holding} of {} new replicas; a majority is needed",

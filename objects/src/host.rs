@@ -569,6 +569,24 @@ impl ObjectHost {
         }
     }
 
+    /// Installs `install`'s state on each of `nodes` (one after another); returns how
+    /// many took it.
+    pub(crate) async fn install_on(&self, nodes: &[NodeId], install: &InstallRequest) -> usize {
+        let mut took = 0;
+        for node in nodes {
+            let outcome = self.offer(*node, Offer::State(install.clone())).await;
+            if matches!(
+                outcome,
+                Ok(ApplyOutcome::Applied { .. }
+                    | ApplyOutcome::AlreadyApplied { .. }
+                    | ApplyOutcome::Installed { .. })
+            ) {
+                took += 1;
+            }
+        }
+        took
+    }
+
     /// Offers a write or a state to one replica; Err: it could not be reached.
     pub(crate) async fn offer(
         &self,

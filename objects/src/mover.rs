@@ -14,9 +14,8 @@ use larder_directory::{
     ObjectPlacement, RegionId, choose_replicas,
 };
 
-use crate::host::Offer;
 use crate::peer_messages::InstallRequest;
-use crate::{ApplyOutcome, ObjectError, ObjectHost};
+use crate::{ObjectError, ObjectHost};
 
 /// Where to move an object.
 #[derive(Debug, Clone)]
@@ -134,17 +133,7 @@ pub async fn move_object(
         epoch: next_epoch,
         state: object_state,
     };
-    let mut installed = 0;
-    for replica in &replicas {
-        if let Ok(
-            ApplyOutcome::Applied { .. }
-            | ApplyOutcome::AlreadyApplied { .. }
-            | ApplyOutcome::Installed { .. },
-        ) = host.offer(*replica, Offer::State(install.clone())).await
-        {
-            installed += 1;
-        }
-    }
+    let installed = host.install_on(&replicas, &install).await;
     if installed < replicas.len() / 2 + 1 {
         return Err(ObjectError::Unavailable {
             reason: format!(

@@ -13,32 +13,10 @@ use support::{TestCluster, wait_for};
 
 const STEP: Duration = Duration::from_secs(30);
 
-async fn with_namespace(cluster: &TestCluster, name: &str) {
-    cluster
-        .node(1)
-        .client()
-        .create_namespace(name, vec![], None)
-        .await
-        .expect("namespace");
-    wait_for("the namespace everywhere", STEP, || async {
-        for node in cluster.running() {
-            node.client()
-                .list_namespaces()
-                .await
-                .ok()?
-                .iter()
-                .find(|n| n.name == name)?;
-        }
-        Some(())
-    })
-    .await
-    .expect("namespace");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_flush_fails_stops_and_the_cluster_serves_on() {
     let mut cluster = TestCluster::start(3).await.expect("cluster");
-    with_namespace(&cluster, "ff").await;
+    cluster.create_namespace("ff").await.expect("namespace");
     let at_three = cluster.node(3).client().kv("ff");
     at_three.put("before", "1").send().await.expect("put");
 
@@ -133,7 +111,7 @@ async fn a_full_disk_refuses_writes_quickly_keeps_reads_and_recovers_without_a_r
     let mut cluster = TestCluster::start_with(3, &[("limits.disk_free_min_bytes", "16777216")])
         .await
         .expect("cluster");
-    with_namespace(&cluster, "full").await;
+    cluster.create_namespace("full").await.expect("namespace");
     // Node 2 is alone in us-east: it owns objects first used there, with no other copy.
     let counter = cluster.node(2).client().objects("full").by_name("c");
     assert_eq!(counter.add("n", 1).await.expect("add"), 1);
@@ -232,7 +210,7 @@ async fn crash_restart_cycles_under_load_lose_no_acknowledged_write() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
     let mut cluster = TestCluster::start(3).await.expect("cluster");
-    with_namespace(&cluster, "crash").await;
+    cluster.create_namespace("crash").await.expect("namespace");
     // Node 1 owns the counter; node 3 holds its other copy.
     let counter = cluster.node(1).client().objects("crash").by_name("c");
     counter.add("n", 0).await.expect("place");

@@ -14,22 +14,7 @@ const STEP: Duration = Duration::from_secs(30);
 
 async fn cluster_with_namespace(voters: usize, ns: &str) -> TestCluster {
     let cluster = TestCluster::start(voters).await.expect("cluster");
-    cluster
-        .node(1)
-        .client()
-        .create_namespace(ns, vec![], None)
-        .await
-        .expect("create namespace");
-    // Every node must know the namespace before it takes writes for it.
-    wait_for("the namespace everywhere", STEP, || async {
-        for node in cluster.running() {
-            let names = node.client().list_namespaces().await.ok()?;
-            names.iter().find(|n| n.name == ns)?;
-        }
-        Some(())
-    })
-    .await
-    .expect("namespace known");
+    cluster.create_namespace(ns).await.expect("namespace");
     cluster
 }
 

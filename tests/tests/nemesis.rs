@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use larder_checker::{CheckInputs, Event, EventKind, History, NodeId, OpName, Value, check_all};
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
-use support::{Partition, TestCluster, wait_for};
+use support::{Partition, TestCluster};
 use tonic::transport::Channel;
 
 const NODES: u64 = 5;
@@ -67,6 +67,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A write acknowledged by `owner` in `epoch`.
+    fn acked(value: Option<Value>, version: u64, owner: u64, epoch: u64) -> Outcome {
+        Outcome {
+            kind: EventKind::Ok,
+            value,
+            version: Some(version),
+            owner_epoch: Some((owner, epoch)),
+            error: None,
+        }
+    }
+
     fn from_error(status: &tonic::Status, mutation: bool) -> Outcome {
         // A refused precondition or argument certainly changed nothing; any other error
         // of a write leaves its outcome unknown; a failed read changed nothing.
@@ -130,13 +141,7 @@ async fn write(client: &mut ObjectsClient<Channel>, value: i64, id: &str) -> Out
     match client.put(request).await {
         Ok(response) => {
             let r = response.into_inner();
-            Outcome {
-                kind: EventKind::Ok,
-                value: None,
-                version: Some(r.version),
-                owner_epoch: Some((r.owner, r.epoch)),
-                error: None,
-            }
+            Outcome::acked(None, r.version, r.owner, r.epoch)
         }
         Err(status) => Outcome::from_error(&status, true),
     }
@@ -163,13 +168,7 @@ async fn cas(client: &mut ObjectsClient<Channel>, expected: i64, new: i64, id: &
     match client.transaction(request).await {
         Ok(response) => {
             let r = response.into_inner();
-            Outcome {
-                kind: EventKind::Ok,
-                value: None,
-                version: Some(r.version),
-                owner_epoch: Some((r.owner, r.epoch)),
-                error: None,
-            }
+            Outcome::acked(None, r.version, r.owner, r.epoch)
         }
         Err(status) => Outcome::from_error(&status, true),
     }
@@ -185,13 +184,7 @@ async fn add(client: &mut ObjectsClient<Channel>, id: &str) -> Outcome {
     match client.add(request).await {
         Ok(response) => {
             let r = response.into_inner();
-            Outcome {
-                kind: EventKind::Ok,
-                value: Some(Value::Int(r.value)),
-                version: Some(r.version),
-                owner_epoch: Some((r.owner, r.epoch)),
-                error: None,
-            }
+            Outcome::acked(Some(Value::Int(r.value)), r.version, r.owner, r.epoch)
         }
         Err(status) => Outcome::from_error(&status, true),
     }
@@ -342,28 +335,9 @@ async fn objects_stay_linearizable_through_kills_pauses_and_partitions() {
         .await
         .expect("cluster");
     cluster
-        .node(1)
-        .client()
-        .create_namespace(NAMESPACE, vec![], None)
+        .create_namespace(NAMESPACE)
         .await
         .expect("namespace");
-    wait_for(
-        "the namespace everywhere",
-        Duration::from_secs(30),
-        || async {
-            for node in cluster.running() {
-                node.client()
-                    .list_namespaces()
-                    .await
-                    .ok()?
-                    .iter()
-                    .find(|n| n.name == NAMESPACE)?;
-            }
-            Some(())
-        },
-    )
-    .await
-    .expect("namespace");
     // Place both objects (through different nodes) before the clock starts.
     let first = cluster.node(1).client().objects(NAMESPACE);
     first

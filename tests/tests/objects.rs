@@ -33,25 +33,7 @@ mod larder_proto_types {
 
 async fn cluster_with_namespace(voters: usize) -> TestCluster {
     let cluster = TestCluster::start(voters).await.expect("cluster");
-    cluster
-        .node(1)
-        .client()
-        .create_namespace("rooms", vec![], None)
-        .await
-        .expect("namespace");
-    wait_for("the namespace everywhere", STEP, || async {
-        for node in cluster.running() {
-            node.client()
-                .list_namespaces()
-                .await
-                .ok()?
-                .iter()
-                .find(|n| n.name == "rooms")?;
-        }
-        Some(())
-    })
-    .await
-    .expect("namespace");
+    cluster.create_namespace("rooms").await.expect("namespace");
     cluster
 }
 

@@ -22,11 +22,7 @@ async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_re
     let cluster = TestCluster::start_on_own_hosts(5, SETTINGS, &["eu-west"])
         .await
         .expect("cluster");
-    let admin = cluster.node(2).client();
-    admin
-        .create_namespace("cut", vec![], None)
-        .await
-        .expect("namespace");
+    cluster.create_namespace("cut").await.expect("namespace");
     wait_for("the namespace everywhere", STEP, || async {
         for node in cluster.running() {
             node.client()

@@ -412,6 +412,28 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// Creates namespace `name` (through node 1) and waits until every running node
+    /// knows it, so that none refuses a call for it.
+    pub async fn create_namespace(&self, name: &str) -> anyhow::Result<()> {
+        self.node(1)
+            .client()
+            .create_namespace(name, vec![], None)
+            .await
+            .context("create namespace")?;
+        wait_for(
+            "the namespace everywhere",
+            Duration::from_secs(30),
+            || async {
+                for node in self.running() {
+                    let names = node.client().list_namespaces().await.ok()?;
+                    names.iter().find(|n| n.name == name)?;
+                }
+                Some(())
+            },
+        )
+        .await
+    }
+
     /// Starts a new node that joins through node `via`.
     pub fn add_joiner(&mut self, via: u64) -> anyhow::Result<u64> {
         let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
