@@ -9,18 +9,21 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use larder_directory::{Directory, NodeStatus};
 use larder_kv::Kv;
+use larder_objects::ObjectHost;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub fn router(directory: Directory, kv: Kv) -> Router {
+pub fn router(directory: Directory, kv: Kv, objects: ObjectHost) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state((directory, kv))
+        .with_state((directory, kv, objects))
 }
 
-async fn scrape(State((directory, kv)): State<(Directory, Kv)>) -> impl IntoResponse {
+async fn scrape(
+    State((directory, kv, objects)): State<(Directory, Kv, ObjectHost)>,
+) -> impl IntoResponse {
     let view = directory.raft_view();
     let state = directory.local_state().await;
     let mut registry = Registry::with_prefix("larder");
@@ -76,6 +79,13 @@ async fn scrape(State((directory, kv)): State<(Directory, Kv)>) -> impl IntoResp
         c.inc_by(value);
         registry.register(name, help, c);
     }
+    let applied: Counter<u64, AtomicU64> = Counter::default();
+    applied.inc_by(objects.copy_writes_applied());
+    registry.register(
+        "objects_copy_writes",
+        "Object owners' writes applied to copies on this node",
+        applied,
+    );
     let behind: u64 = kv.lag().values().map(|lag| lag.writes_behind).sum();
     gauge(
         &mut registry,

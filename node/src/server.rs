@@ -230,7 +230,7 @@ impl RunningNode {
         let kv_api = KvServer::new(KvService::new(kv.clone()))
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
-        let objects_api = ObjectsServer::new(ObjectsService::new(objects))
+        let objects_api = ObjectsServer::new(ObjectsService::new(objects.clone()))
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
         let api_server = tokio::spawn({
@@ -256,7 +256,7 @@ impl RunningNode {
 
         background.push(tokio::spawn({
             let stop = signal(shutdown_rx.clone());
-            let app = crate::metrics::router(directory.clone(), kv.clone());
+            let app = crate::metrics::router(directory.clone(), kv.clone(), objects.clone());
             async move {
                 if let Err(err) = axum::serve(metrics_listener, app)
                     .with_graceful_shutdown(stop)

@@ -3,8 +3,14 @@
 //! Activation (cold start): load this node's copy, install it on every replica under the
 //! current epoch (a majority must take it — this also fences any older owner), and, when
 //! the epoch is new to this node, wait out the lease an older owner may still hold.
-//! A write applies to the owner's own copy first, then to the other replicas in
-//! parallel, and is acknowledged once a majority (the owner's copy included) holds it.
+//! A write goes to the owner's own copy and the other replicas at once (the owner's
+//! flush overlaps the replicas', as a Raft leader's does), and is acknowledged once a
+//! majority holds it, the owner's copy always among them. So the owner's copy holds every
+//! acknowledged write, but a crash (or a failed write to it) can leave replicas holding
+//! an unacknowledged one it lacks. An owner that may be in that position — it served
+//! this epoch before and cannot vouch for its copy since — does not go on in the same
+//! epoch, where a different write with the same number would look "already applied" to
+//! those replicas: it takes the next epoch and installs its copy under it first.
 //! A read is answered locally while the lease from the last majority round holds;
 //! otherwise a majority confirms first that no newer owner exists.
 
@@ -34,6 +40,9 @@ pub(crate) struct Actor {
     placement: Option<ObjectPlacement>,
     state: ObjectState,
     lease_until: Option<Instant>,
+    /// Serving reads only: this copy needs a new epoch before it may write, and the
+    /// disk is too full for the state transfer that takes.
+    reads_only: bool,
 }
 
 impl Actor {
@@ -44,6 +53,7 @@ impl Actor {
             placement: None,
             state: ObjectState::default(),
             lease_until: None,
+            reads_only: false,
         }
     }
 
@@ -152,41 +162,87 @@ impl Actor {
     /// concurrent reassignment — and activates again. Returns whether it did.
     async fn retake(&self, fenced_at: u64) -> Result<bool, ObjectError> {
         let directory = &self.host.inner().directory;
-        let me = directory.me().id;
         let state = directory.linearizable_state().await?;
         let Some(placement) = state.placement(&self.key) else {
             return Ok(false);
         };
-        if placement.owner != me || fenced_at != placement.epoch + 1 {
+        if placement.owner != directory.me().id || fenced_at != placement.epoch + 1 {
             return Ok(false);
         }
-        let command = Command::ReassignObject {
-            key: self.key.clone(),
-            expected_epoch: placement.epoch,
-            replicas: placement.replicas.clone(),
-            region: None,
-        };
-        let outcome = directory.request(DirectoryRequest::Write(command)).await?;
-        let retaken = matches!(
-            outcome,
-            DirectoryResponse::Outcome { outcome: CommandOutcome::Placed(ref p), .. } if p.owner == me
-        );
+        let retaken = self.next_epoch(placement).await?.is_some();
         if retaken {
             tracing::info!(object = %self.key, epoch = fenced_at, "owner reclaimed the object after an abandoned hand-over");
         }
         Ok(retaken)
     }
 
+    /// Moves the object to the epoch after `placement`'s, with the same owner (this
+    /// node) and replicas, through the directory (which orders it against any
+    /// concurrent reassignment). Returns the new placement, or None if another
+    /// reassignment came first.
+    async fn next_epoch(
+        &self,
+        placement: &ObjectPlacement,
+    ) -> Result<Option<ObjectPlacement>, ObjectError> {
+        let directory = &self.host.inner().directory;
+        let command = Command::ReassignObject {
+            key: self.key.clone(),
+            expected_epoch: placement.epoch,
+            replicas: placement.replicas.clone(),
+            region: None,
+        };
+        match directory.request(DirectoryRequest::Write(command)).await? {
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::Placed(next),
+                ..
+            } if next.owner == directory.me().id && next.epoch == placement.epoch + 1 => {
+                Ok(Some(*next))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn try_activate(&mut self) -> Result<(), ObjectError> {
-        let placement = self.current_placement().await?;
-        let (meta, state) = self.host.inner().copies.load(&self.key)?;
+        let mut placement = self.current_placement().await?;
+        let copies = &self.host.inner().copies;
+        let (meta, state) = copies.load(&self.key)?;
         if meta.epoch > placement.epoch {
             return Err(deposed(&self.key, meta.epoch));
         }
+        // Whether the lease of the epoch before `placement`'s was this node's own, held
+        // by nobody now: a stopped actor or a process that is gone.
+        let mut own_lease_gone = false;
+        if meta.write_epoch == placement.epoch && !self.host.is_settled(&self.key, placement.epoch)
+        {
+            if copies.owner_marker(&self.key)? < placement.epoch {
+                // This node never served the epoch: nothing in it came from here
+                // but the state installed on every copy alike.
+                copies.mark_owner(&self.key, placement.epoch).await?;
+            } else if copies.check_space().is_err() {
+                // Reads of this copy are still right: whatever it may lack was never
+                // acknowledged (nor read). Writes wait for space and a new epoch.
+                self.reads_only = true;
+            } else {
+                // It served the epoch before, and its copy may have missed writes
+                // its replicas took (see the module comment): take the next epoch.
+                placement =
+                    self.next_epoch(&placement)
+                        .await?
+                        .ok_or_else(|| ObjectError::Unavailable {
+                            reason: format!(
+                                "{} changed placement while its owner restarted",
+                                self.key
+                            ),
+                            retry_at: None,
+                        })?;
+                own_lease_gone = true;
+                tracing::info!(object = %self.key, epoch = placement.epoch, "owner restarted in a new epoch: its copy may have missed unacknowledged writes");
+            }
+        }
         if meta.write_epoch == placement.epoch {
-            // A cold start of this owner's own epoch: its copy is the most advanced
-            // (it applies every write first), so there is nothing to install. The next
-            // write confirms the epoch with a majority; a read first renews the lease.
+            // A cold start of this owner's own epoch: its copy is at least as far as
+            // any replica, so there is nothing to install. The next write confirms
+            // the epoch with a majority; a read first renews the lease.
             self.lease_until = None;
         } else {
             // New to this epoch: install the state on a majority, which also fences any
@@ -197,8 +253,13 @@ impl Actor {
                 epoch: placement.epoch,
                 state: state.clone(),
             });
-            let round = self.offer_all(&placement, install, None).await?;
-            if placement.epoch > 1 {
+            let (round, marked) = tokio::join!(
+                self.offer_all(&placement, install, None),
+                copies.mark_owner(&self.key, placement.epoch)
+            );
+            let round = round?;
+            marked?;
+            if placement.epoch > 1 && !own_lease_gone {
                 // An older owner may still answer reads until its lease runs out
                 // (epoch 1 is the first placement: there was none). Its lease began no
                 // later than the last time a copy of this majority accepted anything
@@ -209,6 +270,7 @@ impl Actor {
             }
             self.lease_until = Some(started + self.host.inner().config.lease());
         }
+        self.host.settle(&self.key, placement.epoch);
         self.state = state;
         self.placement = Some(placement);
         Ok(())
@@ -236,11 +298,29 @@ impl Actor {
         let limits = &self.host.inner().config.limits;
         let first_version = self.state.version() + 1;
         let (mut writes, mut answers, mut needs_lease) = (Vec::new(), Vec::new(), false);
+        let mut refused_writes = false;
         for call in calls {
             let executed = self
                 .state
                 .execute_request(&call.op, call.request_id.as_deref(), limits);
             match executed {
+                Ok((_, mutations)) if !mutations.is_empty() && self.reads_only => {
+                    let full = self.host.inner().copies.check_space().err();
+                    refused_writes = true;
+                    answers.push((
+                        call.reply,
+                        Err(full.map_or_else(
+                            || ObjectError::Unavailable {
+                                reason: format!(
+                                    "{}: space is back; the owner resumes writes",
+                                    self.key
+                                ),
+                                retry_at: None,
+                            },
+                            ObjectError::from,
+                        )),
+                    ));
+                }
                 Ok((reply, mutations)) if !mutations.is_empty() => {
                     self.state.apply(&mutations);
                     writes.push(mutations);
@@ -303,12 +383,20 @@ impl Actor {
             });
             let _ = reply.send(answer);
         }
+        if refused_writes {
+            // Stop: the next call starts a fresh actor, which writes once there is space.
+            return Err(ObjectError::Unavailable {
+                reason: format!("{}: writes wait for disk space", self.key),
+                retry_at: None,
+            });
+        }
         Ok(())
     }
 
-    /// Offers to this node's copy first, then to the other replicas in parallel; returns
-    /// once a majority (this copy included) holds it, with the replicas that reported a
-    /// gap. Err: deposed, or no majority in time — the outcome of a write is then unknown.
+    /// Offers to the other replicas and to this node's copy at once; returns once a
+    /// majority holds it, this copy always among them, with the replicas that reported
+    /// a gap. Err: deposed, or no majority in time — the outcome of a write is then
+    /// unknown.
     ///
     /// `caught_up`: the state after this round. When a majority cannot be had without
     /// replicas that missed earlier writes (they answer with a gap), those get this
@@ -320,9 +408,45 @@ impl Actor {
         offer: Offer,
         caught_up: Option<&ObjectState>,
     ) -> Result<Round, ObjectError> {
+        let stores_something = match &offer {
+            Offer::Write(round) => !round.writes.is_empty(),
+            Offer::State(_) => true,
+        };
+        if stores_something {
+            // Refused here before any replica has it: this copy is not left behind
+            // (a copy that is forces a new epoch, which needs space too).
+            self.host.inner().copies.check_space()?;
+        }
         let me = self.host.inner().directory.me().id;
+        let others: Vec<NodeId> = placement
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != me)
+            .collect();
+        let needed = placement.quorum().saturating_sub(1);
+        let (tx, mut rx) = mpsc::channel(others.len().max(1));
+        for replica in &others {
+            let (host, offer, tx, replica) =
+                (self.host.clone(), offer.clone(), tx.clone(), *replica);
+            tokio::spawn(async move {
+                let _ = tx.send((replica, host.offer(replica, offer).await)).await;
+            });
+        }
+        drop(tx);
+        // The replicas have the offer already; this node's copy takes it meanwhile.
         let mut quiet_ms = u64::MAX;
-        match self.host.offer_own_copy(offer.clone()).await {
+        let own = self.host.offer_own_copy(offer.clone()).await;
+        if !matches!(
+            own,
+            Ok(ApplyOutcome::Applied { .. }
+                | ApplyOutcome::AlreadyApplied { .. }
+                | ApplyOutcome::Installed { .. })
+        ) {
+            // Replicas may hold what this copy does not.
+            self.host.unsettle(&self.key);
+        }
+        match own {
             Ok(
                 outcome @ (ApplyOutcome::Applied { .. }
                 | ApplyOutcome::AlreadyApplied { .. }
@@ -340,22 +464,6 @@ impl Actor {
             }
             Err(err) => return Err(err.into()),
         }
-        let others: Vec<NodeId> = placement
-            .replicas
-            .iter()
-            .copied()
-            .filter(|r| *r != me)
-            .collect();
-        let needed = placement.quorum().saturating_sub(1);
-        let (tx, mut rx) = mpsc::channel(others.len().max(1));
-        for replica in &others {
-            let (host, offer, tx, replica) =
-                (self.host.clone(), offer.clone(), tx.clone(), *replica);
-            tokio::spawn(async move {
-                let _ = tx.send((replica, host.offer(replica, offer).await)).await;
-            });
-        }
-        drop(tx);
         let deadline = Instant::now() + self.host.inner().config.write_timeout();
         let (mut acks, mut lagging, mut failures) = (0usize, Vec::new(), Vec::new());
         while acks < needed {

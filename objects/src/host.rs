@@ -35,7 +35,15 @@ pub(crate) struct HostInner {
     pub channels: ChannelFactory,
     pub events: EventHub,
     actors: Mutex<HashMap<ObjectKey, mpsc::Sender<Call>>>,
+    /// Objects this process activated as owner, with the epoch, whose own copy took
+    /// every write offered since: that copy is at least as far as any replica, so a
+    /// cold start in that epoch needs no state transfer (see `Actor::try_activate`).
+    settled: Mutex<HashMap<ObjectKey, u64>>,
 }
+
+/// Objects remembered as settled; past it the memory is dropped, which only costs the
+/// next activation of each a new epoch.
+const SETTLED_TRACKED_MAX: usize = 100_000;
 
 impl ObjectHost {
     pub fn new(
@@ -52,6 +60,7 @@ impl ObjectHost {
                 channels,
                 events: EventHub::default(),
                 actors: Mutex::new(HashMap::new()),
+                settled: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -486,6 +495,36 @@ impl ObjectHost {
         actors.insert(key.clone(), tx.clone());
         tokio::spawn(Actor::new(self.clone(), key.clone()).run(rx));
         tx
+    }
+
+    /// This process's copy of `key` took everything the owner of `epoch` sent.
+    pub(crate) fn settle(&self, key: &ObjectKey, epoch: u64) {
+        let mut settled = self.settled();
+        if settled.len() >= SETTLED_TRACKED_MAX {
+            settled.clear();
+        }
+        settled.insert(key.clone(), epoch);
+    }
+
+    /// This node's copy of `key` may have missed a write its replicas took.
+    pub(crate) fn unsettle(&self, key: &ObjectKey) {
+        self.settled().remove(key);
+    }
+
+    pub(crate) fn is_settled(&self, key: &ObjectKey, epoch: u64) -> bool {
+        self.settled().get(key) == Some(&epoch)
+    }
+
+    fn settled(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, u64>> {
+        self.inner
+            .settled
+            .lock()
+            .expect("settled map is never poisoned: no panics under it")
+    }
+
+    /// Owners' writes applied to copies on this node since the process started.
+    pub fn copy_writes_applied(&self) -> u64 {
+        self.inner.copies.writes_applied()
     }
 
     pub(crate) fn forget(&self, key: &ObjectKey) {

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use larder_directory::ObjectKey;
 use larder_store::{Batch, Store, StoreError, Tree, codec};
@@ -87,6 +88,8 @@ pub struct ObjectStore {
     /// of the epoch before that (a failover installs the new epoch before the new owner
     /// asks how long the copy has been quiet for older owners).
     accepts: Arc<std::sync::Mutex<HashMap<ObjectKey, Accepts>>>,
+    /// Owners' writes applied to copies here since the process started (a metric).
+    writes_applied: Arc<AtomicU64>,
 }
 
 /// When each object held here has its earliest alarm due: the alarm scheduler's view
@@ -219,6 +222,9 @@ fn event_key(key: &ObjectKey, seq: u64) -> Vec<u8> {
 
 /// Record tags of an object's copy, besides its metadata.
 const DATA_TAGS: [u8; 4] = [b'd', b'q', b'a', b'e'];
+/// Tag of the record naming the last epoch in which this node started serving the
+/// object as its owner (see [`ObjectStore::mark_owner`]).
+const OWNER_TAG: u8 = b'o';
 
 fn stripe(key: &ObjectKey) -> usize {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -251,6 +257,7 @@ impl ObjectStore {
             locks,
             alarms,
             accepts: Arc::default(),
+            writes_applied: Arc::default(),
         })
     }
 
@@ -454,6 +461,7 @@ impl ObjectStore {
         version: u64,
         writes: &[Vec<Mutation>],
     ) -> Result<ApplyOutcome, StoreError> {
+        self.store.health().stall_point().await;
         let _guard = self.locks[stripe(key)].lock().await;
         let mut meta = self.meta(key)?;
         if epoch < meta.epoch {
@@ -499,6 +507,8 @@ impl ObjectStore {
             self.reindex_alarms(key)?;
         }
         self.note_accept(key, epoch);
+        self.writes_applied
+            .fetch_add((writes.len() - held) as u64, Ordering::Relaxed);
         Ok(ApplyOutcome::Applied { version: last })
     }
 
@@ -643,6 +653,7 @@ impl ObjectStore {
             self.clear(&mut batch, tag, key)?;
         }
         batch.remove(object_prefix(b'm', key));
+        batch.remove(object_prefix(OWNER_TAG, key));
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         self.alarms.set(key, None);
@@ -658,6 +669,40 @@ impl ObjectStore {
                     .next()
                     .is_some()
             }))
+    }
+
+    /// The last epoch in which this node started serving the object as owner (0: never).
+    pub fn owner_marker(&self, key: &ObjectKey) -> Result<u64, StoreError> {
+        match self.tree.get(object_prefix(OWNER_TAG, key))? {
+            Some(raw) => {
+                let bytes = raw[..]
+                    .try_into()
+                    .map_err(|_| corrupted("owner marker record"))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Records, durably, that this node starts serving the object as owner in `epoch`,
+    /// before it sends any write of that epoch. An owner offers a write to its own copy
+    /// and to the replicas at once, so a crash can leave replicas holding writes this
+    /// copy lost; after a restart the marker tells that this copy may be behind them.
+    pub async fn mark_owner(&self, key: &ObjectKey, epoch: u64) -> Result<(), StoreError> {
+        self.store.health().check_space()?;
+        self.tree
+            .insert(object_prefix(OWNER_TAG, key), epoch.to_be_bytes())?;
+        self.store.flush().await
+    }
+
+    /// Refuses while the disk is nearly full (see `StoreHealth::check_space`).
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        self.store.health().check_space()
+    }
+
+    /// Owners' writes applied to copies on this node since the process started.
+    pub fn writes_applied(&self) -> u64 {
+        self.writes_applied.load(Ordering::Relaxed)
     }
 
     /// Raises the fencing epoch without changing data (a copy learns of a new owner).

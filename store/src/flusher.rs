@@ -65,11 +65,12 @@ impl Flusher {
             };
             match start {
                 Some(number) => {
-                    // The flush and its hand-over run in their own task: if this caller
-                    // is dropped meanwhile (a gRPC handler whose client went away), the
+                    // The flush and its hand-over run on the blocking pool, which runs
+                    // a task to its end even when nobody awaits it: if this caller is
+                    // dropped meanwhile (a gRPC handler whose client went away), the
                     // flush still finishes and releases the callers waiting on it.
                     let (this, task) = (self.clone(), flush.clone());
-                    let result = tokio::spawn(async move { this.run(number, task).await })
+                    let result = tokio::task::spawn_blocking(move || this.run(number, task))
                         .await
                         .map_err(|_| StoreError::FlushTaskGone)
                         .and_then(|r| r);
@@ -86,15 +87,15 @@ impl Flusher {
         }
     }
 
-    /// Runs flush `number` on the blocking pool, records its outcome and announces it.
-    async fn run<F>(&self, number: u64, flush: F) -> Result<(), StoreError>
+    /// Runs flush `number` (blocking), records its outcome and announces it.
+    fn run<F>(&self, number: u64, flush: F) -> Result<(), StoreError>
     where
-        F: Fn() -> Result<(), StoreError> + Send + 'static,
+        F: Fn() -> Result<(), StoreError>,
     {
-        let result = tokio::task::spawn_blocking(flush)
-            .await
-            .map_err(|_| StoreError::FlushTaskGone)
-            .and_then(|r| r);
+        // A panicking flush must still hand over, or every later caller would wait on
+        // a flush that never ends.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(flush))
+            .unwrap_or(Err(StoreError::FlushTaskGone));
         {
             let mut state = self.lock();
             state.running = false;

@@ -10,8 +10,11 @@
 //!   not be durable, and sled refuses every write after an I/O error. The store latches
 //!   the failure ([`StoreHealth::failure`]): every later flush fails at once, and the
 //!   node, watching the latch, exits so a supervisor restarts it on a reopened store.
-//! - **Failpoint.** `LARDER_FAILPOINT_FLUSH=<path>`, read at open: while a file exists at
-//!   that path, flushes fail as if the disk returned EIO. For fault tests only.
+//! - **Failpoints**, read at open, for fault tests only: while a file exists at
+//!   `LARDER_FAILPOINT_FLUSH=<path>`, flushes fail as if the disk returned EIO; while one
+//!   exists at `LARDER_FAILPOINT_STALL_WRITES=<path>`, writers that call
+//!   [`StoreHealth::stall_point`] wait (a disk that stopped answering, or a process
+//!   about to crash before its write is durable).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +28,9 @@ use crate::StoreError;
 /// How long a free-space reading is reused.
 const SPACE_RECHECK: Duration = Duration::from_millis(100);
 const FLUSH_FAILPOINT_ENV: &str = "LARDER_FAILPOINT_FLUSH";
+const STALL_FAILPOINT_ENV: &str = "LARDER_FAILPOINT_STALL_WRITES";
+/// How often a stalled writer looks whether the stall failpoint is still armed.
+const STALL_POLL: Duration = Duration::from_millis(5);
 
 pub struct StoreHealth {
     path: PathBuf,
@@ -35,6 +41,7 @@ pub struct StoreHealth {
     epoch: Instant,
     failure: watch::Sender<Option<String>>,
     flush_failpoint: Mutex<Option<PathBuf>>,
+    stall_failpoint: Option<PathBuf>,
 }
 
 impl StoreHealth {
@@ -47,6 +54,7 @@ impl StoreHealth {
             epoch: Instant::now(),
             failure: watch::channel(None).0,
             flush_failpoint: Mutex::new(std::env::var_os(FLUSH_FAILPOINT_ENV).map(PathBuf::from)),
+            stall_failpoint: std::env::var_os(STALL_FAILPOINT_ENV).map(PathBuf::from),
         }
     }
 
@@ -106,6 +114,16 @@ impl StoreHealth {
             .flush_failpoint
             .lock()
             .expect("failpoint lock: no panics under it") = path;
+    }
+
+    /// Waits while the stall failpoint is armed (returns at once when it is not set).
+    pub async fn stall_point(&self) {
+        let Some(path) = &self.stall_failpoint else {
+            return;
+        };
+        while path.exists() {
+            tokio::time::sleep(STALL_POLL).await;
+        }
     }
 
     /// Whether the flush failpoint is armed now.

@@ -307,3 +307,80 @@ async fn crash_restart_cycles_under_load_lose_no_acknowledged_write() {
         "counter {value}: {acked_adds} acknowledged, {unknown_adds} unknown"
     );
 }
+
+/// An owner writes its own copy and the replicas at once, so a write can reach the
+/// replicas and not the owner's copy, and the owner can crash right then (here its copy
+/// stalls, then it is killed). Back in the same epoch, its next write would carry the lost
+/// write's number, and the replicas would take it for the one they hold: acknowledged,
+/// yet held by no replica. The restarted owner must take a new epoch and install its
+/// copy first, so a later failover finds the acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_crashed_behind_its_replicas_loses_no_later_write() {
+    // Failover only after 6 s away: the restarted owner comes back as owner.
+    let mut cluster = TestCluster::start_with(5, &[("directory.node_down_after_ms", "6000")])
+        .await
+        .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let room = cluster
+        .node(1)
+        .client()
+        .objects("rooms")
+        .by_name("crash-room");
+    room.put("k", "a").await.expect("put a");
+    let placed = room.inspect().await.expect("inspect");
+    // Nodes 1, 3 and 5 are in eu-west: first used at node 1, it lives on them.
+    assert_eq!((placed.owner, placed.epoch), (1, 1));
+    assert_eq!(placed.replicas, vec![1, 3, 5]);
+    let applied = |node: u64| {
+        cluster
+            .node(node)
+            .metric("objects_copy_writes")
+            .unwrap_or(0)
+    };
+    let before = (applied(3), applied(5));
+
+    cluster.node(1).stall_writes();
+    let lost = tokio::spawn({
+        let room = room.clone();
+        async move { room.put("k", "b").await }
+    });
+    wait_for("both replicas to hold write b", STEP, || async {
+        (applied(3) > before.0 && applied(5) > before.1).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.node_mut(1).kill();
+    lost.abort();
+    cluster.node(1).unstall_writes();
+    cluster.node_mut(1).start().expect("restart node 1");
+
+    wait_for("node 1 to take write c", STEP, || async {
+        room.put("k", "c").await.ok()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let restarted = room.inspect().await.expect("inspect");
+    assert_eq!(
+        restarted.owner, 1,
+        "no failover may come first here (raise node_down_after_ms)"
+    );
+    assert_eq!(restarted.epoch, 2, "the restarted owner took a new epoch");
+
+    // Only the replicas are left: whichever becomes owner must hold c.
+    cluster.node_mut(1).kill();
+    let via = cluster
+        .node(3)
+        .client()
+        .objects("rooms")
+        .by_name("crash-room");
+    let value = wait_for("the object serving again", STEP, || async {
+        via.get("k").await.ok()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(
+        value.as_deref(),
+        Some(&b"c"[..]),
+        "the acknowledged write c survived the failover"
+    );
+}

@@ -191,6 +191,8 @@ impl TestNode {
             )
             // Inert until `fail_flushes` creates the file.
             .env("LARDER_FAILPOINT_FLUSH", self.flush_failpoint())
+            // Inert until `stall_writes` creates the file.
+            .env("LARDER_FAILPOINT_STALL_WRITES", self.stall_failpoint())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -212,6 +214,20 @@ impl TestNode {
 
     pub fn heal_flushes(&self) {
         let _ = std::fs::remove_file(self.flush_failpoint());
+    }
+
+    fn stall_failpoint(&self) -> PathBuf {
+        self.data_dir.join("stall-writes")
+    }
+
+    /// From now on writes to this node's object copies wait before they apply (until
+    /// [`TestNode::unstall_writes`]): a copy that falls behind its replicas.
+    pub fn stall_writes(&self) {
+        std::fs::write(self.stall_failpoint(), b"").expect("arm the stall failpoint");
+    }
+
+    pub fn unstall_writes(&self) {
+        let _ = std::fs::remove_file(self.stall_failpoint());
     }
 
     /// The exit code once the process has exited by itself (it is then reaped).
