@@ -86,6 +86,12 @@ async fn scrape(
         "Object owners' writes applied to copies on this node",
         applied,
     );
+    gauge(
+        &mut registry,
+        "objects_active",
+        "Objects in memory on this node (owned, with a running actor)",
+        objects.active_objects() as u64,
+    );
     let behind: u64 = kv.lag().values().map(|lag| lag.writes_behind).sum();
     gauge(
         &mut registry,

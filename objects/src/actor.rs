@@ -605,3 +605,49 @@ fn deposed(key: &ObjectKey, epoch: u64) -> ObjectError {
         epoch,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(bytes: usize) -> (Call, oneshot::Receiver<Result<Answer, ObjectError>>) {
+        let (reply, rx) = oneshot::channel();
+        let op = Op::Put {
+            entries: vec![(b"k".to_vec(), vec![0; bytes.saturating_sub(1)])],
+        };
+        let call = Call {
+            op,
+            request_id: None,
+            reply,
+        };
+        (call, rx)
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_call_and_byte_limits_and_leaves_the_rest_queued() {
+        let (tx, mut mailbox) = mpsc::channel(BATCH_CALLS_MAX * 2);
+        let mut replies = Vec::new();
+        for _ in 0..BATCH_CALLS_MAX + 5 {
+            let (call, rx) = put(10);
+            replies.push(rx);
+            assert!(tx.try_send(call).is_ok());
+        }
+        let first = mailbox.try_recv().expect("queued");
+        assert_eq!(take_batch(first, &mut mailbox).len(), BATCH_CALLS_MAX);
+        let first = mailbox.try_recv().expect("the rest stays queued");
+        assert_eq!(take_batch(first, &mut mailbox).len(), 5);
+
+        // Large calls: the batch closes once it reaches the byte limit.
+        let big = BATCH_BYTES_MAX / 2;
+        for _ in 0..5 {
+            let (call, rx) = put(big);
+            replies.push(rx);
+            assert!(tx.try_send(call).is_ok());
+        }
+        let first = mailbox.try_recv().expect("queued");
+        assert_eq!(take_batch(first, &mut mailbox).len(), 2);
+        // A single call over the limit still goes, alone.
+        let (call, _rx) = put(BATCH_BYTES_MAX + 1);
+        assert_eq!(take_batch(call, &mut mailbox).len(), 1);
+    }
+}

@@ -522,6 +522,15 @@ impl ObjectHost {
             .expect("settled map is never poisoned: no panics under it")
     }
 
+    /// Objects with an actor in memory on this node (owned and serving, or stopping).
+    pub fn active_objects(&self) -> usize {
+        self.inner
+            .actors
+            .lock()
+            .expect("actor map is never poisoned: no panics under it")
+            .len()
+    }
+
     /// Owners' writes applied to copies on this node since the process started.
     pub fn copy_writes_applied(&self) -> u64 {
         self.inner.copies.writes_applied()

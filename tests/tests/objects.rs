@@ -168,6 +168,49 @@ async fn transactions_limits_and_errors() {
     }
 }
 
+/// An idle object leaves memory and its owner comes back to it in the same epoch (its
+/// copy took every write, so there is nothing to install); after a restart it cannot
+/// vouch for its copy and takes the next epoch (see `faults.rs` for why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_object_comes_back_in_its_epoch_and_a_restarted_owner_in_the_next() {
+    // No failover while the owner restarts: it comes back as owner.
+    let settings = [
+        ("objects.idle_after_ms", "200"),
+        ("directory.node_down_after_ms", "6000"),
+    ];
+    let mut cluster = TestCluster::start_with(3, &settings)
+        .await
+        .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let room = cluster.node(1).client().objects("rooms").by_name("napper");
+    assert_eq!(room.add("n", 1).await.expect("add"), 1);
+    let owner = room.inspect().await.expect("inspect").owner;
+    for round in 2..=3 {
+        wait_for("the object to leave memory", STEP, || async {
+            (cluster.node(owner).metric("objects_active") == Some(0)).then_some(())
+        })
+        .await
+        .expect("idle");
+        assert_eq!(room.add("n", 1).await.expect("add"), round);
+        assert_eq!(
+            room.inspect().await.expect("inspect").epoch,
+            1,
+            "cold start"
+        );
+    }
+
+    cluster.node_mut(owner).kill();
+    cluster.node_mut(owner).start().expect("restart");
+    let value = wait_for("the restarted owner serving", STEP, || async {
+        room.add("n", 1).await.ok()
+    })
+    .await
+    .expect("served");
+    assert_eq!(value, 4);
+    let after = room.inspect().await.expect("inspect");
+    assert_eq!((after.owner, after.epoch), (owner, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart_of_every_node() {
     let mut cluster = cluster_with_namespace(3).await;
