@@ -16,14 +16,23 @@
 # one JSON line per run (on stderr: the etcd leader's WAL fsyncs during each etcd run,
 # then the objects' placements). Everything started is stopped and removed on exit.
 #
-# Environment: LARDER (default target/release/larder), DURATION, ROUNDS.
+# Environment: LARDER (default target/release/larder), DURATION, ROUNDS, and LAYOUT:
+#   dev (default)  the 4 nodes of `larder dev` in one process;
+#   processes      3 `larder serve` processes, all directory voters in one region, every
+#                  object on all three: the shape of the 3-member etcd cluster (one node
+#                  per process, as a PoP runs it).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 larder=${LARDER:-$repo/target/release/larder}
 duration=${DURATION:-10s}
 rounds=${ROUNDS:-1}
-NODES=4
+layout=${LAYOUT:-dev}
+case $layout in
+dev) NODES=4 ;;
+processes) NODES=3 ;;
+*) echo "LAYOUT must be dev or processes" >&2; exit 2 ;;
+esac
 PORT_STRIDE=10   # larder dev: node i listens on base + 10·(i−1) (+1 peer, +2 metrics)
 
 command -v curl >/dev/null || { echo "curl is missing" >&2; exit 1; }
@@ -34,12 +43,12 @@ if ! [[ $rounds =~ ^[0-9]+$ ]] || ((rounds < 1 || rounds > 10)); then
 fi
 
 root=$(mktemp -d -t larder-vs-etcd-XXXXXX)
-dev_pid=""
+pids=()
 cleanup() {
-    if [[ -n $dev_pid ]]; then
-        kill "$dev_pid" 2>/dev/null || true
-        wait "$dev_pid" 2>/dev/null || true
-    fi
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$root"
 }
 trap cleanup EXIT
@@ -70,9 +79,25 @@ else:
 ')
 api="127.0.0.1:$base"
 
-"$larder" dev --nodes "$NODES" --regions eu-west --base-port "$base" --data-dir "$root/larder" \
-    >"$root/dev.log" 2>&1 &
-dev_pid=$!
+if [[ $layout == dev ]]; then
+    "$larder" dev --nodes "$NODES" --regions eu-west --base-port "$base" --data-dir "$root/larder" \
+        >"$root/dev.log" 2>&1 &
+    pids+=($!)
+else
+    voters=()
+    for ((i = 1; i <= NODES; i++)); do
+        voters+=(--initial-voter "$i@127.0.0.1:$((base + PORT_STRIDE * (i - 1) + 1))")
+    done
+    for ((i = 1; i <= NODES; i++)); do
+        port=$((base + PORT_STRIDE * (i - 1)))
+        mkdir -p "$root/larder/node-$i"
+        "$larder" serve --node-id "$i" --region eu-west --jurisdiction eu \
+            --data-dir "$root/larder/node-$i" --api-listen "127.0.0.1:$port" \
+            --peer-listen "127.0.0.1:$((port + 1))" --metrics-listen "127.0.0.1:$((port + 2))" \
+            "${voters[@]}" >>"$root/dev.log" 2>&1 &
+        pids+=($!)
+    done
+fi
 
 # Healthy: every node answers and the directory sees all of them up.
 ready=false
@@ -87,15 +112,15 @@ sys.exit(0 if len(nodes) == '"$NODES"' and all(n.get("status") == "up" for n in 
         ready=true
         break
     fi
-    kill -0 "$dev_pid" 2>/dev/null || break
+    kill -0 "${pids[0]}" 2>/dev/null || break
     sleep 0.1
 done
 if ! $ready; then
-    echo "larder dev not healthy; log:" >&2
+    echo "larder cluster not healthy; log:" >&2
     tail -n 30 "$root/dev.log" >&2
     exit 1
 fi
-echo "larder $("$larder" --version | awk '{print $2}'): dev cluster of $NODES nodes at $api.." \
+echo "larder $("$larder" --version | awk '{print $2}'): $layout cluster of $NODES nodes at $api.." \
     "(region eu-west, data: $root/larder)" >&2
 
 # The measurements, run by etcd3.sh once its cluster is up (it sets ETCD_LEADER).
