@@ -543,7 +543,18 @@ async fn finish(
     let report = check_all(&history, &inputs).expect("checkers ran");
     let sessions = check_kv_sessions(&history);
     let summary = summarize(&history, &records, converged_after, &disk, ops, seed);
-    println!("{skew}\n{summary}");
+    let verdicts: Vec<String> = report
+        .checkers
+        .iter()
+        .map(|c| format!("{} {:?} ({:.0} ms)", c.name, c.verdict, c.elapsed_ms))
+        .collect();
+    println!(
+        "{skew}\n{summary}\ncheckers: {verdicts:?}; kv_sessions {:?} ({} own writes, {} session reads, {} violations)",
+        sessions.verdict,
+        sessions.writes_checked,
+        sessions.reads_checked,
+        sessions.violations_total
+    );
     let passed = report.exit_code() == 0 && sessions.verdict == larder_checker::Verdict::Pass;
     if !passed || std::env::var_os("KV_NEMESIS_KEEP").is_some() {
         let dir = cluster.keep_logs("kv-nemesis");
