@@ -15,23 +15,27 @@
 //! `KV_NEMESIS_FAULTS` the faults (default `halves,isolate,kill,pause,clock`).
 
 mod support;
+#[path = "kv_nemesis/tamper.rs"]
+mod tamper;
+#[path = "kv_nemesis/workload.rs"]
+mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use larder_checker::{
-    CheckInputs, Event, EventKind, History, KvState, NodeDump, NodeId, ObjectId, OpName,
-    ReplicaSets, Snapshot, Value, Version, check_all, check_kv_sessions, compare_dumps,
+    CheckInputs, EventKind, History, KvState, NodeDump, NodeId, ObjectId, OpName, ReplicaSets,
+    Snapshot, check_all, check_kv_sessions, compare_dumps,
 };
 use larder_client::kv::Session;
-use larder_proto::v1 as pb;
 use larder_proto::v1::kv_client::KvClient;
 use support::faketime::FakeClock;
 use support::kv_dump::{api_dump, disk_dump};
 use support::{Partition, TestCluster, wait_for};
 use tokio::sync::RwLock;
 use tonic::transport::Channel;
+use workload::{Call, Load, Recorder, Rng, channel, client_loop, run_call};
 
 const NODES: u64 = 5;
 const CLIENTS: u64 = 6;
@@ -58,45 +62,6 @@ const SETTINGS: &[support::Setting] = &[
     ("directory.node_down_after_ms", "800"),
 ];
 
-/// SplitMix64: a seeded, reproducible choice of faults and operations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from + 1))
-    }
-}
-
-/// The history, on the harness's one monotonic clock.
-#[derive(Clone)]
-struct Recorder {
-    started: Instant,
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-impl Recorder {
-    fn push(&self, mut event: Event) {
-        event.time_ns = self.started.elapsed().as_nanos() as u64;
-        self.events.lock().expect("history lock").push(event);
-    }
-
-    fn events(&self) -> Vec<Event> {
-        self.events.lock().expect("history lock").clone()
-    }
-}
-
 fn allowed(namespace: &str, node: u64) -> bool {
     namespace == OPEN || EU_NODES.contains(&node)
 }
@@ -114,205 +79,6 @@ fn replica_sets() -> ReplicaSets {
             ObjectId::from(EU),
             EU_NODES.iter().map(|n| NodeId(*n)).collect::<BTreeSet<_>>(),
         )]),
-    }
-}
-
-fn version(v: Option<&pb::Version>) -> Option<Version> {
-    v.map(|v| Version(vec![v.physical_ms, u64::from(v.logical), v.origin]))
-}
-
-/// One KV call and how it ended.
-struct Call {
-    op: OpName,
-    namespace: &'static str,
-    key: String,
-    value: Option<String>,
-}
-
-struct Outcome {
-    kind: EventKind,
-    value: Option<String>,
-    version: Option<Version>,
-    token: Vec<u8>,
-    error: Option<String>,
-}
-
-impl Outcome {
-    fn from_error(status: &tonic::Status, write: bool) -> Outcome {
-        // These are refused before anything is queued; any other error of a write may
-        // or may not have applied it.
-        let definite = matches!(
-            status.code(),
-            tonic::Code::InvalidArgument
-                | tonic::Code::NotFound
-                | tonic::Code::FailedPrecondition
-                | tonic::Code::ResourceExhausted
-        );
-        Outcome {
-            kind: if definite || !write {
-                EventKind::Fail
-            } else {
-                EventKind::Info
-            },
-            value: None,
-            version: None,
-            token: Vec::new(),
-            error: Some(format!("{:?}: {}", status.code(), status.message())),
-        }
-    }
-
-    fn written(response: pb::WriteResponse) -> Outcome {
-        Outcome {
-            kind: EventKind::Ok,
-            value: None,
-            version: version(response.versions.first()),
-            token: response.consistency_token,
-            error: None,
-        }
-    }
-}
-
-fn timed<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
-    request
-}
-
-async fn send(client: &mut KvClient<Channel>, call: &Call, token: Vec<u8>) -> Outcome {
-    let namespace = call.namespace.to_string();
-    let key = call.key.clone().into_bytes();
-    let result = match call.op {
-        OpName::Put => client
-            .put(timed(pb::PutRequest {
-                namespace,
-                key,
-                value: call.value.clone().unwrap_or_default().into_bytes(),
-                ..Default::default()
-            }))
-            .await
-            .map(|r| Outcome::written(r.into_inner())),
-        OpName::Delete => client
-            .delete(timed(pb::DeleteRequest { namespace, key }))
-            .await
-            .map(|r| Outcome::written(r.into_inner())),
-        _ => client
-            .get(timed(pb::GetRequest {
-                namespace,
-                key,
-                consistency_token: token,
-            }))
-            .await
-            .map(|r| {
-                let found = r.into_inner().value;
-                Outcome {
-                    kind: EventKind::Ok,
-                    value: found
-                        .as_ref()
-                        .map(|v| String::from_utf8_lossy(&v.value).into_owned()),
-                    version: version(found.as_ref().and_then(|v| v.version.as_ref())),
-                    token: Vec::new(),
-                    error: None,
-                }
-            }),
-    };
-    result.unwrap_or_else(|status| Outcome::from_error(&status, call.op != OpName::Get))
-}
-
-/// Records the call's invocation and completion around sending it to `node`.
-async fn run_call(
-    recorder: &Recorder,
-    client: &mut KvClient<Channel>,
-    process: u64,
-    node: u64,
-    call: &Call,
-    session: &Session,
-) -> Outcome {
-    let mut invoke = Event::new(
-        process,
-        EventKind::Invoke,
-        call.op,
-        call.namespace,
-        &call.key,
-        0,
-    );
-    invoke.value = call.value.clone().map(Value::Text);
-    invoke.node = Some(NodeId(node));
-    recorder.push(invoke);
-    let outcome = send(client, call, session.token()).await;
-    let mut done = Event::new(process, outcome.kind, call.op, call.namespace, &call.key, 0);
-    if outcome.kind == EventKind::Ok {
-        done.value = outcome.value.clone().map(Value::Text);
-        done.version = outcome.version.clone();
-        done.node = Some(NodeId(node));
-        session.observe(&outcome.token);
-    }
-    done.error = outcome.error.clone();
-    recorder.push(done);
-    outcome
-}
-
-fn channel(api: &str) -> KvClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
-        .expect("endpoint")
-        .connect_lazy();
-    KvClient::new(channel)
-}
-
-/// What the clients share: the history, the pause gate (the nemesis holds it for writing
-/// while it measures convergence), every node's api address and the end of the run.
-#[derive(Clone)]
-struct Load {
-    recorder: Recorder,
-    gate: Arc<RwLock<()>>,
-    apis: Vec<String>,
-    until: Instant,
-    think: Duration,
-}
-
-fn next_call(rng: &mut Rng, process: u64, seq: u64) -> Call {
-    let namespace = if rng.below(10) < 7 { OPEN } else { EU };
-    let key = if rng.below(2) == 0 {
-        format!("h{}", rng.below(HOT_KEYS))
-    } else {
-        format!("c{:03}", rng.below(COLD_KEYS))
-    };
-    let (op, value) = match rng.below(20) {
-        0..=8 => (OpName::Put, Some(format!("p{process}-{seq}"))),
-        9..=11 => (OpName::Delete, None),
-        _ => (OpName::Get, None),
-    };
-    Call {
-        op,
-        namespace,
-        key,
-        value,
-    }
-}
-
-/// One client process: puts, deletes and session reads through random nodes.
-async fn client_loop(load: Load, process: u64, seed: u64) -> u64 {
-    let mut rng = Rng(seed ^ (process + 1).wrapping_mul(0xA24B_AED4_963E_E407));
-    let mut clients: Vec<KvClient<Channel>> = load.apis.iter().map(|a| channel(a)).collect();
-    let session = Session::new();
-    let mut seq = 0;
-    loop {
-        let running = load.gate.read().await;
-        if Instant::now() >= load.until {
-            return seq;
-        }
-        seq += 1;
-        let node = 1 + rng.below(NODES);
-        let call = next_call(&mut rng, process, seq);
-        let client = &mut clients[node as usize - 1];
-        let outcome = run_call(&load.recorder, client, process, node, &call, &session).await;
-        drop(running);
-        // Pacing, not synchronisation: a refused connection answers at once.
-        let pause = if outcome.kind == EventKind::Ok {
-            load.think
-        } else {
-            load.think.max(Duration::from_millis(20))
-        };
-        tokio::time::sleep(pause).await;
     }
 }
 
@@ -506,17 +272,16 @@ async fn kv_converges_and_loses_nothing_through_partitions_kills_pauses_and_cloc
     finish(cluster, load.recorder, nemesis.records, ops, (seed, skew)).await;
 }
 
-/// Convergence after the writes stopped, a barrier, the stores' dumps and the checkers.
-async fn finish(
-    mut cluster: TestCluster,
-    recorder: Recorder,
-    records: Vec<FaultRecord>,
-    ops: u64,
-    (seed, skew): (u64, String),
-) {
+/// After the writes stop: the time until the replicas agree, a barrier, then every
+/// node stopped and its store dumped. Returns that time, the KV state for the checker
+/// (the api snapshots, then the store dumps) and the dumps.
+async fn final_state(
+    cluster: &mut TestCluster,
+    recorder: &Recorder,
+) -> (Option<Duration>, KvState, Vec<NodeDump>) {
     let stopped = Instant::now();
-    let (converged_after, mut snapshots) = converge(&cluster, stopped).await;
-    barrier(&cluster, &recorder).await;
+    let (converged_after, mut snapshots) = converge(cluster, stopped).await;
+    barrier(cluster, recorder).await;
     for node in &mut cluster.nodes {
         node.kill();
     }
@@ -529,13 +294,37 @@ async fn finish(
         after_heal_ms: stopped.elapsed().as_millis() as u64,
         nodes: disk.clone(),
     });
-    let events = recorder.events();
-    let history = History::from_events(events.clone()).expect("well-formed history");
     let kv = KvState {
         replicas: replica_sets(),
         snapshots,
         convergence_bound_ms: Some(CONVERGENCE_BOUND.as_millis() as u64),
     };
+    (converged_after, kv, disk)
+}
+
+/// Keeps the history, the KV state and the node logs for `larder-check`.
+fn keep(cluster: &TestCluster, history: &History, kv: &KvState) {
+    let dir = cluster.keep_logs("kv-nemesis");
+    larder_checker::write_history_file(&dir.join("history.jsonl"), &history.events)
+        .expect("write history");
+    let state = serde_json::to_vec(kv).expect("kv state");
+    std::fs::write(dir.join("kv.json"), state).expect("write kv state");
+    println!(
+        "history, dumps and node logs in {} (larder-check history.jsonl --kv kv.json)",
+        dir.display()
+    );
+}
+
+/// The final state through the checkers, the run's figures, and the tampered copies.
+async fn finish(
+    mut cluster: TestCluster,
+    recorder: Recorder,
+    records: Vec<FaultRecord>,
+    ops: u64,
+    (seed, skew): (u64, String),
+) {
+    let (converged_after, kv, disk) = final_state(&mut cluster, &recorder).await;
+    let history = History::from_events(recorder.events()).expect("well-formed history");
     let inputs = CheckInputs {
         kv: Some(kv.clone()),
         ..Default::default()
@@ -557,18 +346,7 @@ async fn finish(
     );
     let passed = report.exit_code() == 0 && sessions.verdict == larder_checker::Verdict::Pass;
     if !passed || std::env::var_os("KV_NEMESIS_KEEP").is_some() {
-        let dir = cluster.keep_logs("kv-nemesis");
-        larder_checker::write_history_file(&dir.join("history.jsonl"), &events)
-            .expect("write history");
-        std::fs::write(
-            dir.join("kv.json"),
-            serde_json::to_vec(&kv).expect("kv state"),
-        )
-        .expect("write kv state");
-        println!(
-            "history, dumps and node logs in {} (larder-check history.jsonl --kv kv.json)",
-            dir.display()
-        );
+        keep(&cluster, &history, &kv);
     }
     assert!(
         passed,
@@ -580,17 +358,17 @@ async fn finish(
         converged_after.is_some(),
         "not converged within {CONVERGENCE_BOUND:?} after the writes stopped (seed {seed})"
     );
-    let late: Vec<&FaultRecord> = records
+    let late: Vec<&String> = records
         .iter()
         .filter(|r| r.converged_after.is_none())
+        .map(|r| &r.detail)
         .collect();
     assert!(
         late.is_empty(),
-        "not converged within {CONVERGENCE_BOUND:?} after: {:?} (seed {seed})",
-        late.iter().map(|r| &r.detail).collect::<Vec<_>>()
+        "not converged within {CONVERGENCE_BOUND:?} after: {late:?} (seed {seed})"
     );
     assert!(records.len() >= 3, "the nemesis acted");
-    checkers_see_tampering(&history, &kv, &disk);
+    tamper::checkers_see_tampering(&history, &kv, &disk);
 }
 
 /// One marker write at every node, then a read of every marker at every node carrying
@@ -698,151 +476,4 @@ fn summarize(
             .map(|r| format!("{} ({:?})", r.detail, r.converged_after))
             .collect::<Vec<_>>(),
     )
-}
-
-/// The checkers are not blind to this run's data: each tampered copy must fail.
-fn checkers_see_tampering(history: &History, kv: &KvState, disk: &[NodeDump]) {
-    let replicas = replica_sets();
-    let open = ObjectId::from(OPEN);
-    let judge =
-        |dumps: &[NodeDump]| larder_checker::check_kv_writes(history, dumps, &replicas).verdict;
-    let fail = larder_checker::Verdict::Fail;
-
-    // An acknowledged put whose entry survived, rolled back on one node: lost write.
-    let final_entry = |op: &larder_checker::Operation| {
-        disk[0]
-            .namespaces
-            .get(&op.object)
-            .and_then(|e| e.get(&op.key))
-            .cloned()
-    };
-    let survivor = history.operations.iter().rev().find(|op| {
-        op.op == OpName::Put
-            && op.is_ok()
-            && op.object == open
-            && final_entry(op).map(|e| e.version) == op.version
-    });
-    let survivor = survivor.expect("some acknowledged put is the final entry of its key");
-    let mut lost = disk.to_vec();
-    let entry = lost[1]
-        .namespaces
-        .get_mut(&open)
-        .and_then(|e| e.get_mut(&survivor.key))
-        .expect("replicated to node 2");
-    entry.version.0[0] -= 1;
-    assert_eq!(judge(&lost), fail, "a rolled-back put must fail kv_writes");
-
-    // A deleted key back on one node: an acknowledged delete's tombstone replaced by an
-    // older live entry.
-    let delete = history.operations.iter().find(|op| {
-        op.op == OpName::Delete
-            && op.is_ok()
-            && op.object == open
-            && final_entry(op).is_some_and(|e| e.tombstone && Some(e.version) == op.version)
-    });
-    let delete = delete.expect("some key ends deleted by an acknowledged delete");
-    let mut back = disk.to_vec();
-    let entry = back[2]
-        .namespaces
-        .get_mut(&open)
-        .and_then(|e| e.get_mut(&delete.key))
-        .expect("tombstone at node 3");
-    entry.tombstone = false;
-    entry.value = Some("resurrected".into());
-    entry.version.0[0] -= 1;
-    assert_eq!(judge(&back), fail, "a resurrected key must fail kv_writes");
-
-    // One replica differing in the last snapshot: not converged.
-    let mut diverged = kv.clone();
-    let last = diverged.snapshots.last_mut().expect("snapshots");
-    last.nodes[3]
-        .namespaces
-        .entry(open.clone())
-        .or_default()
-        .insert(
-            "only-here".into(),
-            larder_checker::KvEntry {
-                value: Some("x".into()),
-                version: Version(vec![1, 0, 4]),
-                tombstone: false,
-            },
-        );
-    let report = larder_checker::check_convergence(
-        &diverged.snapshots,
-        &replicas,
-        CONVERGENCE_BOUND.as_millis() as u64,
-    );
-    assert_eq!(
-        report.verdict, fail,
-        "a diverged replica must fail convergence"
-    );
-
-    // Restricted data on a us-east node: residency.
-    let mut outside = disk.to_vec();
-    let eu_entries = disk[0]
-        .namespaces
-        .get(&ObjectId::from(EU))
-        .cloned()
-        .unwrap_or_default();
-    assert!(!eu_entries.is_empty(), "the eu namespace was written");
-    outside[1].namespaces.insert(ObjectId::from(EU), eu_entries);
-    let residency = larder_checker::check_residency(history, &[(None, &outside)], &replicas);
-    assert_eq!(
-        residency.verdict, fail,
-        "eu data on node 2 must fail residency"
-    );
-
-    // A session read older than the process's own write: read-your-writes.
-    let mut events = history.events.clone();
-    let stale = events.iter().position(|e| {
-        e.op == OpName::Get
-            && e.kind == EventKind::Ok
-            && e.process.0 < CLIENTS
-            && e.version.is_some()
-    });
-    let stale = stale.expect("some read found a value");
-    let (process, key, namespace) = (
-        events[stale].process,
-        events[stale].key.clone(),
-        events[stale].object.clone(),
-    );
-    let invoke_at = events[..stale]
-        .iter()
-        .rposition(|e| e.process == process && e.kind == EventKind::Invoke)
-        .expect("the read's invocation");
-    // An own write of that key, acknowledged just before it with a version 1 ms newer
-    // than the one read, stamped by a node of its own (no other checker trips on it).
-    let time = events[invoke_at].time_ns;
-    let mut newer = events[stale].version.clone().expect("version");
-    newer.0[0] += 1;
-    newer.0[2] = 99;
-    let mut put = Event::new(
-        process.0,
-        EventKind::Invoke,
-        OpName::Put,
-        &namespace.0,
-        &key,
-        time,
-    );
-    put.value = Some(Value::Text("tampered".into()));
-    let mut ok = Event::new(
-        process.0,
-        EventKind::Ok,
-        OpName::Put,
-        &namespace.0,
-        &key,
-        time,
-    );
-    ok.version = Some(newer);
-    ok.node = Some(NodeId(99));
-    events.insert(invoke_at, ok);
-    events.insert(invoke_at, put);
-    let tampered = check_kv_sessions(&History::from_events(events).expect("well formed"));
-    let missed = |v: &larder_checker::KvSessionViolation| {
-        matches!(v, larder_checker::KvSessionViolation::MissedOwnWrite { .. })
-    };
-    assert!(
-        !tampered.violations.is_empty() && tampered.violations.iter().all(missed),
-        "a read missing its own write must fail read-your-writes (and only that): {tampered:?}"
-    );
 }

@@ -60,17 +60,17 @@ async fn put(cluster: &TestCluster, id: u64, session: &Session, key: &str, value
     written.versions.first().cloned().expect("one version")
 }
 
-/// A read through `session` at node `id`: the value and its version.
+/// A read through `session` at node `id`: the value and its version. A node that has not
+/// caught up with the session within its bounded wait answers UNAVAILABLE; the read is
+/// then tried again, as a client would.
 async fn get(cluster: &TestCluster, id: u64, session: &Session, key: &str) -> (String, Version) {
-    let found = cluster
-        .node(id)
-        .client()
-        .kv(NS)
-        .with_session(session)
-        .get_with_metadata(key)
-        .await
-        .unwrap_or_else(|err| panic!("get {key} at node {id}: {err}"))
-        .unwrap_or_else(|| panic!("{key} absent at node {id}"));
+    let kv = cluster.node(id).client().kv(NS).with_session(session);
+    let found = wait_for(&format!("{key} at node {id}"), STEP, || async {
+        kv.get_with_metadata(key).await.ok()
+    })
+    .await
+    .unwrap_or_else(|err| panic!("{err}\n{}", cluster.logs()))
+    .unwrap_or_else(|| panic!("{key} absent at node {id}"));
     let value = String::from_utf8(found.value).expect("text");
     (value, found.version.expect("version"))
 }
