@@ -14,6 +14,7 @@
 //! - [`fencing`]: no write acknowledged by an owner whose epoch was superseded;
 //! - [`kv_dump`]: KV replica dumps, digests and convergence after the last heal;
 //! - [`kv_writes`]: no acknowledged KV write lost, no deleted key back;
+//! - [`kv_sessions`]: each node's own KV versions increase; read-your-writes per process;
 //! - [`residency`]: restricted namespaces stay on their nodes;
 //! - [`report`]: every checker on one history, verdicts and timings (`larder-check`);
 //! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
@@ -27,6 +28,7 @@ pub mod history;
 pub mod history_ops;
 pub mod ids;
 pub mod kv_dump;
+pub mod kv_sessions;
 pub mod kv_writes;
 pub mod linearizability;
 pub mod lost_writes;
@@ -52,6 +54,7 @@ pub use kv_dump::{
     ConvergenceReport, DumpComparison, KeyDifference, KvEntry, NodeDump, ReplicaSets, Snapshot,
     check_convergence, compare_dumps, digest,
 };
+pub use kv_sessions::{KvSessionViolation, KvSessionsReport, check_kv_sessions};
 pub use kv_writes::{KvViolation, KvWritesReport, check_kv_writes};
 pub use linearizability::{
     LinearizabilityLimits, LinearizabilityReport, NotLinearizable, UndecidedKey,

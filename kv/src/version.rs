@@ -62,6 +62,20 @@ impl Hlc {
         }
     }
 
+    /// The greatest stamp issued or observed so far (this node as origin): what must
+    /// survive a restart, so that no later stamp falls behind one already seen.
+    pub fn last(&self) -> Version {
+        let last = self
+            .last
+            .lock()
+            .expect("HLC lock is never poisoned: no panics under it");
+        Version {
+            physical_ms: last.0,
+            logical: last.1,
+            origin: self.node,
+        }
+    }
+
     /// Takes a stamp seen from elsewhere into account.
     pub fn observe(&self, seen: Version, wall_ms: u64) {
         if seen.physical_ms > wall_ms.saturating_add(self.forward_drift_max_ms) {
@@ -115,5 +129,29 @@ mod tests {
             4600,
         );
         assert!(hlc.now(4700).physical_ms < 99_000);
+    }
+
+    #[test]
+    fn the_last_stamp_includes_observed_ones_and_restores_a_clock() {
+        let hlc = Hlc::new(NodeId(1), 60_000);
+        hlc.now(1000);
+        hlc.observe(
+            Version {
+                physical_ms: 3000,
+                logical: 7,
+                origin: NodeId(2),
+            },
+            1000,
+        );
+        let last = hlc.last();
+        assert_eq!(
+            (last.physical_ms, last.logical, last.origin),
+            (3000, 7, NodeId(1))
+        );
+        // A restarted clock, its wall time still behind, resumes after that stamp.
+        let restarted = Hlc::new(NodeId(1), 60_000);
+        restarted.observe(last, last.physical_ms);
+        let next = restarted.now(1200);
+        assert_eq!((next.physical_ms, next.logical), (3000, 8));
     }
 }

@@ -187,7 +187,6 @@ impl Writer {
         };
         let mut replies = Vec::new();
         let mut failures: Vec<(Reply, KvError)> = Vec::new();
-        let mut last_version = None;
         // (tombstones, other entries) removed by collection in this group.
         let mut collected = (0u64, 0u64);
         let (mut local_writes, mut remote_writes) = (0u64, 0u64);
@@ -201,7 +200,6 @@ impl Writer {
                     match self.stage_local(&mut group, &mut progress, &namespace, mutations, now) {
                         Ok(outcome) => {
                             local_writes += outcome.versions.len() as u64;
-                            last_version = outcome.versions.last().copied().or(last_version);
                             replies.push(Reply::Local(reply, outcome));
                         }
                         Err(err) => {
@@ -259,7 +257,7 @@ impl Writer {
                 let _ = reply.send(Err(err));
             }
         }
-        let durable = self.persist(group.batch, &progress, last_version).await;
+        let durable = self.persist(group.batch, &progress).await;
         if let Err(err) = durable {
             tracing::error!(error = %err, "KV group commit failed; its writes are not acknowledged");
             for reply in replies {
@@ -296,16 +294,13 @@ impl Writer {
         }
     }
 
-    async fn persist(
-        &self,
-        mut batch: Batch,
-        progress: &Progress,
-        last_version: Option<Version>,
-    ) -> Result<(), KvError> {
+    async fn persist(&self, mut batch: Batch, progress: &Progress) -> Result<(), KvError> {
         crate::keyspace::Keyspace::put_vector(&mut batch, progress.vector())?;
-        if let Some(version) = last_version {
-            crate::keyspace::Keyspace::put_clock(&mut batch, &version)?;
-        }
+        // The clock's high-water mark, observed stamps included, goes into the batch
+        // that holds the entries carrying them: after a crash the clock resumes above
+        // every entry this node stores, so a local write always supersedes the entry it
+        // overwrites (a lagging wall clock alone would stamp it older).
+        crate::keyspace::Keyspace::put_clock(&mut batch, &self.hlc.last())?;
         self.keyspace.apply(batch)?;
         self.keyspace.store().flush().await?;
         Ok(())
@@ -355,7 +350,10 @@ impl Writer {
                     },
                 ),
             };
-            // A fresh stamp exceeds everything this node has seen, so it always applies.
+            // A fresh stamp exceeds everything this node has seen (before a restart too:
+            // the clock is persisted), so it applies — unless the key holds a stamp from
+            // a clock beyond kv.clock_forward_drift_max_ms ahead, which this node does not
+            // follow: then the write is superseded at once (last writer wins).
             group.stage(&self.keyspace, namespace, &key, entry.clone())?;
             versions.push(version);
             writes.push((key, entry));

@@ -9,6 +9,9 @@
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
 
+pub mod faketime;
+pub mod kv_dump;
+
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -110,6 +113,8 @@ pub struct TestNode {
     pub metrics: String,
     pub data_dir: PathBuf,
     args: Vec<String>,
+    /// Extra environment of the process (from the next start on).
+    env: Vec<(String, String)>,
     child: Option<Child>,
     starts: u32,
 }
@@ -171,9 +176,16 @@ impl TestNode {
             metrics,
             data_dir,
             args,
+            env: Vec::new(),
             child: None,
             starts: 0,
         }
+    }
+
+    /// Sets an environment variable of the process from its next start on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// Starts the process (again, on the same data and ports after a stop).
@@ -193,6 +205,7 @@ impl TestNode {
             .env("LARDER_FAILPOINT_FLUSH", self.flush_failpoint())
             // Inert until `stall_writes` creates the file.
             .env("LARDER_FAILPOINT_STALL_WRITES", self.stall_failpoint())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -431,9 +444,15 @@ impl TestCluster {
     /// Creates namespace `name` (through node 1) and waits until every running node
     /// knows it, so that none refuses a call for it.
     pub async fn create_namespace(&self, name: &str) -> anyhow::Result<()> {
+        self.create_namespace_in(name, &[]).await
+    }
+
+    /// Like [`TestCluster::create_namespace`], restricted to `regions` (none: everywhere).
+    pub async fn create_namespace_in(&self, name: &str, regions: &[&str]) -> anyhow::Result<()> {
+        let regions = regions.iter().map(|r| r.to_string()).collect();
         self.node(1)
             .client()
-            .create_namespace(name, vec![], None)
+            .create_namespace(name, regions, None)
             .await
             .context("create namespace")?;
         wait_for(
