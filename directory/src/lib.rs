@@ -22,6 +22,7 @@ mod directory;
 mod directory_state;
 mod error;
 pub mod ids;
+pub mod link_delay;
 pub mod liveness;
 mod log_store;
 pub mod namespace;

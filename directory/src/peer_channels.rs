@@ -5,6 +5,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::DirectoryError;
+use crate::link_delay::{DelayConnector, LinkDelays};
 
 /// One cached HTTP/2 channel per peer address, shared by Raft and forwarded requests.
 ///
@@ -17,6 +18,8 @@ pub struct PeerChannels {
     /// Bound on cached channels: addresses of removed peers are evicted past it.
     channels_max: usize,
     source_ip: Option<std::net::IpAddr>,
+    /// Test-only fault layer (`LARDER_FAULT_PEER_DELAYS`): latency on chosen links.
+    delays: Option<LinkDelays>,
 }
 
 impl PeerChannels {
@@ -26,6 +29,7 @@ impl PeerChannels {
             connect_timeout,
             channels_max: 4096,
             source_ip,
+            delays: LinkDelays::from_env(),
         }
     }
 
@@ -46,7 +50,14 @@ impl PeerChannels {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10))
             .local_address(self.source_ip);
-        let channel = endpoint.connect_lazy();
+        let channel = match &self.delays {
+            Some(delays) => endpoint.connect_with_connector_lazy(DelayConnector {
+                delays: delays.clone(),
+                addr: addr.to_string(),
+                source_ip: self.source_ip,
+            }),
+            None => endpoint.connect_lazy(),
+        };
         if channels.len() >= self.channels_max {
             channels.clear();
         }
