@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use larder_checker::{CheckInputs, Event, EventKind, History, NodeId, OpName, Value, check_all};
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
-use support::{Partition, TestCluster};
+use support::TestCluster;
 use tonic::transport::Channel;
 
 const NODES: u64 = 5;
@@ -428,7 +428,7 @@ async fn objects_stay_linearizable_through_kills_pauses_and_partitions() {
             }
             "isolate" => {
                 let others: Vec<u64> = (1..=NODES).filter(|n| *n != owner).collect();
-                let cut = Partition::cut(&[owner], &others, false).expect("partition");
+                let cut = cluster.cut(&[owner], &others, false).expect("partition");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 drop(cut);
                 faults.push(format!("node {owner} (owner of {object}) cut off for 2 s"));
@@ -437,7 +437,7 @@ async fn objects_stay_linearizable_through_kills_pauses_and_partitions() {
                 // The owner on the minority side.
                 let minority = [owner, owner % NODES + 1];
                 let majority: Vec<u64> = (1..=NODES).filter(|n| !minority.contains(n)).collect();
-                let cut = Partition::cut(&minority, &majority, false).expect("partition");
+                let cut = cluster.cut(&minority, &majority, false).expect("partition");
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 drop(cut);
                 faults.push(format!("{minority:?} | {majority:?} for 2 s"));

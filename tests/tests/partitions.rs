@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{Partition, TestCluster, wait_for};
+use support::{TestCluster, wait_for};
 
 const STEP: Duration = Duration::from_secs(30);
 const SETTINGS: &[support::Setting] = &[
@@ -46,7 +46,7 @@ async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_re
     assert_eq!(before.owner, 1, "placed at its first caller");
 
     // Node 1 can no longer reach, nor be reached by, any other node.
-    let partition = Partition::cut(&[1], &[2, 3, 4, 5], false).expect("partition");
+    let partition = cluster.cut(&[1], &[2, 3, 4, 5], false).expect("partition");
     let cut_at = Instant::now();
     // Its own clients still reach it, but it cannot get a write onto a majority.
     let mut unknown = 0;
