@@ -5,10 +5,13 @@
 //! - [`TestCluster`]: start voters, add joiners, find the leader, wait for conditions;
 //! - [`TestNode`]: one process (start, `kill -9`, SIGTERM, restart on the same data);
 //! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps;
-//! - [`Partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss).
+//! - [`Partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss);
+//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG.
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
+
+pub mod nemesis;
 
 use std::future::Future;
 use std::net::TcpListener;
