@@ -30,6 +30,9 @@ const REGISTER: (&str, &str) = ("reg", "r");
 const COUNTER: (&str, &str) = ("ctr", "n");
 /// One attempt of a call; a slower one is recorded as unknown.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts of a write whose outcome stays unknown, and the pause between two.
+const ATTEMPTS_MAX: u32 = 6;
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const SETTINGS: &[support::Setting] = &[
     ("directory.node_down_after_ms", "800"),
     ("objects.lease_ms", "400"),
@@ -196,6 +199,7 @@ async fn add(client: &mut ObjectsClient<Channel>, id: &str) -> Outcome {
     }
 }
 
+#[derive(Clone)]
 struct Call {
     op: OpName,
     target: (&'static str, &'static str),
@@ -306,7 +310,17 @@ async fn client_loop(
             },
         };
         let reads_register = call.op == OpName::Read && call.target == REGISTER;
-        let outcome = run_call(&recorder, &mut client, process, node, call).await;
+        let mut outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
+        // A write whose outcome is unknown goes again with the same request id (applied
+        // at most once), as a real client would; the checker merges the attempts. An
+        // operation left unknown stays open for ever, and the counter's linearizability
+        // search grows exponentially with the count of those.
+        let mut attempts = 1;
+        while outcome.kind == EventKind::Info && attempts < ATTEMPTS_MAX && Instant::now() < until {
+            tokio::time::sleep(RETRY_PAUSE).await;
+            attempts += 1;
+            outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
+        }
         if reads_register && let Some(Value::Int(v)) = outcome.value {
             last_seen = Some(v);
         }
