@@ -12,8 +12,10 @@ pub enum Command {
     RegisterNode { spec: NodeSpec, at_ms: u64 },
     /// Forgets a node.
     RemoveNode { id: NodeId },
-    /// Records a liveness change observed by the leader.
-    SetNodeStatus {
+    /// A liveness change as logged before marks named the leadership that saw them.
+    /// Logs written then may still hold some, so it keeps its place in the encoding and is
+    /// applied as it always was; nothing proposes it any more.
+    SetNodeStatusUnfenced {
         id: NodeId,
         status: NodeStatus,
         at_ms: u64,
@@ -34,6 +36,31 @@ pub enum Command {
         /// A move to another region changes it.
         region: Option<crate::RegionId>,
     },
+    /// Records a liveness change that the leader of `seen_by` saw in the heartbeat
+    /// acknowledgements of its own leadership. Applied only from a log entry that same
+    /// leadership proposed: a leader deposed while cut off judges every node it could not
+    /// reach down, and its marks must not reach the log through anyone else.
+    /// (Last in the enum: the encoding numbers variants by position.)
+    SetNodeStatus {
+        id: NodeId,
+        status: NodeStatus,
+        at_ms: u64,
+        seen_by: Leadership,
+    },
+}
+
+/// One leadership of the directory's Raft group: a term and the node that led it (the
+/// leader id a log entry records as its proposer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leadership {
+    pub term: u64,
+    pub leader: NodeId,
+}
+
+impl std::fmt::Display for Leadership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "term {} led by {}", self.term, self.leader)
+    }
 }
 
 impl std::fmt::Display for Command {
@@ -43,8 +70,16 @@ impl std::fmt::Display for Command {
                 write!(f, "register-node({} in {})", spec.id, spec.region)
             }
             Command::RemoveNode { id } => write!(f, "remove-node({id})"),
-            Command::SetNodeStatus { id, status, .. } => {
+            Command::SetNodeStatusUnfenced { id, status, .. } => {
                 write!(f, "set-node-status({id}, {status:?})")
+            }
+            Command::SetNodeStatus {
+                id,
+                status,
+                seen_by,
+                ..
+            } => {
+                write!(f, "set-node-status({id}, {status:?}, seen in {seen_by})")
             }
             Command::CreateNamespace(record) => write!(f, "create-namespace({})", record.name),
             Command::DeleteNamespace { name } => write!(f, "delete-namespace({name})"),
@@ -80,4 +115,9 @@ pub enum CommandOutcome {
     EpochMismatch(Box<ObjectPlacement>),
     /// The command named an object that is not placed.
     UnknownObject(ObjectKey),
+    /// A liveness mark seen by one leadership reached the log through another; ignored.
+    StaleMark {
+        seen_by: Leadership,
+        proposed_by: Leadership,
+    },
 }

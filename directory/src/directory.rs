@@ -441,6 +441,22 @@ impl Directory {
         }
     }
 
+    /// Proposes `command` through this node's own Raft member, which must lead: never
+    /// forwarded and never retried, for commands whose meaning depends on the proposer's
+    /// own view (liveness marks). A node that no longer leads gets `NotLeader`.
+    pub async fn propose_as_leader(
+        &self,
+        command: Command,
+    ) -> Result<CommandOutcome, DirectoryError> {
+        let resp = self
+            .inner
+            .raft
+            .client_write(command)
+            .await
+            .map_err(map_write_error)?;
+        Ok(resp.data)
+    }
+
     async fn write(&self, command: Command) -> Result<DirectoryResponse, DirectoryError> {
         let resp = self
             .inner

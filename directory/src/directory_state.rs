@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, CommandOutcome, NamespaceRecord, NodeId, NodeRecord, NodeStatus, ObjectKey,
-    ObjectPlacement,
+    Command, CommandOutcome, Leadership, NamespaceRecord, NodeId, NodeRecord, NodeStatus,
+    ObjectKey, ObjectPlacement,
 };
 
 /// The directory's replicated state, and the pure function that applies commands to it.
@@ -22,7 +22,8 @@ pub struct DirectoryState {
 }
 
 impl DirectoryState {
-    pub fn apply(&mut self, command: &Command) -> CommandOutcome {
+    /// Applies `command`, taken from a log entry that `proposed_by` proposed.
+    pub fn apply(&mut self, command: &Command, proposed_by: Leadership) -> CommandOutcome {
         match command {
             Command::RegisterNode { spec, at_ms } => {
                 let record = NodeRecord {
@@ -53,15 +54,24 @@ impl DirectoryState {
                 Some(_) => CommandOutcome::Applied,
                 None => CommandOutcome::UnknownNode(*id),
             },
-            Command::SetNodeStatus { id, status, at_ms } => match self.nodes.get_mut(id) {
-                None => CommandOutcome::UnknownNode(*id),
-                Some(record) if record.status == *status => CommandOutcome::Unchanged,
-                Some(record) => {
-                    record.status = *status;
-                    record.status_changed_at_ms = *at_ms;
-                    CommandOutcome::Applied
+            Command::SetNodeStatusUnfenced { id, status, at_ms } => {
+                self.set_node_status(*id, *status, *at_ms)
+            }
+            Command::SetNodeStatus {
+                id,
+                status,
+                at_ms,
+                seen_by,
+            } => {
+                if *seen_by == proposed_by {
+                    self.set_node_status(*id, *status, *at_ms)
+                } else {
+                    CommandOutcome::StaleMark {
+                        seen_by: *seen_by,
+                        proposed_by,
+                    }
                 }
-            },
+            }
             Command::CreateNamespace(record) => match self.namespaces.get(&record.name) {
                 Some(existing) if existing.policy == record.policy => CommandOutcome::Unchanged,
                 Some(_) => CommandOutcome::NamespaceExists(record.name.clone()),
@@ -108,6 +118,18 @@ impl DirectoryState {
         }
     }
 
+    fn set_node_status(&mut self, id: NodeId, status: NodeStatus, at_ms: u64) -> CommandOutcome {
+        match self.nodes.get_mut(&id) {
+            None => CommandOutcome::UnknownNode(id),
+            Some(record) if record.status == status => CommandOutcome::Unchanged,
+            Some(record) => {
+                record.status = status;
+                record.status_changed_at_ms = at_ms;
+                CommandOutcome::Applied
+            }
+        }
+    }
+
     pub fn placement(&self, key: &ObjectKey) -> Option<&ObjectPlacement> {
         self.placements.get(key)
     }
@@ -128,6 +150,12 @@ mod tests {
     use super::*;
     use crate::{NodeSpec, RegionId};
 
+    /// The leadership every entry of these tests was proposed by.
+    const LEADER: Leadership = Leadership {
+        term: 1,
+        leader: NodeId(1),
+    };
+
     fn spec(id: u64, api: &str) -> NodeSpec {
         NodeSpec {
             id: NodeId(id),
@@ -145,13 +173,13 @@ mod tests {
             spec: spec(1, "a:1"),
             at_ms: 10,
         };
-        assert_eq!(state.apply(&register), CommandOutcome::Applied);
-        assert_eq!(state.apply(&register), CommandOutcome::Unchanged);
+        assert_eq!(state.apply(&register, LEADER), CommandOutcome::Applied);
+        assert_eq!(state.apply(&register, LEADER), CommandOutcome::Unchanged);
         let moved = Command::RegisterNode {
             spec: spec(1, "a:2"),
             at_ms: 20,
         };
-        assert_eq!(state.apply(&moved), CommandOutcome::Applied);
+        assert_eq!(state.apply(&moved, LEADER), CommandOutcome::Applied);
         let record = state.node(NodeId(1)).expect("registered");
         assert_eq!(record.spec.api_addr, "a:2");
         assert_eq!(record.status_changed_at_ms, 10, "still up since 10");
@@ -170,7 +198,7 @@ mod tests {
             created_at_ms: 1,
         };
         assert_eq!(
-            state.apply(&Command::CreateNamespace(eu.clone())),
+            state.apply(&Command::CreateNamespace(eu.clone()), LEADER),
             CommandOutcome::Applied
         );
         let again = NamespaceRecord {
@@ -178,7 +206,7 @@ mod tests {
             ..eu.clone()
         };
         assert_eq!(
-            state.apply(&Command::CreateNamespace(again)),
+            state.apply(&Command::CreateNamespace(again), LEADER),
             CommandOutcome::Unchanged
         );
         let other = NamespaceRecord {
@@ -186,59 +214,156 @@ mod tests {
             ..eu.clone()
         };
         assert_eq!(
-            state.apply(&Command::CreateNamespace(other)),
+            state.apply(&Command::CreateNamespace(other), LEADER),
             CommandOutcome::NamespaceExists("sessions".into())
         );
         assert_eq!(state.namespace("sessions"), Some(&eu));
         let delete = Command::DeleteNamespace {
             name: "sessions".into(),
         };
-        assert_eq!(state.apply(&delete), CommandOutcome::Applied);
+        assert_eq!(state.apply(&delete, LEADER), CommandOutcome::Applied);
         assert!(state.deleted_namespaces.contains("sessions"));
         assert_eq!(
-            state.apply(&delete),
+            state.apply(&delete, LEADER),
             CommandOutcome::UnknownNamespace("sessions".into())
         );
-        state.apply(&Command::CreateNamespace(eu.clone()));
+        state.apply(&Command::CreateNamespace(eu.clone()), LEADER);
         assert!(state.deleted_namespaces.is_empty());
     }
 
     #[test]
     fn status_changes_and_removal() {
         let mut state = DirectoryState::default();
-        state.apply(&Command::RegisterNode {
-            spec: spec(1, "a:1"),
-            at_ms: 10,
-        });
+        state.apply(
+            &Command::RegisterNode {
+                spec: spec(1, "a:1"),
+                at_ms: 10,
+            },
+            LEADER,
+        );
         let down = Command::SetNodeStatus {
             id: NodeId(1),
             status: NodeStatus::Down,
             at_ms: 30,
+            seen_by: LEADER,
         };
-        assert_eq!(state.apply(&down), CommandOutcome::Applied);
-        assert_eq!(state.apply(&down), CommandOutcome::Unchanged);
+        assert_eq!(state.apply(&down, LEADER), CommandOutcome::Applied);
+        assert_eq!(state.apply(&down, LEADER), CommandOutcome::Unchanged);
         assert_eq!(
             state.node(NodeId(1)).expect("known").status,
             NodeStatus::Down
         );
         // Registering again brings it back up.
-        state.apply(&Command::RegisterNode {
-            spec: spec(1, "a:1"),
-            at_ms: 40,
-        });
+        state.apply(
+            &Command::RegisterNode {
+                spec: spec(1, "a:1"),
+                at_ms: 40,
+            },
+            LEADER,
+        );
         let record = state.node(NodeId(1)).expect("known");
         assert_eq!(
             (record.status, record.status_changed_at_ms),
             (NodeStatus::Up, 40)
         );
         assert_eq!(
-            state.apply(&Command::RemoveNode { id: NodeId(1) }),
+            state.apply(&Command::RemoveNode { id: NodeId(1) }, LEADER),
             CommandOutcome::Applied
         );
         assert_eq!(
-            state.apply(&Command::RemoveNode { id: NodeId(1) }),
+            state.apply(&Command::RemoveNode { id: NodeId(1) }, LEADER),
             CommandOutcome::UnknownNode(NodeId(1))
         );
-        assert_eq!(state.apply(&down), CommandOutcome::UnknownNode(NodeId(1)));
+        assert_eq!(
+            state.apply(&down, LEADER),
+            CommandOutcome::UnknownNode(NodeId(1))
+        );
+    }
+
+    /// Regression (issue #5, partition nemesis): a leader cut off long enough judged every
+    /// node down; once the cut healed it learned of the new leader and its marks were
+    /// forwarded there and committed. Marks count only from the leadership that saw them.
+    #[test]
+    fn a_mark_counts_only_from_the_leadership_that_saw_it() {
+        let mut state = DirectoryState::default();
+        for id in 1..=3 {
+            state.apply(
+                &Command::RegisterNode {
+                    spec: spec(id, "a:1"),
+                    at_ms: 10,
+                },
+                LEADER,
+            );
+        }
+        let deposed = Leadership {
+            term: 4,
+            leader: NodeId(1),
+        };
+        let current = Leadership {
+            term: 5,
+            leader: NodeId(2),
+        };
+        let stale = Command::SetNodeStatus {
+            id: NodeId(3),
+            status: NodeStatus::Down,
+            at_ms: 50,
+            seen_by: deposed,
+        };
+        assert_eq!(
+            state.apply(&stale, current),
+            CommandOutcome::StaleMark {
+                seen_by: deposed,
+                proposed_by: current,
+            }
+        );
+        let record = state.node(NodeId(3)).expect("known");
+        assert_eq!(
+            (record.status, record.status_changed_at_ms),
+            (NodeStatus::Up, 10)
+        );
+        // The same leader in a later term is another leadership: its heartbeat view
+        // started afresh.
+        let later = Leadership {
+            term: 6,
+            leader: NodeId(1),
+        };
+        assert!(matches!(
+            state.apply(&stale, later),
+            CommandOutcome::StaleMark { .. }
+        ));
+        // Proposed by the leadership that saw it: applied.
+        assert_eq!(state.apply(&stale, deposed), CommandOutcome::Applied);
+        assert_eq!(
+            state.node(NodeId(3)).expect("known").status,
+            NodeStatus::Down
+        );
+    }
+
+    /// Logs written before marks named their leadership hold the older variant at its
+    /// old position in the encoding; they must still decode and apply.
+    #[test]
+    fn an_older_log_mark_still_decodes_and_applies() {
+        let old = Command::SetNodeStatusUnfenced {
+            id: NodeId(1),
+            status: NodeStatus::Down,
+            at_ms: 30,
+        };
+        // Variant 2, then the node id, the status (variant 1) and the time, as varints.
+        let bytes = larder_store::codec::encode(&old).expect("encode");
+        assert_eq!(bytes, vec![2, 1, 1, 30]);
+        let decoded: Command = larder_store::codec::decode(&bytes).expect("decode");
+        let mut state = DirectoryState::default();
+        state.apply(
+            &Command::RegisterNode {
+                spec: spec(1, "a:1"),
+                at_ms: 10,
+            },
+            LEADER,
+        );
+        let other = Leadership {
+            term: 9,
+            leader: NodeId(2),
+        };
+        assert_eq!(state.apply(&decoded, other), CommandOutcome::Applied);
     }
 }

@@ -36,7 +36,7 @@ pub mod raft_types;
 mod request;
 mod state_machine;
 
-pub use command::{Command, CommandOutcome};
+pub use command::{Command, CommandOutcome, Leadership};
 pub use config::{DirectoryConfig, DirectoryConfigError};
 pub use directory::{Directory, DirectoryRaft, RaftRole, RaftView};
 pub use directory_state::DirectoryState;

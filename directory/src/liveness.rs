@@ -1,5 +1,5 @@
 //! Node liveness: the Raft leader compares when each member last acknowledged it with
-//! what the directory records, and commits the differences.
+//! what the directory records, and commits the differences — itself, in its own term.
 //!
 //! Acknowledgements come from openraft's heartbeat metrics, so liveness costs no extra
 //! messages: every node is a Raft member (voter or learner) and already answers the
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::directory::now_ms;
-use crate::{Command, Directory, DirectoryRequest, DirectoryState, NodeId, NodeStatus};
+use crate::{Command, CommandOutcome, Directory, DirectoryState, Leadership, NodeId, NodeStatus};
 
 /// Decides status changes. Pure: inputs in, changes out.
 ///
@@ -72,7 +72,11 @@ pub fn status_changes(inputs: &Inputs<'_>) -> Vec<(NodeId, NodeStatus)> {
     changes
 }
 
-/// Runs on every node; acts only while this node leads.
+/// Runs on every node; acts only while this node leads, and proposes its marks only
+/// through its own Raft member, tagged with the leadership whose heartbeats they come
+/// from: a leader deposed while cut off sees nobody acknowledge it, and its marks must
+/// die with its leadership rather than reach the new leader's log (the state machine
+/// ignores a mark proposed by any other leadership).
 pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
     let config = directory.config();
     let heartbeat = Duration::from_millis(config.heartbeat_interval_ms);
@@ -82,7 +86,7 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
     let down_after = config.node_down_after();
     let previous_grace = (heartbeat * 3).min(down_after);
     let me = directory.me().id;
-    let mut leader_since: Option<Instant> = None;
+    let mut leading: Option<(Leadership, Instant)> = None;
     let mut last_seen_leader: Option<NodeId> = None;
     let mut previous: Option<NodeId> = None;
     let mut ticker = tokio::time::interval(interval);
@@ -94,16 +98,28 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
         }
         let metrics = directory.metrics();
         if metrics.state != ServerState::Leader {
-            leader_since = None;
+            leading = None;
             if let Some(leader) = metrics.current_leader.filter(|l| *l != me) {
                 last_seen_leader = Some(leader);
             }
             continue;
         }
-        if leader_since.is_none() {
-            previous = last_seen_leader.take();
-        }
-        let since = *leader_since.get_or_insert_with(Instant::now);
+        let vote_leader = metrics.vote.leader_id();
+        let leadership = Leadership {
+            term: vote_leader.term,
+            leader: vote_leader.node_id,
+        };
+        // A new term is a new leadership even when no tick saw this node follow in
+        // between: its heartbeat acknowledgements start afresh.
+        let since = match leading {
+            Some((current, since)) if current == leadership => since,
+            _ => {
+                previous = last_seen_leader.take();
+                let now = Instant::now();
+                leading = Some((leadership, now));
+                now
+            }
+        };
         let acked_ago: BTreeMap<NodeId, Option<Duration>> = metrics
             .heartbeat
             .as_ref()
@@ -129,11 +145,19 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
                 id,
                 status,
                 at_ms: now_ms(),
+                seen_by: leadership,
             };
-            match directory.request(DirectoryRequest::Write(command)).await {
-                Ok(_) => tracing::info!(node_id = %id, status = ?status, "node liveness changed"),
+            match directory.propose_as_leader(command).await {
+                Ok(CommandOutcome::Applied) => {
+                    tracing::info!(node_id = %id, status = ?status, term = leadership.term, "node liveness changed");
+                }
+                Ok(outcome) => {
+                    tracing::info!(node_id = %id, status = ?status, term = leadership.term, outcome = ?outcome, "node liveness mark not applied");
+                }
                 Err(err) => {
-                    tracing::warn!(node_id = %id, error = %err, "cannot record node liveness");
+                    // Not retried, nor sent to another leader: the next check, by
+                    // whoever leads then, judges from its own view.
+                    tracing::warn!(node_id = %id, term = leadership.term, error = %err, "cannot record node liveness");
                     break;
                 }
             }

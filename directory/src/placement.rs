@@ -106,7 +106,13 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::{Command, CommandOutcome, NodeRecord, NodeSpec};
+    use crate::{Command, CommandOutcome, Leadership, NodeRecord, NodeSpec};
+
+    /// The leadership every entry of these tests was proposed by.
+    const LEADER: Leadership = Leadership {
+        term: 1,
+        leader: NodeId(1),
+    };
 
     fn state() -> DirectoryState {
         let mut state = DirectoryState::default();
@@ -199,12 +205,12 @@ mod tests {
         let mut st = state();
         let first = placement(1, 1);
         assert_eq!(
-            st.apply(&Command::PlaceObject(first.clone())),
+            st.apply(&Command::PlaceObject(first.clone()), LEADER),
             CommandOutcome::Placed(Box::new(first.clone()))
         );
         // A racing node's placement loses: everyone is told the winner.
         assert_eq!(
-            st.apply(&Command::PlaceObject(placement(2, 1))),
+            st.apply(&Command::PlaceObject(placement(2, 1)), LEADER),
             CommandOutcome::Placed(Box::new(first.clone()))
         );
         let reassign = Command::ReassignObject {
@@ -213,13 +219,13 @@ mod tests {
             replicas: vec![NodeId(4), NodeId(2)],
             region: None,
         };
-        let CommandOutcome::Placed(moved) = st.apply(&reassign) else {
+        let CommandOutcome::Placed(moved) = st.apply(&reassign, LEADER) else {
             panic!("reassigned")
         };
         assert_eq!((moved.owner, moved.epoch), (NodeId(4), 2));
         // A stale reassignment (epoch 1 again) is refused with the current placement.
         assert_eq!(
-            st.apply(&reassign),
+            st.apply(&reassign, LEADER),
             CommandOutcome::EpochMismatch(moved.clone())
         );
         assert_eq!(first.quorum(), 2);

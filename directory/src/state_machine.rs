@@ -13,8 +13,8 @@ use crate::raft_types::{
     DirectoryRaftConfig as C, LogId, Snapshot, SnapshotMeta, StoredMembership,
 };
 use crate::{
-    Command, CommandOutcome, DirectoryState, NamespaceRecord, NodeId, NodeRecord, ObjectKey,
-    ObjectPlacement,
+    Command, CommandOutcome, DirectoryState, Leadership, NamespaceRecord, NodeId, NodeRecord,
+    ObjectKey, ObjectPlacement,
 };
 
 const SM_TREE: &str = "directory_state";
@@ -259,13 +259,21 @@ impl RaftStateMachine<C> for SledStateMachine {
         let mut changed = BTreeSet::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             state.last_applied = Some(entry.log_id);
+            let proposed_by = Leadership {
+                term: entry.log_id.committed_leader_id().term,
+                leader: entry.log_id.committed_leader_id().node_id,
+            };
             let outcome = match entry.payload {
                 EntryPayload::Blank => CommandOutcome::Unchanged,
                 EntryPayload::Normal(ref command) => {
                     if let Some(key) = touched(command) {
                         changed.insert(key.clone());
                     }
-                    state.directory.apply(command)
+                    let outcome = state.directory.apply(command, proposed_by);
+                    if let CommandOutcome::StaleMark { seen_by, .. } = &outcome {
+                        tracing::info!(command = %command, seen_by = %seen_by, proposed_by = %proposed_by, "liveness mark of another leadership ignored");
+                    }
+                    outcome
                 }
                 EntryPayload::Membership(ref membership) => {
                     state.last_membership =
@@ -339,6 +347,12 @@ mod tests {
     use super::*;
     use crate::RegionId;
 
+    /// The leadership every entry of these tests was proposed by.
+    const LEADER: Leadership = Leadership {
+        term: 1,
+        leader: NodeId(1),
+    };
+
     fn placement(id: &str) -> ObjectPlacement {
         ObjectPlacement {
             key: ObjectKey {
@@ -357,7 +371,9 @@ mod tests {
     fn with_placements(ids: &[&str]) -> AppliedState {
         let mut state = AppliedState::default();
         for id in ids {
-            state.directory.apply(&Command::PlaceObject(placement(id)));
+            state
+                .directory
+                .apply(&Command::PlaceObject(placement(id)), LEADER);
         }
         state
     }
@@ -376,7 +392,7 @@ mod tests {
             // One more placement writes one record; the head does not hold placements.
             state
                 .directory
-                .apply(&Command::PlaceObject(placement("late")));
+                .apply(&Command::PlaceObject(placement("late")), LEADER);
             let late = placement("late").key;
             sm.persist(&state, [&late]).await.expect("persist");
             let head = sm.tree.get(APPLIED_KEY).expect("get").expect("head");

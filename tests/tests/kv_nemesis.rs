@@ -32,7 +32,7 @@ use larder_client::kv::Session;
 use larder_proto::v1::kv_client::KvClient;
 use support::faketime::FakeClock;
 use support::kv_dump::{api_dump, disk_dump};
-use support::{Partition, TestCluster, wait_for};
+use support::{TestCluster, wait_for};
 use tokio::sync::RwLock;
 use tonic::transport::Channel;
 use workload::{Call, Load, Recorder, Rng, channel, client_loop, run_call};
@@ -139,7 +139,7 @@ impl Nemesis {
                     nodes.swap(i, rng.below(i as u64 + 1) as usize);
                 }
                 let (minority, majority) = nodes.split_at(2);
-                let cut = Partition::cut(minority, majority, false).expect("partition");
+                let cut = cluster.cut(minority, majority, false).expect("partition");
                 tokio::time::sleep(hold).await;
                 drop(cut);
                 format!("{minority:?} | {majority:?} for {hold:?}")
@@ -147,7 +147,7 @@ impl Nemesis {
             "isolate" => {
                 let node = 1 + rng.below(NODES);
                 let others: Vec<u64> = (1..=NODES).filter(|n| *n != node).collect();
-                let cut = Partition::cut(&[node], &others, false).expect("partition");
+                let cut = cluster.cut(&[node], &others, false).expect("partition");
                 tokio::time::sleep(hold).await;
                 drop(cut);
                 format!("node {node} cut off for {hold:?}")

@@ -1,13 +1,16 @@
 //! Network partitions between test hosts (each node on its own 127.0.0.x address, cut
 //! with nftables): an object's owner cut off from every other node gets no write
 //! acknowledged, the rest of the cluster fails the object over and serves it, and after
-//! the heal the old owner follows the new one without losing or doubling a write.
+//! the heal the old owner follows the new one without losing or doubling a write; a
+//! directory leader cut off from every other node gets nobody else recorded down.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::{Partition, TestCluster, wait_for};
+use larder_client::admin::NodeStatus;
+use support::{TestCluster, wait_for};
 
 const STEP: Duration = Duration::from_secs(30);
 const SETTINGS: &[support::Setting] = &[
@@ -46,7 +49,7 @@ async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_re
     assert_eq!(before.owner, 1, "placed at its first caller");
 
     // Node 1 can no longer reach, nor be reached by, any other node.
-    let partition = Partition::cut(&[1], &[2, 3, 4, 5], false).expect("partition");
+    let partition = cluster.cut(&[1], &[2, 3, 4, 5], false).expect("partition");
     let cut_at = Instant::now();
     // Its own clients still reach it, but it cannot get a write onto a majority.
     let mut unknown = 0;
@@ -87,4 +90,87 @@ async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_re
         .expect("add through node 1 after the heal");
     assert_eq!(next, value + 1);
     println!("served again {served_after:?} after the cut");
+}
+
+/// Each node's last status change as node `at` records it.
+async fn status_changes(cluster: &TestCluster, at: u64) -> Option<BTreeMap<u64, (i32, u64)>> {
+    let status = cluster.node(at).client().status(true).await.ok()?;
+    Some(
+        status
+            .nodes
+            .iter()
+            .map(|n| (n.id, (n.status, n.status_changed_at_ms)))
+            .collect(),
+    )
+}
+
+/// Regression (issue #5, partition nemesis): a directory leader cut off long enough saw
+/// no node acknowledge it and judged them all down; after the heal it learned of the new
+/// leader, forwarded its marks there, and every node was recorded down for a moment —
+/// which fails objects over for nothing. Only the cut-off node may be recorded down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_directory_leader_gets_no_other_node_recorded_down() {
+    let cluster = TestCluster::start_on_own_hosts(5, SETTINGS, &["eu-west"])
+        .await
+        .expect("cluster");
+    let leader = cluster.wait_healthy(STEP).await.expect("a healthy cluster");
+    let others: Vec<u64> = (1..=5).filter(|n| *n != leader).collect();
+    let witness = others[0];
+    let before = wait_for("the statuses", STEP, || status_changes(&cluster, witness))
+        .await
+        .expect("statuses");
+
+    let cut = cluster.cut(&[leader], &others, false).expect("partition");
+    let cut_at = Instant::now();
+    // The others elect a leader and record the cut-off one down.
+    wait_for("the cut-off leader recorded down", STEP, || async {
+        let status = cluster.node(witness).status().await?;
+        let new_leader = status.raft?.leader_id;
+        let down = status
+            .nodes
+            .iter()
+            .any(|n| n.id == leader && n.status == NodeStatus::Down as i32);
+        (new_leader != 0 && new_leader != leader && down).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // Hold the cut well past node_down_after_ms (800): the cut-off node, still leading
+    // in its own eyes, has by now judged every other node down.
+    let hold = Duration::from_millis(2500);
+    tokio::time::sleep(hold.saturating_sub(cut_at.elapsed())).await;
+    drop(cut);
+
+    // After the heal, watch every node's view for a while: nobody but the cut-off node
+    // may be down, at any moment.
+    cluster.wait_healthy(STEP).await.expect("healthy again");
+    let watch_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < watch_until {
+        for node in cluster.running() {
+            let Some(status) = node.status().await else {
+                continue;
+            };
+            for n in &status.nodes {
+                assert!(
+                    n.id == leader || n.status == NodeStatus::Up as i32,
+                    "node {} recorded down as seen by node {} after the heal\n{}",
+                    n.id,
+                    node.id,
+                    cluster.logs()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A mark that came and went between two looks still left its time behind.
+    let after = wait_for("the statuses", STEP, || status_changes(&cluster, witness))
+        .await
+        .expect("statuses");
+    for id in others {
+        assert_eq!(
+            before.get(&id),
+            after.get(&id),
+            "node {id}'s status changed while node {leader}, the leader, was cut off\n{}",
+            cluster.logs()
+        );
+    }
 }

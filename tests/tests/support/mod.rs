@@ -4,13 +4,16 @@
 //! Layout:
 //! - [`TestCluster`]: start voters, add joiners, find the leader, wait for conditions;
 //! - [`TestNode`]: one process (start, `kill -9`, SIGTERM, restart on the same data);
-//! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps.
+//! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps;
+//! - [`Partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss);
+//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG.
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
 
 pub mod faketime;
 pub mod kv_dump;
+pub mod nemesis;
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -355,8 +358,8 @@ pub struct TestCluster {
     overrides: Vec<Setting>,
     /// Regions assigned round-robin by node id (node 1 gets the first).
     regions: Vec<&'static str>,
-    /// Whether each node has a loopback address of its own.
-    own_hosts: bool,
+    /// The block of loopback addresses the nodes have to themselves, if they do.
+    hosts: Option<HostBlock>,
     root: tempfile::TempDir,
 }
 
@@ -387,8 +390,9 @@ impl TestCluster {
     }
 
     /// Like [`TestCluster::start_in_regions`], each node on a loopback address of its own
-    /// (node `i` on 127.0.0.(10+i), its peer connections leaving from it), so that
-    /// [`Partition`] can cut the traffic between chosen nodes.
+    /// (node `i` on 127.0.b.(10+i), `b` a block no other cluster on this machine uses;
+    /// its peer connections leave from it), so that [`TestCluster::cut`] can cut the
+    /// traffic between chosen nodes without touching another test's cluster.
     pub async fn start_on_own_hosts(
         voters: usize,
         overrides: &[Setting],
@@ -404,7 +408,13 @@ impl TestCluster {
         own_hosts: bool,
     ) -> anyhow::Result<TestCluster> {
         assert!(!regions.is_empty(), "at least one region");
-        let host = |id: u64| host_of(id, own_hosts);
+        let hosts = if own_hosts {
+            Partition::remove_orphans();
+            Some(HostBlock::reserve()?)
+        } else {
+            None
+        };
+        let host = |id: u64| host_of(id, hosts.as_ref());
         let root = tempfile::Builder::new().prefix("larder-test-").tempdir()?;
         let ports = free_ports(voters * 3);
         let voter_list: Vec<String> = (0..voters)
@@ -434,7 +444,7 @@ impl TestCluster {
             voters: voter_list,
             overrides: overrides.to_vec(),
             regions: regions.to_vec(),
-            own_hosts,
+            hosts,
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -476,7 +486,7 @@ impl TestCluster {
         let ports = free_ports(3);
         let mut node = TestNode::new(
             id,
-            &host_of(id, self.own_hosts),
+            &host_of(id, self.hosts.as_ref()),
             region_of(&self.regions, id),
             self.root.path(),
             &ports,
@@ -566,47 +576,145 @@ fn region_of(regions: &[&'static str], id: u64) -> &'static str {
     regions[(id as usize - 1) % regions.len()]
 }
 
-/// Node `id`'s address: 127.0.0.1, or 127.0.0.(10+id) when nodes have hosts of their own.
-pub fn host_of(id: u64, own_hosts: bool) -> String {
-    if own_hosts {
-        format!("127.0.0.{}", 10 + id)
-    } else {
-        "127.0.0.1".to_string()
+/// Node `id`'s address: 127.0.0.1, or its own in the cluster's block.
+fn host_of(id: u64, hosts: Option<&HostBlock>) -> String {
+    match hosts {
+        Some(block) => block.host(id),
+        None => "127.0.0.1".to_string(),
     }
 }
 
-/// Cuts traffic between test hosts with nftables (root): every packet from a host of
-/// one side to a host of the other is dropped, in both directions unless one-way. The
-/// rules live in a table of their own, removed when this is dropped (also when a test
-/// fails). Clients at 127.0.0.1 still reach every node.
+/// Blocks of loopback addresses: 127.0.b.0/24 for b in 1..=BLOCKS.
+const BLOCKS: u64 = 250;
+
+/// A block of loopback addresses, 127.0.b.(10+id), reserved for one cluster by a file lock
+/// held as long as this lives: tests in parallel (in one binary, or several people's on
+/// one machine) never cut each other's traffic.
+pub struct HostBlock {
+    block: u64,
+    _lock: std::fs::File,
+}
+
+impl HostBlock {
+    fn reserve() -> anyhow::Result<HostBlock> {
+        let dir = std::env::temp_dir().join("larder-test-hosts");
+        std::fs::create_dir_all(&dir).context("create the host lock directory")?;
+        // Start at a place of this process's own, so parallel processes rarely collide.
+        let start = u64::from(std::process::id());
+        for i in 0..BLOCKS {
+            let block = 1 + (start + i) % BLOCKS;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(format!("block-{block}.lock")))
+                .context("open a host block lock")?;
+            if file.try_lock().is_ok() {
+                return Ok(HostBlock { block, _lock: file });
+            }
+        }
+        bail!("all {BLOCKS} host blocks are in use")
+    }
+
+    pub fn host(&self, id: u64) -> String {
+        assert!(id < 240, "node ids up to 239 fit a block");
+        format!("127.0.{}.{}", self.block, 10 + id)
+    }
+}
+
+impl TestCluster {
+    fn own_hosts(&self) -> anyhow::Result<&HostBlock> {
+        self.hosts
+            .as_ref()
+            .context("cutting traffic needs a cluster started on own hosts")
+    }
+
+    /// Drops traffic from each node in `from` to each node in `to` (and back, unless
+    /// `one_way`) until the returned guard is dropped.
+    pub fn cut(&self, from: &[u64], to: &[u64], one_way: bool) -> anyhow::Result<Partition> {
+        let mut pairs = Vec::new();
+        for a in from {
+            for b in to {
+                pairs.push((*a, *b));
+                if !one_way {
+                    pairs.push((*b, *a));
+                }
+            }
+        }
+        Partition::drop_pairs(self.own_hosts()?, &pairs, None)
+    }
+
+    /// Drops traffic between each pair of `pairs`, both ways.
+    pub fn cut_pairs(&self, pairs: &[(u64, u64)]) -> anyhow::Result<Partition> {
+        let both: Vec<(u64, u64)> = pairs.iter().flat_map(|&(a, b)| [(a, b), (b, a)]).collect();
+        Partition::drop_pairs(self.own_hosts()?, &both, None)
+    }
+
+    /// Drops `percent` % of the packets, at random, between any two of `nodes`.
+    pub fn lossy(&self, nodes: &[u64], percent: u8) -> anyhow::Result<Partition> {
+        anyhow::ensure!(percent <= 100, "a loss of {percent} %");
+        let pairs: Vec<(u64, u64)> = nodes
+            .iter()
+            .flat_map(|a| nodes.iter().filter(move |b| *b != a).map(move |b| (*a, *b)))
+            .collect();
+        Partition::drop_pairs(self.own_hosts()?, &pairs, Some(percent))
+    }
+}
+
+/// Traffic cut between test hosts with nftables (root; made by [`TestCluster::cut`],
+/// [`TestCluster::cut_pairs`] and [`TestCluster::lossy`]): the rules live in a table of
+/// their own, removed when this is dropped (also when a test fails). Clients at
+/// 127.0.0.1 still reach every node.
 pub struct Partition {
     table: String,
 }
 
+/// Distinguishes the tables of one test process.
+static PARTITION_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Partition {
-    /// Drops traffic from each node in `from` to each node in `to` (and back, unless
-    /// `one_way`).
-    pub fn cut(from: &[u64], to: &[u64], one_way: bool) -> anyhow::Result<Partition> {
-        let table = format!(
-            "larder_test_{}_{}",
-            std::process::id(),
-            from.iter()
-                .chain(to)
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join("_")
-        );
+    /// Deletes the tables of test processes that died without dropping them (a killed
+    /// test run would otherwise leave its cuts in place for every later run).
+    pub fn remove_orphans() {
+        let Ok(out) = Command::new("nft").args(["list", "tables"]).output() else {
+            return;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(table) = line.strip_prefix("table inet ") else {
+                continue;
+            };
+            let Some(pid) = table
+                .strip_prefix("larder_test_")
+                .and_then(|rest| rest.split('_').next())
+            else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "inet", table])
+                    .status();
+            }
+        }
+    }
+
+    /// One rule per (source, destination) pair: drop everything, or `loss` % at random.
+    fn drop_pairs(
+        hosts: &HostBlock,
+        pairs: &[(u64, u64)],
+        loss: Option<u8>,
+    ) -> anyhow::Result<Partition> {
+        let seq = PARTITION_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let table = format!("larder_test_{}_{seq}", std::process::id());
         let mut rules = format!(
             "table inet {table} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n"
         );
-        for a in from {
-            for b in to {
-                let (ha, hb) = (host_of(*a, true), host_of(*b, true));
-                rules.push_str(&format!("    ip saddr {ha} ip daddr {hb} drop\n"));
-                if !one_way {
-                    rules.push_str(&format!("    ip saddr {hb} ip daddr {ha} drop\n"));
-                }
-            }
+        let verdict = match loss {
+            Some(percent) => format!("numgen random mod 100 < {percent} drop"),
+            None => "drop".to_string(),
+        };
+        for (a, b) in pairs {
+            let (ha, hb) = (hosts.host(*a), hosts.host(*b));
+            rules.push_str(&format!("    ip saddr {ha} ip daddr {hb} {verdict}\n"));
         }
         rules.push_str("  }\n}\n");
         let mut child = Command::new("nft")
