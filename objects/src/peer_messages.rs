@@ -38,6 +38,14 @@ pub struct InstallRequest {
 
 pub type CopyResponse = Result<ApplyOutcome, String>;
 
+/// What an owner offers a replica's copy on a `ReplicateStream` (the unary calls
+/// `Replicate` and `Install` carry the two kinds apart); answered with a [`CopyResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CopyRequest {
+    Write(ReplicateRequest),
+    State(InstallRequest),
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FenceRequest {
     pub key: ObjectKey,
