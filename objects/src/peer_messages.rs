@@ -46,6 +46,15 @@ pub enum CopyRequest {
     State(InstallRequest),
 }
 
+impl CopyRequest {
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            CopyRequest::Write(request) => &request.key,
+            CopyRequest::State(request) => &request.key,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FenceRequest {
     pub key: ObjectKey,

@@ -1,10 +1,13 @@
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use larder_directory::ObjectKey;
 use larder_proto::peer::object_peer_server::{ObjectPeer, ObjectPeerServer};
 use larder_proto::peer::{Envelope, ReplicationFrame};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::debug;
@@ -137,6 +140,11 @@ impl ObjectPeer for ObjectPeerService {
 
 /// Reads an owner's replication stream until it ends or the node stops, applying each
 /// request in a task of its own. The answer stream ends once the last one is answered.
+///
+/// Requests for one object are applied in the order they came: a task waits for the one
+/// before it on the same object. Tasks spawned back to back may otherwise start in any
+/// order (tokio runs the newest spawn first), and a round that overtakes the one before
+/// reaches the copy as a gap the owner then has to repair with a state transfer.
 async fn serve_replication(
     host: ObjectHost,
     mut requests: Streaming<ReplicationFrame>,
@@ -144,6 +152,9 @@ async fn serve_replication(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(REPLICATION_APPLIED_CONCURRENTLY_MAX));
+    // The newest task of each object; finished ones are dropped once the map reaches the
+    // bound on running tasks, so it stays about that size.
+    let mut latest: HashMap<ObjectKey, JoinHandle<()>> = HashMap::new();
     let stop = async move {
         // A dropped sender means the node is gone: stop too.
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -169,25 +180,35 @@ async fn serve_replication(
         let Ok(slot) = slot else {
             break; // Never closed: unreachable, but no reason to panic.
         };
+        let offer = match frame.body.as_ref() {
+            Some(body) => peer_messages::open::<CopyRequest>(body),
+            None => Err("replication request without a body".to_string()),
+        };
+        if latest.len() >= REPLICATION_APPLIED_CONCURRENTLY_MAX {
+            latest.retain(|_, task| !task.is_finished());
+        }
+        let key = offer.as_ref().ok().map(|offer| offer.key().clone());
+        let before = key.as_ref().and_then(|key| latest.remove(key));
         let (host, answers) = (host.clone(), answers.clone());
-        tokio::spawn(async move {
-            let body = apply_frame(&host, frame.body).await;
+        let task = tokio::spawn(async move {
+            if let Some(before) = before {
+                // Its outcome is its own answer's business; a panic there ends only it.
+                let _ = before.await;
+            }
+            let result: CopyResponse = match offer {
+                Ok(offer) => host.take_offer(offer).await,
+                Err(reason) => Err(reason),
+            };
+            // None if the answer cannot be encoded: the owner reports it as malformed.
+            let body = peer_messages::seal(&result).ok();
             // Fails only when the stream is gone: the owner learns from that.
             let _ = answers
                 .send(Ok(ReplicationFrame { id: frame.id, body }))
                 .await;
             drop(slot);
         });
+        if let Some(key) = key {
+            latest.insert(key, task);
+        }
     }
-}
-
-/// One request of a replication stream, applied to this node's copy; the sealed answer
-/// (none if it cannot be encoded: the owner reports a malformed answer).
-async fn apply_frame(host: &ObjectHost, body: Option<Envelope>) -> Option<Envelope> {
-    let result: CopyResponse = match body.as_ref().map(peer_messages::open::<CopyRequest>) {
-        Some(Ok(offer)) => host.take_offer(offer).await,
-        Some(Err(reason)) => Err(reason),
-        None => Err("replication request without a body".to_string()),
-    };
-    peer_messages::seal(&result).ok()
 }
