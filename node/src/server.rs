@@ -174,8 +174,11 @@ impl RunningNode {
             shutdown_rx.clone(),
         )));
         let kv_peer_service = KvPeerService::server(kv.clone());
-        let object_peer_service =
-            ObjectPeerService::server(objects.clone(), config.directory.peer_message_bytes_max);
+        let object_peer_service = ObjectPeerService::server(
+            objects.clone(),
+            config.directory.peer_message_bytes_max,
+            shutdown_rx.clone(),
+        );
         let peer_server = tokio::spawn({
             let stop = signal(shutdown_rx.clone());
             let streams = config.limits.http2_streams_per_connection_max;

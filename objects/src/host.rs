@@ -17,6 +17,7 @@ use crate::peer_messages::{
     self, CopyResponse, DropRequest, DropResponse, ExecuteRequest, ExecuteResponse, FenceRequest,
     FenceResponse, FetchRequest, FetchResponse, InstallRequest, ReplicateRequest,
 };
+use crate::replication_link::{LinkError, ReplicationLinks};
 use crate::{ApplyOutcome, ObjectError, ObjectId, ObjectStore, ObjectsConfig};
 
 /// Returns the cached channel to a peer address (shared with all of the node's peer traffic).
@@ -34,6 +35,8 @@ pub(crate) struct HostInner {
     pub config: ObjectsConfig,
     pub channels: ChannelFactory,
     pub events: EventHub,
+    /// One long-lived replication stream per replica node this node owns objects with.
+    links: ReplicationLinks,
     actors: Mutex<HashMap<ObjectKey, mpsc::Sender<Call>>>,
     /// Objects this process activated as owner, with the epoch, whose own copy took
     /// every write offered since: that copy is at least as far as any replica, so a
@@ -52,6 +55,7 @@ impl ObjectHost {
         config: ObjectsConfig,
         channels: ChannelFactory,
     ) -> ObjectHost {
+        let links = ReplicationLinks::new(config.peer_rpc_timeout());
         ObjectHost {
             inner: Arc::new(HostInner {
                 directory,
@@ -59,6 +63,7 @@ impl ObjectHost {
                 config,
                 channels,
                 events: EventHub::default(),
+                links,
                 actors: Mutex::new(HashMap::new()),
                 settled: Mutex::new(HashMap::new()),
             }),
@@ -240,13 +245,16 @@ impl ObjectHost {
     }
 
     async fn peer_of(&self, node: NodeId) -> Result<ObjectPeerClient<Channel>, String> {
-        let peer = self
-            .inner
+        let peer = self.peer_addr(node).await?;
+        self.client(&peer).map_err(|e| e.to_string())
+    }
+
+    async fn peer_addr(&self, node: NodeId) -> Result<String, String> {
+        self.inner
             .directory
             .read_local(|s| s.node(node).map(|n| n.spec.peer_addr.clone()))
             .await
-            .ok_or_else(|| format!("node {node} is unknown"))?;
-        self.client(&peer).map_err(|e| e.to_string())
+            .ok_or_else(|| format!("node {node} is unknown"))
     }
 
     /// Reads `node`'s copy of `key`.
@@ -635,6 +643,14 @@ impl ObjectHost {
         took
     }
 
+    /// Applies an owner's offer to this node's copy (a replica's side of a round).
+    pub(crate) async fn take_offer(&self, offer: Offer) -> CopyResponse {
+        match offer {
+            Offer::Write(request) => self.replicate(request).await,
+            Offer::State(request) => self.install(request).await,
+        }
+    }
+
     /// Offers a write or a state to one replica; Err: it could not be reached.
     pub(crate) async fn offer(
         &self,
@@ -642,13 +658,40 @@ impl ObjectHost {
         offer: Offer,
     ) -> Result<ApplyOutcome, String> {
         if replica == self.me() {
-            let result = match offer {
-                Offer::Write(request) => self.replicate(request).await,
-                Offer::State(request) => self.install(request).await,
-            };
-            return result;
+            return self.take_offer(offer).await;
         }
-        let mut client = self.peer_of(replica).await?;
+        let peer = self.peer_addr(replica).await?;
+        let body = peer_messages::seal(&offer).map_err(|err| err.to_string())?;
+        let streamed = self
+            .inner
+            .links
+            .call(
+                &peer,
+                || self.client(&peer).map_err(|err| err.to_string()),
+                body,
+                self.inner.config.peer_rpc_timeout(),
+            )
+            .await;
+        match streamed {
+            Ok(answer) => {
+                let result: CopyResponse = peer_messages::open(&answer)
+                    .map_err(|reason| format!("replica node {replica}: {reason}"))?;
+                result
+            }
+            // An older node: the unary calls it serves.
+            Err(LinkError::Unsupported { .. }) => self.offer_unary(replica, &peer, offer).await,
+            Err(err) => Err(format!("replica node {replica}: {err}")),
+        }
+    }
+
+    /// `offer` as one unary call, for peers that do not serve the replication stream.
+    async fn offer_unary(
+        &self,
+        replica: NodeId,
+        peer: &str,
+        offer: Offer,
+    ) -> Result<ApplyOutcome, String> {
+        let mut client = self.client(peer).map_err(|err| err.to_string())?;
         let response = match offer {
             Offer::Write(request) => {
                 let call = self.sealed(&request)?;
@@ -666,8 +709,4 @@ impl ObjectHost {
 }
 
 /// What an owner offers a replica.
-#[derive(Clone)]
-pub(crate) enum Offer {
-    Write(ReplicateRequest),
-    State(InstallRequest),
-}
+pub(crate) use crate::peer_messages::CopyRequest as Offer;

@@ -13,6 +13,8 @@
 //!
 //! - [`ObjectHost`]: this node's runtime: placement look-up (placing on first access),
 //!   one actor per owned object, forwarding to owners elsewhere, serving copies;
+//! - `replication_link`: an owner's replication rounds over one long-lived stream per
+//!   replica node;
 //! - [`alarms`]: each node's scheduler firing the due alarms of the objects it owns;
 //! - [`events`]: object and namespace subscriptions to alarms fired and messages;
 //! - [`failover`]: the directory leader's hand-over of objects whose owner is down;
@@ -35,6 +37,7 @@ pub mod mover;
 pub mod object_store;
 pub mod op;
 pub mod peer_messages;
+mod replication_link;
 mod state;
 
 pub use config::ObjectsConfig;

@@ -38,6 +38,23 @@ pub struct InstallRequest {
 
 pub type CopyResponse = Result<ApplyOutcome, String>;
 
+/// What an owner offers a replica's copy on a `ReplicateStream` (the unary calls
+/// `Replicate` and `Install` carry the two kinds apart); answered with a [`CopyResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum CopyRequest {
+    Write(ReplicateRequest),
+    State(InstallRequest),
+}
+
+impl CopyRequest {
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            CopyRequest::Write(request) => &request.key,
+            CopyRequest::State(request) => &request.key,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FenceRequest {
     pub key: ObjectKey,

@@ -13,9 +13,9 @@ use larder_directory::{Command, DirectoryRequest, DirectoryResponse, DirectorySt
 use larder_objects::events::{Delivery, ObjectEventOut};
 use larder_objects::op::{Alarm, Event, ListQuery, Op, Precondition, Reply, TxnWrite};
 use larder_objects::peer_messages::{
-    CopyResponse, DropRequest, ExecuteRequest, ExecuteResponse, FenceRequest, FenceResponse,
-    FetchRequest, FetchResponse, InstallRequest, NamespaceSubscribeRequest, ReplicateRequest,
-    SubscribeRequest,
+    CopyRequest, CopyResponse, DropRequest, ExecuteRequest, ExecuteResponse, FenceRequest,
+    FenceResponse, FetchRequest, FetchResponse, InstallRequest, NamespaceSubscribeRequest,
+    ReplicateRequest, SubscribeRequest,
 };
 use larder_objects::{ObjectLimits, ObjectState, ReplicaMeta, Stored};
 use larder_store::codec;
@@ -71,7 +71,7 @@ pub fn peer_messages(data: &[u8]) {
     let Some((&kind, bytes)) = data.split_first() else {
         return;
     };
-    match kind % 20 {
+    match kind % 21 {
         0 => {
             if let Some(call) = decodes::<ExecuteRequest>(bytes) {
                 let limits = ObjectLimits::default();
@@ -102,6 +102,7 @@ pub fn peer_messages(data: &[u8]) {
         16 => drop(decodes::<larder_kv::peer_messages::SyncResponse>(bytes)),
         17 => drop(decodes::<DirectoryRequest>(bytes)),
         18 => drop(decodes::<DirectoryResponse>(bytes)),
+        19 => drop(decodes::<CopyRequest>(bytes)),
         _ => {
             // Read-your-writes tokens come from clients: any bytes.
             if let Ok(vector) = larder_kv::token::decode(bytes) {

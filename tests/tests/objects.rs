@@ -954,3 +954,90 @@ async fn the_object_cli_stores_counts_transacts_sets_alarms_and_subscribes() {
         )
     );
 }
+
+/// Replication rounds travel on one long-lived stream per owner and replica node. A
+/// replica killed with a round unanswered breaks its stream: the owner fails what was
+/// pending at once (not at its timeout) and writes go on with the other replica; once
+/// back, the next round opens a new stream and writes reach it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_replication_stream_fails_pending_rounds_and_reopens() {
+    // No failover or re-placement while a replica is away; a round left unanswered
+    // would only time out after 20 s.
+    let mut cluster = TestCluster::start_with(
+        5,
+        &[
+            ("directory.node_down_after_ms", "60000"),
+            ("objects.peer_rpc_timeout_ms", "20000"),
+        ],
+    )
+    .await
+    .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let room = cluster
+        .node(1)
+        .client()
+        .objects("rooms")
+        .by_name("stream-room");
+    room.add("n", 1).await.expect("first add");
+    let placed = room.inspect().await.expect("inspect");
+    // Nodes 1, 3 and 5 are in eu-west: first used at node 1, it lives on them.
+    assert_eq!(placed.owner, 1);
+    assert_eq!(placed.replicas, vec![1, 3, 5]);
+    let applied = |cluster: &TestCluster, node: u64| {
+        cluster
+            .node(node)
+            .metric("objects_copy_writes")
+            .unwrap_or(0)
+    };
+    wait_for("both replicas to take writes", STEP, || async {
+        (applied(&cluster, 3) > 0 && applied(&cluster, 5) > 0).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+
+    // Node 3 holds a round without answering (its copy stalls); node 5 answers it.
+    cluster.node(3).stall_writes();
+    room.add("n", 1).await.expect("add while node 3 stalls");
+    cluster.node_mut(3).kill();
+    let killed = std::time::Instant::now();
+    let owner_log = cluster.node(1).data_dir.join("node.1.log");
+    wait_for(
+        "the owner to fail the round pending on node 3",
+        STEP,
+        || async {
+            std::fs::read_to_string(&owner_log)
+                .ok()
+                .filter(|log| log.contains("replication stream broke"))
+                .map(|_| ())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let noticed = killed.elapsed();
+    assert!(
+        noticed < Duration::from_secs(5),
+        "the broken stream was noticed after {noticed:?}"
+    );
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        room.add("n", 1).await.expect("add with node 3 down");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    // Back with a copy behind; node 5 goes away, so rounds need node 3: the owner
+    // reaches it on a new stream, brings its copy up and goes on writing there.
+    cluster.node(3).unstall_writes();
+    cluster.node_mut(3).start().expect("restart node 3");
+    cluster.node_mut(5).kill();
+    let count = wait_for("writes to reach the restarted node 3", STEP, || async {
+        let count = room.add("n", 1).await.ok()?;
+        (applied(&cluster, 3) > 0).then_some(count)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(count >= 8, "every acknowledged add counted: {count}");
+    assert_eq!(
+        room.add("n", 1).await.expect("add on node 3's copy"),
+        count + 1
+    );
+}

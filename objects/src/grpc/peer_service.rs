@@ -1,18 +1,31 @@
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use larder_proto::peer::Envelope;
+use larder_directory::ObjectKey;
 use larder_proto::peer::object_peer_server::{ObjectPeer, ObjectPeerServer};
+use larder_proto::peer::{Envelope, ReplicationFrame};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
 
 use crate::ObjectHost;
 use crate::peer_messages::{
-    self, DropRequest, ExecuteRequest, FenceRequest, FetchRequest, InstallRequest,
-    NamespaceSubscribeRequest, ReplicateRequest, SubscribeRequest,
+    self, CopyRequest, CopyResponse, DropRequest, ExecuteRequest, FenceRequest, FetchRequest,
+    InstallRequest, NamespaceSubscribeRequest, ReplicateRequest, SubscribeRequest,
 };
 
+/// Requests of one replication stream applied at once, each in its own task: a round
+/// waiting on one object's copy does not hold up the others, and one owner's stream
+/// cannot take more of this node than this. Past it the stream is not read (HTTP/2
+/// flow control holds the owner back).
+const REPLICATION_APPLIED_CONCURRENTLY_MAX: usize = 64;
+
 type EnvelopeStream = Pin<Box<dyn Stream<Item = Result<Envelope, Status>> + Send>>;
+type FrameStream = Pin<Box<dyn Stream<Item = Result<ReplicationFrame, Status>> + Send>>;
 
 /// Seals each item of a subscription for the peer stream.
 fn sealed_stream<T: serde::Serialize + Send + 'static>(
@@ -26,14 +39,18 @@ fn sealed_stream<T: serde::Serialize + Send + 'static>(
 /// `larder.peer.v1.ObjectPeer` on the peer listener.
 pub struct ObjectPeerService {
     host: ObjectHost,
+    /// The node's stop signal: replication streams end on it, or they would hold the
+    /// peer listener's graceful shutdown open for the whole grace period.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl ObjectPeerService {
     pub fn server(
         host: ObjectHost,
         message_bytes_max: usize,
+        shutdown: watch::Receiver<bool>,
     ) -> ObjectPeerServer<ObjectPeerService> {
-        ObjectPeerServer::new(ObjectPeerService { host })
+        ObjectPeerServer::new(ObjectPeerService { host, shutdown })
             .max_decoding_message_size(message_bytes_max)
             .max_encoding_message_size(message_bytes_max)
     }
@@ -101,5 +118,97 @@ impl ObjectPeer for ObjectPeerService {
         Ok(sealed_stream(
             self.host.subscribe_namespace_owned(subscribe),
         ))
+    }
+
+    type ReplicateStreamStream = FrameStream;
+
+    async fn replicate_stream(
+        &self,
+        request: Request<Streaming<ReplicationFrame>>,
+    ) -> Result<Response<Self::ReplicateStreamStream>, Status> {
+        // Answers go out in the order they finish; the owner pairs them up by id.
+        let (answers, outgoing) = mpsc::channel(REPLICATION_APPLIED_CONCURRENTLY_MAX);
+        tokio::spawn(serve_replication(
+            self.host.clone(),
+            request.into_inner(),
+            answers,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(Box::pin(ReceiverStream::new(outgoing))))
+    }
+}
+
+/// Reads an owner's replication stream until it ends or the node stops, applying each
+/// request in a task of its own. The answer stream ends once the last one is answered.
+///
+/// Requests for one object are applied in the order they came: a task waits for the one
+/// before it on the same object. Tasks spawned back to back may otherwise start in any
+/// order (tokio runs the newest spawn first), and a round that overtakes the one before
+/// reaches the copy as a gap the owner then has to repair with a state transfer.
+async fn serve_replication(
+    host: ObjectHost,
+    mut requests: Streaming<ReplicationFrame>,
+    answers: mpsc::Sender<Result<ReplicationFrame, Status>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(REPLICATION_APPLIED_CONCURRENTLY_MAX));
+    // The newest task of each object; finished ones are dropped once the map reaches the
+    // bound on running tasks, so it stays about that size.
+    let mut latest: HashMap<ObjectKey, JoinHandle<()>> = HashMap::new();
+    let stop = async move {
+        // A dropped sender means the node is gone: stop too.
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stop);
+    loop {
+        let frame = tokio::select! {
+            frame = requests.message() => frame,
+            _ = &mut stop => break,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(status) => {
+                debug!(error = %status.message(), "replication stream from an owner broke");
+                break;
+            }
+        };
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            _ = &mut stop => break,
+        };
+        let Ok(slot) = slot else {
+            break; // Never closed: unreachable, but no reason to panic.
+        };
+        let offer = match frame.body.as_ref() {
+            Some(body) => peer_messages::open::<CopyRequest>(body),
+            None => Err("replication request without a body".to_string()),
+        };
+        if latest.len() >= REPLICATION_APPLIED_CONCURRENTLY_MAX {
+            latest.retain(|_, task| !task.is_finished());
+        }
+        let key = offer.as_ref().ok().map(|offer| offer.key().clone());
+        let before = key.as_ref().and_then(|key| latest.remove(key));
+        let (host, answers) = (host.clone(), answers.clone());
+        let task = tokio::spawn(async move {
+            if let Some(before) = before {
+                // Its outcome is its own answer's business; a panic there ends only it.
+                let _ = before.await;
+            }
+            let result: CopyResponse = match offer {
+                Ok(offer) => host.take_offer(offer).await,
+                Err(reason) => Err(reason),
+            };
+            // None if the answer cannot be encoded: the owner reports it as malformed.
+            let body = peer_messages::seal(&result).ok();
+            // Fails only when the stream is gone: the owner learns from that.
+            let _ = answers
+                .send(Ok(ReplicationFrame { id: frame.id, body }))
+                .await;
+            drop(slot);
+        });
+        if let Some(key) = key {
+            latest.insert(key, task);
+        }
     }
 }
