@@ -432,10 +432,7 @@ impl Directory {
                 let read = raft
                     .ensure_linearizable(ReadPolicy::ReadIndex)
                     .await
-                    .map_err(|err| match err.forward_to_leader() {
-                        Some(_) => DirectoryError::NoLeader,
-                        None => DirectoryError::Rejected(err.to_string()),
-                    })?;
+                    .map_err(map_read_index_error)?;
                 Ok(DirectoryResponse::ReadIndex(read.index()))
             }
         }
@@ -626,6 +623,21 @@ impl Directory {
     }
 }
 
+/// A leader that cannot confirm its leadership with a quorum (cut off, a partition, a
+/// crash of the others) is a passing state like having no leader: retryable, never a
+/// refusal. (The nemesis saw an object call answered `FAILED_PRECONDITION` for it.)
+fn map_read_index_error(
+    err: openraft::error::RaftError<C, openraft::error::LinearizableReadError<C>>,
+) -> DirectoryError {
+    use openraft::error::{LinearizableReadError, RaftError};
+    match err {
+        RaftError::APIError(
+            LinearizableReadError::ForwardToLeader(_) | LinearizableReadError::QuorumNotEnough(_),
+        ) => DirectoryError::NoLeader,
+        RaftError::Fatal(fatal) => DirectoryError::Storage(fatal.to_string()),
+    }
+}
+
 fn map_write_error<E>(err: openraft::error::RaftError<C, E>) -> DirectoryError
 where
     E: std::error::Error + openraft::TryAsRef<openraft::error::ForwardToLeader<C>>,
@@ -639,5 +651,24 @@ where
             openraft::error::RaftError::APIError(api) => DirectoryError::Rejected(api.to_string()),
             openraft::error::RaftError::Fatal(fatal) => DirectoryError::Storage(fatal.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use openraft::error::{LinearizableReadError, QuorumNotEnough, RaftError};
+
+    use super::*;
+
+    #[test]
+    fn a_read_index_without_a_quorum_is_retried_not_refused() {
+        let err = RaftError::APIError(LinearizableReadError::QuorumNotEnough(QuorumNotEnough {
+            cluster: "voters 1,2,3".into(),
+            got: BTreeSet::from([NodeId(1)]),
+        }));
+        let mapped = map_read_index_error(err);
+        assert!(mapped.is_retryable(), "{mapped:?}");
     }
 }

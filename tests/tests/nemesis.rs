@@ -30,8 +30,10 @@ const REGISTER: (&str, &str) = ("reg", "r");
 const COUNTER: (&str, &str) = ("ctr", "n");
 /// One attempt of a call; a slower one is recorded as unknown.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts of a write whose outcome stays unknown, and the pause between two.
-const ATTEMPTS_MAX: u32 = 6;
+/// How long a write whose outcome stays unknown is sent again (long enough to ride out
+/// a kill and a failover), at most how often, and the pause between two attempts.
+const RETRY_FOR: Duration = Duration::from_secs(10);
+const ATTEMPTS_MAX: u32 = 50;
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const SETTINGS: &[support::Setting] = &[
     ("directory.node_down_after_ms", "800"),
@@ -315,8 +317,11 @@ async fn client_loop(
         // at most once), as a real client would; the checker merges the attempts. An
         // operation left unknown stays open for ever, and the counter's linearizability
         // search grows exponentially with the count of those.
-        let mut attempts = 1;
-        while outcome.kind == EventKind::Info && attempts < ATTEMPTS_MAX && Instant::now() < until {
+        let (mut attempts, first_sent) = (1, Instant::now());
+        while outcome.kind == EventKind::Info
+            && attempts < ATTEMPTS_MAX
+            && first_sent.elapsed() < RETRY_FOR
+        {
             tokio::time::sleep(RETRY_PAUSE).await;
             attempts += 1;
             outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
