@@ -160,8 +160,26 @@ impl Actor {
     /// (no majority, lost race) leaves this node named owner but refused by its replicas.
     /// It claims that epoch through the directory — which orders it against any
     /// concurrent reassignment — and activates again. Returns whether it did.
+    ///
+    /// A hand-over in progress looks the same for a while (a move fences first, waits out
+    /// the lease, installs, then commits), so the owner first gives it time to commit;
+    /// reclaiming at once would beat every move under load (its installs at that epoch
+    /// are then refused, as they must be, and the move fails).
     async fn retake(&self, fenced_at: u64) -> Result<bool, ObjectError> {
         let directory = &self.host.inner().directory;
+        let config = &self.host.inner().config;
+        let grace = config.lease() * 2 + config.write_timeout();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            let epoch = directory
+                .read_local(|s| s.placement(&self.key).map(|p| p.epoch))
+                .await;
+            if epoch.is_none_or(|epoch| epoch >= fenced_at) {
+                // The hand-over committed (or the object is gone): nothing to reclaim.
+                return Ok(false);
+            }
+            tokio::time::sleep(HANDOVER_POLL).await;
+        }
         let state = directory.linearizable_state().await?;
         let Some(placement) = state.placement(&self.key) else {
             return Ok(false);
@@ -569,6 +587,9 @@ fn quiet(outcome: &ApplyOutcome) -> u64 {
         _ => 0,
     }
 }
+
+/// How often an owner refused at the next epoch looks whether the hand-over committed.
+const HANDOVER_POLL: Duration = Duration::from_millis(50);
 
 /// Calls run under one replication round, at most.
 const BATCH_CALLS_MAX: usize = 64;

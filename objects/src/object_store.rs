@@ -604,6 +604,15 @@ impl ObjectStore {
                 epoch: old_meta.epoch,
             });
         }
+        if epoch == old_meta.write_epoch && state.version() < old_meta.version {
+            // Writes of this very epoch are here already, past the offered state: it comes
+            // from a coordinator that lost the epoch to the owner now writing in it (a move
+            // fencing at e+1 while the owner reclaimed e+1), or from a repair overtaken by
+            // later writes. Taking it would roll acknowledged writes back.
+            return Ok(ApplyOutcome::Fenced {
+                epoch: old_meta.epoch,
+            });
+        }
         self.store.health().check_space()?;
         let mut batch = Batch::default();
         for tag in DATA_TAGS {
@@ -819,6 +828,44 @@ mod tests {
         };
         objects.install(&other, 2, &loaded).await.expect("install");
         assert_eq!(objects.load(&other).expect("load").1.recent().len(), 1);
+    }
+
+    /// A move fences the copies at e+1 and installs its state there; the owner, refused,
+    /// reclaims e+1 through the directory and writes on. The mover's install, arriving
+    /// after those writes, must not roll the copy back to its older state.
+    #[tokio::test]
+    async fn an_install_behind_the_writes_of_its_own_epoch_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
+        let mut moved = ObjectState::default();
+        moved.apply(&put("a", "1")[0]);
+        objects.fence(&key(), 2).await.expect("the mover fences");
+        // The owner reclaims epoch 2: its install, then a write.
+        let installed = objects.install(&key(), 2, &moved).await.expect("install");
+        assert!(matches!(
+            installed,
+            ApplyOutcome::Installed { version: 1, .. }
+        ));
+        assert_eq!(
+            objects
+                .apply(&key(), 2, 2, &put("a", "2"))
+                .await
+                .expect("apply"),
+            ApplyOutcome::Applied { version: 2 }
+        );
+        // The mover's install of version 1 at epoch 2 comes late.
+        assert_eq!(
+            objects.install(&key(), 2, &moved).await.expect("install"),
+            ApplyOutcome::Fenced { epoch: 2 }
+        );
+        let (meta, state) = objects.load(&key()).expect("load");
+        assert_eq!(meta.version, 2);
+        assert_eq!(state.entries()[&b"a".to_vec()].value, b"2".to_vec());
+        // A newer epoch's install still takes.
+        assert!(matches!(
+            objects.install(&key(), 3, &moved).await.expect("install"),
+            ApplyOutcome::Installed { .. }
+        ));
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 //! write acknowledged by a superseded owner.
 //!
 //! `NEMESIS_SECS` sets the length (default 60 s; the soak runs longer), `NEMESIS_FAULTS`
-//! picks faults by name (default: all but `moves`, see `DEFAULT_FAULTS`), `NEMESIS_SEED`
+//! picks faults by name (default: all of them, see `DEFAULT_FAULTS`), `NEMESIS_SEED`
 //! replays a fault schedule (the seed is printed).
 
 mod support;

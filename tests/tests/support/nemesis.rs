@@ -97,10 +97,9 @@ pub enum Fault {
     Moves,
 }
 
-/// The default mix: every kind but `moves`, which still finds a known bug (a move racing
-/// the owner's retake of an "abandoned" hand-over rolls copies back; see
-/// docs/reliability.md) — name it in `NEMESIS_FAULTS` to run it.
-pub const DEFAULT_FAULTS: [Fault; 9] = [
+/// The default mix: every kind (`moves` joined once the move/retake race it found was
+/// fixed; see docs/reliability.md).
+pub const DEFAULT_FAULTS: [Fault; 10] = [
     Fault::Kill,
     Fault::Pause,
     Fault::Isolate,
@@ -110,6 +109,7 @@ pub const DEFAULT_FAULTS: [Fault; 9] = [
     Fault::Ring,
     Fault::Loss,
     Fault::KillAny,
+    Fault::Moves,
 ];
 
 impl Fault {
