@@ -99,18 +99,7 @@ pub enum Fault {
 
 /// The default mix: every kind (`moves` joined once the move/retake race it found was
 /// fixed; see docs/reliability.md).
-pub const DEFAULT_FAULTS: [Fault; 10] = [
-    Fault::Kill,
-    Fault::Pause,
-    Fault::Isolate,
-    Fault::Halves,
-    Fault::Leader,
-    Fault::OneWay,
-    Fault::Ring,
-    Fault::Loss,
-    Fault::KillAny,
-    Fault::Moves,
-];
+pub const DEFAULT_FAULTS: [Fault; 10] = Fault::ALL;
 
 impl Fault {
     pub const ALL: [Fault; 10] = [
