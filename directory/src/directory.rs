@@ -8,6 +8,7 @@ use openraft::rt::WatchReceiver;
 use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use tokio::sync::watch;
 
+use crate::peer_channels::PeerConnector;
 use crate::peer_wire;
 use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
 use crate::{
@@ -87,6 +88,19 @@ impl Directory {
         config: DirectoryConfig,
         seed: Option<String>,
     ) -> Result<Directory, DirectoryError> {
+        Directory::start_with_connector(me, store, config, seed, None).await
+    }
+
+    /// [`Directory::start`], with every peer connection of this node (directory and all
+    /// other peer traffic sharing its channels) opened by `connector` when one is given:
+    /// simulation tests pass their simulated network.
+    pub async fn start_with_connector(
+        me: NodeSpec,
+        store: Store,
+        config: DirectoryConfig,
+        seed: Option<String>,
+        connector: Option<PeerConnector>,
+    ) -> Result<Directory, DirectoryError> {
         config
             .validate()
             .map_err(|err| DirectoryError::InvalidRequest(err.to_string()))?;
@@ -95,7 +109,8 @@ impl Directory {
             .map_err(|err| DirectoryError::InvalidRequest(err.to_string()))?;
         let log = SledLogStore::open(store.clone())?;
         let (sm, reader) = SledStateMachine::open(store)?;
-        let channels = PeerChannels::new(config.peer_rpc_timeout(), config.peer_source_ip);
+        let channels = PeerChannels::new(config.peer_rpc_timeout(), config.peer_source_ip)
+            .with_connector(connector);
         let network = TonicNetworkFactory::new(channels.clone(), config.peer_message_bytes_max);
         let raft = Raft::new(me.id, Arc::new(raft_config), network, log, sm)
             .await

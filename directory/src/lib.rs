@@ -34,6 +34,7 @@ pub mod peer_wire;
 pub mod placement;
 pub mod raft_types;
 mod request;
+pub mod runtime;
 mod state_machine;
 
 pub use command::{Command, CommandOutcome, Leadership};
@@ -46,7 +47,7 @@ pub use log_store::SledLogStore;
 pub use namespace::{NamespacePolicy, NamespaceRecord, check_namespace_name};
 pub use network::TonicNetworkFactory;
 pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
-pub use peer_channels::PeerChannels;
+pub use peer_channels::{PeerChannels, PeerConnector, PeerIo};
 pub use peer_service::peer_services;
 pub use placement::{ObjectKey, ObjectPlacement, choose_replicas};
 pub use request::{DirectoryRequest, DirectoryResponse, MembershipView};

@@ -9,6 +9,7 @@ openraft::declare_raft_types!(
         R = CommandOutcome,
         NodeId = NodeId,
         Node = PeerNode,
+        AsyncRuntime = crate::runtime::DirectoryRuntime,
 );
 
 pub type LogId = openraft::alias::LogIdOf<DirectoryRaftConfig>;

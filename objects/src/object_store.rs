@@ -72,10 +72,11 @@ pub enum ApplyOutcome {
 const ACCEPTS_TRACKED_MAX: usize = 1_000_000;
 
 /// The last acceptance of the latest epoch a copy accepted, and of the one before.
+/// On tokio's clock, the one leases are measured on (a simulated one in simulation tests).
 #[derive(Clone, Copy)]
 struct Accepts {
-    latest: (u64, std::time::Instant),
-    before: Option<(u64, std::time::Instant)>,
+    latest: (u64, tokio::time::Instant),
+    before: Option<(u64, tokio::time::Instant)>,
 }
 
 #[derive(Clone)]
@@ -269,7 +270,7 @@ impl ObjectStore {
         if accepts.len() >= ACCEPTS_TRACKED_MAX {
             accepts.clear();
         }
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let next = match accepts.get(key) {
             Some(seen) if epoch > seen.latest.0 => Accepts {
                 latest: (epoch, now),

@@ -6,7 +6,9 @@
 //! - [`Tree`]: an ordered keyspace inside a store;
 //! - [`Batch`]: writes applied to one tree atomically;
 //! - [`StoreError`]: what can go wrong, in the seam's own terms.
-//! - [`codec`]: the one binary encoding (postcard) for records and peer messages.
+//! - [`codec`]: the one binary encoding (postcard) for records and peer messages;
+//! - [`MemoryDisk`]: an in-memory engine for simulation tests, which keeps only flushed
+//!   writes when its simulated machine crashes.
 //!
 //! Durability: sled writes land in its page cache; [`Store::flush`] makes them durable
 //! (sled's `flush`, which uses `sync_file_range` on Linux — see docs/architecture.md for
@@ -16,11 +18,13 @@ pub mod codec;
 mod error;
 mod flusher;
 mod health;
+mod memory;
 mod store;
 mod tree;
 
 pub use codec::CodecError;
 pub use error::StoreError;
 pub use health::StoreHealth;
+pub use memory::MemoryDisk;
 pub use store::{FORMAT_VERSION, Store};
 pub use tree::{Batch, Tree};

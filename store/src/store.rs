@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::flusher::Flusher;
+use crate::memory::{MemoryDisk, MemoryTree};
 use crate::{StoreError, StoreHealth, Tree};
 
 /// Version of the on-disk layout written by this build. Bump it when the layout changes
@@ -14,13 +15,25 @@ const META_TREE: &str = "__larder_meta";
 const LOCK_RETRIES_MAX: u32 = 40;
 const FORMAT_KEY: &[u8] = b"format_version";
 
-/// One database directory.
+/// One database directory (or, in simulation tests, one [`MemoryDisk`]).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    engine: Engine,
     path: PathBuf,
-    flusher: Flusher,
     health: Arc<StoreHealth>,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sled {
+        db: sled::Db,
+        flusher: Flusher,
+    },
+    /// The handle of one generation of the disk: dead after the disk's next crash.
+    Memory {
+        disk: MemoryDisk,
+        generation: u64,
+    },
 }
 
 impl std::fmt::Debug for Store {
@@ -65,25 +78,42 @@ impl Store {
             }
         };
         let store = Store {
-            db,
+            engine: Engine::Sled {
+                db,
+                flusher: Flusher::new(),
+            },
             health: Arc::new(StoreHealth::new(&path)),
             path,
-            flusher: Flusher::new(),
+        };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Opens the store kept on a simulated disk (simulation tests): what it holds is
+    /// what was there when the disk's last process crashed or stopped.
+    pub fn open_memory(disk: &MemoryDisk) -> Result<Store, StoreError> {
+        let path = PathBuf::from("<memory>");
+        let store = Store {
+            engine: Engine::Memory {
+                disk: disk.clone(),
+                generation: disk.generation(),
+            },
+            health: Arc::new(StoreHealth::new(&path)),
+            path,
         };
         store.check_format()?;
         Ok(store)
     }
 
     fn check_format(&self) -> Result<(), StoreError> {
-        let meta = self.db.open_tree(META_TREE)?;
+        let meta = self.tree(META_TREE)?;
         match meta.get(FORMAT_KEY)? {
             None => {
-                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-                self.db.flush()?;
-                Ok(())
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+                self.flush_blocking()
             }
             Some(raw) => {
-                let bytes: [u8; 4] = raw.as_ref().try_into().map_err(|_| {
+                let bytes: [u8; 4] = raw.as_slice().try_into().map_err(|_| {
                     StoreError::Corrupted(format!("format version record has {} bytes", raw.len()))
                 })?;
                 let found = u32::from_be_bytes(bytes);
@@ -107,7 +137,14 @@ impl Store {
 
     /// Opens (or creates) the named tree.
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        Ok(Tree::new(self.db.open_tree(name)?))
+        match &self.engine {
+            Engine::Sled { db, .. } => Ok(Tree::sled(db.open_tree(name)?)),
+            Engine::Memory { disk, generation } => Ok(Tree::memory(MemoryTree::new(
+                disk.clone(),
+                *generation,
+                name,
+            ))),
+        }
     }
 
     /// Makes every write issued before this call durable.
@@ -123,18 +160,24 @@ impl Store {
         if let Some(reason) = self.health.failed() {
             return Err(StoreError::Failed(reason));
         }
-        let (db, health) = (self.db.clone(), self.health.clone());
-        let result = self
-            .flusher
-            .flush(move || {
-                if health.flush_should_fail() {
-                    return Err(StoreError::Io(std::io::Error::other(
-                        "flush failpoint armed: simulated EIO",
-                    )));
-                }
-                db.flush().map(|_| ()).map_err(StoreError::from)
-            })
-            .await;
+        let result = match &self.engine {
+            Engine::Sled { db, flusher } => {
+                let (db, health) = (db.clone(), self.health.clone());
+                flusher
+                    .flush(move || {
+                        if health.flush_should_fail() {
+                            return Err(StoreError::Io(std::io::Error::other(
+                                "flush failpoint armed: simulated EIO",
+                            )));
+                        }
+                        db.flush().map(|_| ()).map_err(StoreError::from)
+                    })
+                    .await
+            }
+            // In memory a flush is instant: no blocking pool, which would also take the
+            // simulation's scheduling out of its hands.
+            Engine::Memory { disk, generation } => disk.flush(*generation),
+        };
         if let Err(err) = &result {
             self.health.record_failure(&err.to_string());
         }
@@ -148,8 +191,13 @@ impl Store {
 
     /// Blocking form of [`Store::flush`], for shutdown paths and synchronous code.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        match &self.engine {
+            Engine::Sled { db, .. } => {
+                db.flush()?;
+                Ok(())
+            }
+            Engine::Memory { disk, generation } => disk.flush(*generation),
+        }
     }
 }
 
@@ -192,8 +240,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = Store::open(dir.path()).expect("open");
-            let meta = store.db.open_tree(META_TREE).expect("meta");
-            meta.insert(FORMAT_KEY, &(FORMAT_VERSION + 1).to_be_bytes())
+            let meta = store.tree(META_TREE).expect("meta");
+            meta.insert(FORMAT_KEY, (FORMAT_VERSION + 1).to_be_bytes())
                 .expect("insert");
             store.flush_blocking().expect("flush");
         }

@@ -1,58 +1,140 @@
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 
 use crate::StoreError;
+use crate::memory::{MemoryTree, Pair};
 
 /// An ordered keyspace. Keys sort by bytes.
 #[derive(Clone)]
 pub struct Tree {
-    tree: sled::Tree,
+    engine: TreeEngine,
+}
+
+#[derive(Clone)]
+enum TreeEngine {
+    Sled(sled::Tree),
+    Memory(MemoryTree),
 }
 
 /// Writes applied to one [`Tree`] atomically: after a crash either all or none are present.
 #[derive(Default)]
 pub struct Batch {
-    batch: sled::Batch,
+    /// `None` removes the key.
+    changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl Batch {
     pub fn insert(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.batch.insert(key.as_ref(), value.as_ref());
+        self.changes
+            .push((key.as_ref().to_vec(), Some(value.as_ref().to_vec())));
     }
 
     pub fn remove(&mut self, key: impl AsRef<[u8]>) {
-        self.batch.remove(key.as_ref());
+        self.changes.push((key.as_ref().to_vec(), None));
     }
 }
-
-type Pair = (Vec<u8>, Vec<u8>);
 
 fn pair(item: sled::Result<(sled::IVec, sled::IVec)>) -> Result<Pair, StoreError> {
     let (k, v) = item?;
     Ok((k.to_vec(), v.to_vec()))
 }
 
+/// Rows of a range or prefix scan, from either engine.
+// A scan lives on the caller's stack for one loop: its size is no concern, and boxing the
+// sled iterator would cost an allocation per scan on the hot path.
+#[allow(clippy::large_enum_variant)]
+enum Rows {
+    Sled(sled::Iter),
+    /// The memory engine copies the rows out (or the error that stopped it).
+    Memory(std::vec::IntoIter<Result<Pair, StoreError>>),
+}
+
+impl Rows {
+    fn memory(rows: Result<Vec<Pair>, StoreError>) -> Rows {
+        let rows = match rows {
+            Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(err) => vec![Err(err)],
+        };
+        Rows::Memory(rows.into_iter())
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Pair, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Rows::Sled(iter) => iter.next().map(pair),
+            Rows::Memory(iter) => iter.next(),
+        }
+    }
+}
+
+impl DoubleEndedIterator for Rows {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        match self {
+            Rows::Sled(iter) => iter.next_back().map(pair),
+            Rows::Memory(iter) => iter.next_back(),
+        }
+    }
+}
+
 impl Tree {
-    pub(crate) fn new(tree: sled::Tree) -> Tree {
-        Tree { tree }
+    pub(crate) fn sled(tree: sled::Tree) -> Tree {
+        Tree {
+            engine: TreeEngine::Sled(tree),
+        }
+    }
+
+    pub(crate) fn memory(tree: MemoryTree) -> Tree {
+        Tree {
+            engine: TreeEngine::Memory(tree),
+        }
     }
 
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key.as_ref())?.map(|v| v.to_vec()))
+        match &self.engine {
+            TreeEngine::Sled(tree) => Ok(tree.get(key.as_ref())?.map(|v| v.to_vec())),
+            TreeEngine::Memory(tree) => tree.get(key.as_ref()),
+        }
     }
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
-        self.tree.insert(key.as_ref(), value.as_ref())?;
-        Ok(())
+        match &self.engine {
+            TreeEngine::Sled(tree) => {
+                tree.insert(key.as_ref(), value.as_ref())?;
+                Ok(())
+            }
+            TreeEngine::Memory(tree) => {
+                tree.write(vec![(key.as_ref().to_vec(), Some(value.as_ref().to_vec()))])
+            }
+        }
     }
 
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
-        self.tree.remove(key.as_ref())?;
-        Ok(())
+        match &self.engine {
+            TreeEngine::Sled(tree) => {
+                tree.remove(key.as_ref())?;
+                Ok(())
+            }
+            TreeEngine::Memory(tree) => tree.write(vec![(key.as_ref().to_vec(), None)]),
+        }
     }
 
     pub fn apply_batch(&self, batch: Batch) -> Result<(), StoreError> {
-        self.tree.apply_batch(batch.batch)?;
-        Ok(())
+        match &self.engine {
+            TreeEngine::Sled(tree) => {
+                let mut sled_batch = sled::Batch::default();
+                for (key, value) in batch.changes {
+                    match value {
+                        Some(value) => sled_batch.insert(key, value),
+                        None => sled_batch.remove(key),
+                    }
+                }
+                tree.apply_batch(sled_batch)?;
+                Ok(())
+            }
+            TreeEngine::Memory(tree) => tree.write(batch.changes),
+        }
     }
 
     /// Entries whose keys fall in `range`, in key order.
@@ -61,7 +143,15 @@ impl Tree {
         K: AsRef<[u8]>,
         R: RangeBounds<K>,
     {
-        self.tree.range(range).map(pair)
+        match &self.engine {
+            TreeEngine::Sled(tree) => Rows::Sled(tree.range(range)),
+            TreeEngine::Memory(tree) => {
+                fn bytes<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<&[u8]> {
+                    bound.map(|k| k.as_ref())
+                }
+                Rows::memory(tree.range(bytes(range.start_bound()), bytes(range.end_bound())))
+            }
+        }
     }
 
     /// Entries whose keys start with `prefix`, in key order.
@@ -69,28 +159,48 @@ impl Tree {
         &self,
         prefix: impl AsRef<[u8]>,
     ) -> impl DoubleEndedIterator<Item = Result<Pair, StoreError>> {
-        self.tree.scan_prefix(prefix.as_ref()).map(pair)
+        match &self.engine {
+            TreeEngine::Sled(tree) => Rows::Sled(tree.scan_prefix(prefix.as_ref())),
+            TreeEngine::Memory(tree) => Rows::memory(tree.scan_prefix(prefix.as_ref())),
+        }
     }
 
     pub fn first(&self) -> Result<Option<Pair>, StoreError> {
-        Ok(self.tree.first()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        match &self.engine {
+            TreeEngine::Sled(tree) => Ok(tree.first()?.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+            TreeEngine::Memory(tree) => tree.first(),
+        }
     }
 
     pub fn last(&self) -> Result<Option<Pair>, StoreError> {
-        Ok(self.tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        match &self.engine {
+            TreeEngine::Sled(tree) => Ok(tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+            TreeEngine::Memory(tree) => tree.last(),
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.tree.len()
+        match &self.engine {
+            TreeEngine::Sled(tree) => tree.len(),
+            TreeEngine::Memory(tree) => tree.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        match &self.engine {
+            TreeEngine::Sled(tree) => tree.is_empty(),
+            TreeEngine::Memory(tree) => tree.len() == 0,
+        }
     }
 
     pub fn clear(&self) -> Result<(), StoreError> {
-        self.tree.clear()?;
-        Ok(())
+        match &self.engine {
+            TreeEngine::Sled(tree) => {
+                tree.clear()?;
+                Ok(())
+            }
+            TreeEngine::Memory(tree) => tree.clear(),
+        }
     }
 }
 

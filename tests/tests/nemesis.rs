@@ -14,326 +14,24 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use larder_checker::{CheckInputs, Event, EventKind, History, NodeId, OpName, Value, check_all};
-use larder_proto::v1 as pb;
-use larder_proto::v1::objects_client::ObjectsClient;
-use support::TestCluster;
+use larder_checker::{CheckInputs, History, check_all};
 use support::nemesis::{DEFAULT_FAULTS, FAULT_MAX, Fault, Nemesis};
-use tonic::transport::Channel;
+use support::objects_workload::{
+    COUNTER, NAMESPACE, REGISTER, Recorder, assert_checkers_are_not_blind, figures, final_reads,
+    spawn_clients,
+};
+use support::{TestCluster, env_number};
+use tokio::time::Instant;
 
 const NODES: u64 = 5;
-const NAMESPACE: &str = "nemesis";
-const REGISTER: (&str, &str) = ("reg", "r");
-const COUNTER: (&str, &str) = ("ctr", "n");
-/// One attempt of a call; a slower one is recorded as unknown.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a write whose outcome stays unknown is sent again (long enough to ride out
-/// a kill and a failover), at most how often, and the pause between two attempts.
-const RETRY_FOR: Duration = Duration::from_secs(10);
-const ATTEMPTS_MAX: u32 = 50;
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 const SETTINGS: &[support::Setting] = &[
     ("directory.node_down_after_ms", "800"),
     ("objects.lease_ms", "400"),
     ("directory.election_timeout_min_ms", "300"),
     ("directory.election_timeout_max_ms", "600"),
 ];
-
-/// The history, on the harness's one monotonic clock.
-#[derive(Clone)]
-struct Recorder {
-    started: Instant,
-    events: Arc<Mutex<Vec<Event>>>,
-}
-
-impl Recorder {
-    fn push(&self, mut event: Event) {
-        event.time_ns = self.started.elapsed().as_nanos() as u64;
-        self.events.lock().expect("history lock").push(event);
-    }
-}
-
-fn object_ref(name: &str) -> Option<pb::ObjectRef> {
-    Some(pb::ObjectRef {
-        namespace: NAMESPACE.into(),
-        key: Some(pb::object_ref::Key::Name(name.into())),
-        location_hint: String::new(),
-    })
-}
-
-fn parse(bytes: &[u8]) -> Option<i64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-/// What one call came to: its completion kind, result value, version, owner and epoch.
-struct Outcome {
-    kind: EventKind,
-    value: Option<Value>,
-    version: Option<u64>,
-    owner_epoch: Option<(u64, u64)>,
-    error: Option<String>,
-}
-
-impl Outcome {
-    /// A write acknowledged by `owner` in `epoch`.
-    fn acked(value: Option<Value>, version: u64, owner: u64, epoch: u64) -> Outcome {
-        Outcome {
-            kind: EventKind::Ok,
-            value,
-            version: Some(version),
-            owner_epoch: Some((owner, epoch)),
-            error: None,
-        }
-    }
-
-    fn from_error(status: &tonic::Status, mutation: bool) -> Outcome {
-        // A refused precondition or argument certainly changed nothing; any other error
-        // of a write leaves its outcome unknown; a failed read changed nothing.
-        let definite = matches!(
-            status.code(),
-            tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument
-        );
-        Outcome {
-            kind: if definite || !mutation {
-                EventKind::Fail
-            } else {
-                EventKind::Info
-            },
-            value: None,
-            version: None,
-            owner_epoch: None,
-            error: Some(format!("{:?}: {}", status.code(), status.message())),
-        }
-    }
-}
-
-fn timed<T>(message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.set_timeout(CALL_TIMEOUT);
-    request
-}
-
-async fn read(client: &mut ObjectsClient<Channel>, (object, key): (&str, &str)) -> Outcome {
-    let request = timed(pb::ObjectGetRequest {
-        object: object_ref(object),
-        keys: vec![key.as_bytes().to_vec()],
-    });
-    match client.get(request).await {
-        Ok(response) => {
-            let found = response.into_inner().values.pop();
-            let value = found
-                .as_ref()
-                .filter(|v| v.found)
-                .and_then(|v| parse(&v.value));
-            Outcome {
-                kind: EventKind::Ok,
-                value: value.map(Value::Int),
-                version: found.map(|v| v.version),
-                owner_epoch: None,
-                error: None,
-            }
-        }
-        Err(status) => Outcome::from_error(&status, false),
-    }
-}
-
-async fn write(client: &mut ObjectsClient<Channel>, value: i64, id: &str) -> Outcome {
-    let request = timed(pb::ObjectPutRequest {
-        object: object_ref(REGISTER.0),
-        entries: vec![pb::ObjectEntry {
-            key: REGISTER.1.as_bytes().to_vec(),
-            value: value.to_string().into_bytes(),
-        }],
-        request_id: id.into(),
-    });
-    match client.put(request).await {
-        Ok(response) => {
-            let r = response.into_inner();
-            Outcome::acked(None, r.version, r.owner, r.epoch)
-        }
-        Err(status) => Outcome::from_error(&status, true),
-    }
-}
-
-async fn cas(client: &mut ObjectsClient<Channel>, expected: i64, new: i64, id: &str) -> Outcome {
-    let key = REGISTER.1.as_bytes().to_vec();
-    let request = timed(pb::ObjectTransactionRequest {
-        object: object_ref(REGISTER.0),
-        preconditions: vec![pb::Precondition {
-            key: key.clone(),
-            check: Some(pb::precondition::Check::ValueEquals(
-                expected.to_string().into_bytes(),
-            )),
-        }],
-        writes: vec![pb::TransactionWrite {
-            key,
-            write: Some(pb::transaction_write::Write::Put(
-                new.to_string().into_bytes(),
-            )),
-        }],
-        request_id: id.into(),
-    });
-    match client.transaction(request).await {
-        Ok(response) => {
-            let r = response.into_inner();
-            Outcome::acked(None, r.version, r.owner, r.epoch)
-        }
-        Err(status) => Outcome::from_error(&status, true),
-    }
-}
-
-async fn add(client: &mut ObjectsClient<Channel>, id: &str) -> Outcome {
-    let request = timed(pb::ObjectAddRequest {
-        object: object_ref(COUNTER.0),
-        key: COUNTER.1.as_bytes().to_vec(),
-        delta: 1,
-        request_id: id.into(),
-    });
-    match client.add(request).await {
-        Ok(response) => {
-            let r = response.into_inner();
-            Outcome::acked(Some(Value::Int(r.value)), r.version, r.owner, r.epoch)
-        }
-        Err(status) => Outcome::from_error(&status, true),
-    }
-}
-
-#[derive(Clone)]
-struct Call {
-    op: OpName,
-    target: (&'static str, &'static str),
-    argument: Option<Value>,
-    request_id: Option<String>,
-}
-
-async fn run_call(
-    recorder: &Recorder,
-    client: &mut ObjectsClient<Channel>,
-    process: u64,
-    node: u64,
-    call: Call,
-) -> Outcome {
-    let mut invoke = Event::new(
-        process,
-        EventKind::Invoke,
-        call.op,
-        call.target.0,
-        call.target.1,
-        0,
-    );
-    invoke.value = call.argument.clone();
-    invoke.node = Some(NodeId(node));
-    invoke.request_id = call.request_id.as_deref().map(Into::into);
-    recorder.push(invoke);
-    let id = call.request_id.clone().unwrap_or_default();
-    let outcome = match (call.op, &call.argument) {
-        (OpName::Read, _) => read(client, call.target).await,
-        (OpName::Write, Some(Value::Int(v))) => write(client, *v, &id).await,
-        (OpName::Cas, Some(Value::Pair(Some(expected), Some(new)))) => {
-            cas(client, *expected, *new, &id).await
-        }
-        (OpName::Add, _) => add(client, &id).await,
-        other => panic!("unexpected call {other:?}"),
-    };
-    let mut done = Event::new(
-        process,
-        outcome.kind,
-        call.op,
-        call.target.0,
-        call.target.1,
-        0,
-    );
-    done.value = outcome.value.clone();
-    done.version = outcome.version.map(larder_checker::Version::single);
-    if let Some((owner, epoch)) = outcome.owner_epoch {
-        done.node = Some(NodeId(owner));
-        done.epoch = Some(larder_checker::Epoch(epoch));
-    }
-    done.request_id = call.request_id.as_deref().map(Into::into);
-    done.error = outcome.error.clone();
-    recorder.push(done);
-    outcome
-}
-
-/// One client process: random register and counter operations through one node.
-async fn client_loop(
-    recorder: Recorder,
-    api: String,
-    process: u64,
-    node: u64,
-    until: Instant,
-    seed: u64,
-) {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
-        .expect("endpoint")
-        .connect_lazy();
-    let mut client = ObjectsClient::new(channel);
-    let mut rng = support::nemesis::Rng::new(seed ^ process.wrapping_mul(0x1000_0000_01B3));
-    let mut next = move || rng.next_u64();
-    let mut last_seen = None;
-    let mut seq = 0i64;
-    while Instant::now() < until {
-        seq += 1;
-        let unique = process as i64 * 1_000_000 + seq;
-        let id = Some(format!("p{process}-{seq}"));
-        let call = match next() % 6 {
-            0 | 1 => Call {
-                op: OpName::Read,
-                target: REGISTER,
-                argument: None,
-                request_id: None,
-            },
-            2 => Call {
-                op: OpName::Write,
-                target: REGISTER,
-                argument: Some(Value::Int(unique)),
-                request_id: id,
-            },
-            3 => Call {
-                op: OpName::Cas,
-                target: REGISTER,
-                argument: Some(Value::Pair(Some(last_seen.unwrap_or(0)), Some(unique))),
-                request_id: id,
-            },
-            4 => Call {
-                op: OpName::Add,
-                target: COUNTER,
-                argument: Some(Value::Int(1)),
-                request_id: id,
-            },
-            _ => Call {
-                op: OpName::Read,
-                target: COUNTER,
-                argument: None,
-                request_id: None,
-            },
-        };
-        let reads_register = call.op == OpName::Read && call.target == REGISTER;
-        let mut outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
-        // A write whose outcome is unknown goes again with the same request id (applied
-        // at most once), as a real client would; the checker merges the attempts. An
-        // operation left unknown stays open for ever, and the counter's linearizability
-        // search grows exponentially with the count of those.
-        let (mut attempts, first_sent) = (1, Instant::now());
-        while outcome.kind == EventKind::Info
-            && attempts < ATTEMPTS_MAX
-            && first_sent.elapsed() < RETRY_FOR
-        {
-            tokio::time::sleep(RETRY_PAUSE).await;
-            attempts += 1;
-            outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
-        }
-        if reads_register && let Some(Value::Int(v)) = outcome.value {
-            last_seen = Some(v);
-        }
-        if outcome.kind != EventKind::Ok {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_moves() {
@@ -370,44 +68,13 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
         .await
         .expect("counter");
 
-    let recorder = Recorder {
-        started: Instant::now(),
-        events: Arc::default(),
-    };
-    // The register starts at 0, as if written by a process before the run.
-    let mut setup = Event::new(
-        99,
-        EventKind::Invoke,
-        OpName::Write,
-        REGISTER.0,
-        REGISTER.1,
-        0,
-    );
-    setup.value = Some(Value::Int(0));
-    recorder.push(setup);
-    recorder.push(Event::new(
-        99,
-        EventKind::Ok,
-        OpName::Write,
-        REGISTER.0,
-        REGISTER.1,
-        0,
-    ));
+    let recorder = Recorder::new();
+    recorder.register_starts_at_zero();
 
     let until = Instant::now() + run_for;
-    let mut clients = Vec::new();
-    for process in 0..NODES {
-        let node = process % NODES + 1;
-        let api = cluster.node(node).api.clone();
-        clients.push(tokio::spawn(client_loop(
-            recorder.clone(),
-            api,
-            process,
-            node,
-            until,
-            seed,
-        )));
-    }
+    let clients = spawn_clients(&recorder, NODES, NODES, until, seed, |node| {
+        channel_to(&cluster.node(node).api)
+    });
 
     // One fault at a time, each healed before the next; the last ends before the
     // clients stop, so the run closes on a healed cluster. With the partitions this run
@@ -434,33 +101,16 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
 
     // Final reads, after every write has completed, until each answers.
     let final_node = 1 + (round % NODES);
-    let api = cluster.node(final_node).api.clone();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
-        .expect("endpoint")
-        .connect_lazy();
-    let mut client = ObjectsClient::new(channel);
-    for target in [REGISTER, COUNTER] {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let call = Call {
-                op: OpName::Read,
-                target,
-                argument: None,
-                request_id: None,
-            };
-            let outcome = run_call(&recorder, &mut client, FINAL_PROCESS, final_node, call).await;
-            if outcome.kind == EventKind::Ok {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "final read of {target:?} never answered (seed {seed})"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    final_reads(
+        &recorder,
+        channel_to(&cluster.node(final_node).api),
+        final_node,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err} (seed {seed})"));
 
-    let events = recorder.events.lock().expect("history").clone();
+    let events = recorder.events();
     let path = std::env::temp_dir().join(format!("larder-nemesis-{}.jsonl", std::process::id()));
     larder_checker::write_history_file(&path, &events).expect("write history");
     let history = History::from_events(events.clone()).expect("well-formed history");
@@ -505,70 +155,8 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
     assert_checkers_are_not_blind(&events, &history);
 }
 
-/// The process id of the final reads.
-const FINAL_PROCESS: u64 = 100;
-
-fn env_number(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-    )
-}
-
-/// What the run did, for docs/reliability.md: operations per kind and outcome, and the
-/// highest epoch any owner acknowledged a write in.
-fn figures(history: &History, events: &[Event]) -> String {
-    let mut per_op: std::collections::BTreeMap<String, [usize; 3]> = Default::default();
-    for op in &history.operations {
-        let slot = match op.outcome {
-            larder_checker::Outcome::Ok => 0,
-            larder_checker::Outcome::Fail => 1,
-            larder_checker::Outcome::Unknown => 2,
-        };
-        per_op.entry(format!("{:?}", op.op)).or_default()[slot] += 1;
-    }
-    let max_epoch = events.iter().filter_map(|e| e.epoch).map(|e| e.0).max();
-    format!(
-        "operations: {} ([ok, failed, unknown] per kind: {per_op:?}); highest acknowledging epoch: {max_epoch:?}",
-        history.operations.len()
-    )
-}
-
-/// The checkers must be able to fail this very history: with a final read changed to a
-/// value nobody wrote, or to a counter below the acknowledged adds, lost-writes fails.
-fn assert_checkers_are_not_blind(events: &[Event], history: &History) {
-    let acked_adds = history
-        .operations
-        .iter()
-        .filter(|op| op.op == OpName::Add && op.outcome == larder_checker::Outcome::Ok)
-        .count() as i64;
-    let acked_writes = history
-        .operations
-        .iter()
-        .filter(|op| op.op == OpName::Write && op.outcome == larder_checker::Outcome::Ok)
-        .count();
-    assert!(
-        acked_adds > 0 && acked_writes > 1,
-        "the run acknowledged writes ({acked_writes}) and adds ({acked_adds})"
-    );
-    for (target, forged) in [(REGISTER, -1), (COUNTER, acked_adds - 1)] {
-        let mut changed = events.to_vec();
-        let final_read = changed
-            .iter_mut()
-            .rev()
-            .find(|e| {
-                e.process.0 == FINAL_PROCESS && e.kind == EventKind::Ok && e.object.0 == target.0
-            })
-            .expect("a final read");
-        final_read.value = Some(Value::Int(forged));
-        let forged_history = History::from_events(changed).expect("well-formed history");
-        let report = larder_checker::check_lost_writes(&forged_history);
-        assert_eq!(
-            report.verdict,
-            larder_checker::Verdict::Fail,
-            "lost-writes is blind to a final read of {target:?} forged to {forged}"
-        );
-    }
+fn channel_to(api: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{api}"))
+        .expect("endpoint")
+        .connect_lazy()
 }

@@ -14,6 +14,17 @@
 pub mod faketime;
 pub mod kv_dump;
 pub mod nemesis;
+pub mod objects_workload;
+
+/// A number from the environment (`None` when unset; a panic naming it when malformed).
+pub fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
+    )
+}
 
 use std::future::Future;
 use std::net::TcpListener;

@@ -1,0 +1,638 @@
+//! The simulation tier (issue #5): the directory and object ownership of five nodes run
+//! inside turmoil, which simulates the network, time and the hosts; a seed decides the
+//! message latencies and the fault schedule, and `SIM_SEED=<seed>` replays a run.
+//!
+//! Each node is the real code — the directory's Raft member, liveness, failover, the
+//! object host with its replication stream, the gRPC services — started on a simulated
+//! host: tonic serves on a turmoil listener and dials through a turmoil connector (the
+//! peer channels' injected connector), and the store is a [`MemoryDisk`], which keeps
+//! only flushed writes when its host crashes (plus, as a real disk may, a random prefix
+//! of the unflushed ones, never half a batch).
+//!
+//! Faults, one at a time and each healed before the next: crash of an object's owner or
+//! of any node (with the disk losing what was not flushed) and restart after 0–5 s; an
+//! owner or any node cut off with its messages held and delivered late, past its lease;
+//! halves; the directory leader cut off; links that drop every message (connections stay
+//! dead until HTTP/2 keep-alive gives up on them). Clients run the nemesis workload
+//! (`support::objects_workload`) and the same checkers judge the history.
+//!
+//! `SIM_SEEDS` sets how many seeds run (default 4; `SIM_SEED` runs one), `SIM_SECS` the
+//! simulated length of each run's workload (default 20 s).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use larder_checker::{CheckInputs, History, check_all};
+use larder_directory::{
+    Command, Directory, DirectoryConfig, DirectoryRequest, NamespacePolicy, NamespaceRecord,
+    NodeId, NodeSpec, ObjectKey, PeerChannels, PeerConnector, PeerIo, PeerNode, RegionId, liveness,
+    peer_services,
+};
+use larder_objects::grpc::objects_service::ObjectsService;
+use larder_objects::grpc::peer_service::ObjectPeerService;
+use larder_objects::{ChannelFactory, ObjectHost, ObjectStore, ObjectsConfig};
+use larder_proto::v1::objects_server::ObjectsServer;
+use larder_store::{MemoryDisk, Store};
+use support::env_number;
+use support::nemesis::Rng;
+use support::objects_workload::{
+    COUNTER, NAMESPACE, REGISTER, Recorder, assert_checkers_are_not_blind, figures, final_reads,
+    spawn_clients,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+const NODES: u64 = 5;
+const PORT: u16 = 7000;
+const REGION: &str = "eu-west";
+/// Client processes, each through its own node (round robin).
+const PROCESSES: u64 = 5;
+/// How long after the workload the healed cluster has to answer the final reads.
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn host(id: u64) -> String {
+    format!("n{id}")
+}
+
+fn addr(id: u64) -> String {
+    format!("{}:{PORT}", host(id))
+}
+
+/// Every peer and client connection dials through the simulated network.
+fn connector() -> PeerConnector {
+    Arc::new(|addr: String| {
+        Box::pin(async move {
+            let stream = turmoil::net::TcpStream::connect(addr).await?;
+            Ok(Box::new(stream) as Box<dyn PeerIo>)
+        })
+    })
+}
+
+fn channel(id: u64) -> Channel {
+    PeerChannels::new(Duration::from_secs(1), None)
+        .with_connector(Some(connector()))
+        .channel(&addr(id))
+        .expect("simulated peer address")
+}
+
+/// A simulated TCP connection as tonic's server takes it.
+struct Accepted(turmoil::net::TcpStream);
+
+impl tonic::transport::server::Connected for Accepted {
+    type ConnectInfo = ();
+    fn connect_info(&self) {}
+}
+
+impl AsyncRead for Accepted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Accepted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// What the harness can see of the nodes from outside: each node's view of the Raft
+/// leader and the latest placements (epoch, owner) of the two objects.
+#[derive(Default)]
+struct Spy {
+    leaders: BTreeMap<u64, Option<u64>>,
+    owners: BTreeMap<&'static str, (u64, u64)>,
+}
+
+type SharedSpy = Arc<Mutex<Spy>>;
+
+fn directory_config() -> DirectoryConfig {
+    DirectoryConfig {
+        heartbeat_interval_ms: 100,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: 600,
+        node_down_after_ms: 800,
+        liveness_check_interval_ms: 100,
+        peer_rpc_timeout_ms: 1000,
+        ..DirectoryConfig::default()
+    }
+}
+
+fn objects_config() -> ObjectsConfig {
+    ObjectsConfig {
+        lease_ms: 400,
+        write_timeout_ms: 2000,
+        peer_rpc_timeout_ms: 1000,
+        ..ObjectsConfig::default()
+    }
+}
+
+/// One node's software: what `larder serve` starts, minus KV, admin and metrics.
+async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
+    let store = Store::open_memory(&disk)?;
+    let me = NodeSpec {
+        id: NodeId(id),
+        region: RegionId(REGION.into()),
+        jurisdictions: Default::default(),
+        api_addr: addr(id),
+        peer_addr: addr(id),
+    };
+    let directory = Directory::start_with_connector(
+        me,
+        store.clone(),
+        directory_config(),
+        None,
+        Some(connector()),
+    )
+    .await?;
+    let voters = (1..=NODES)
+        .map(|i| (NodeId(i), PeerNode { peer_addr: addr(i) }))
+        .collect();
+    directory.bootstrap(voters).await?;
+    // Held for as long as the software runs: the background tasks end when it drops.
+    let (_stop_tx, stop) = watch::channel(false);
+    let channels = directory.channels().clone();
+    let factory: ChannelFactory =
+        Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+    let objects = ObjectHost::new(
+        directory.clone(),
+        ObjectStore::open(store.clone())?,
+        objects_config(),
+        factory,
+    );
+    tokio::spawn({
+        let (directory, stop) = (directory.clone(), stop.clone());
+        async move { directory.register_self(stop).await }
+    });
+    tokio::spawn(liveness::run(directory.clone(), stop.clone()));
+    tokio::spawn(larder_objects::failover::run(objects.clone(), stop.clone()));
+    if id == 1 {
+        tokio::spawn(create_namespace(directory.clone()));
+    }
+    tokio::spawn(watch_node(id, directory.clone(), spy));
+
+    let (raft, forward) = peer_services(&directory);
+    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+    let incoming = futures::stream::unfold(listener, |listener| async move {
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                return Some((Ok::<_, std::io::Error>(Accepted(stream)), listener));
+            }
+        }
+    });
+    tonic::transport::Server::builder()
+        .add_service(raft)
+        .add_service(forward)
+        .add_service(ObjectPeerService::server(
+            objects.clone(),
+            directory_config().peer_message_bytes_max,
+            stop.clone(),
+        ))
+        .add_service(ObjectsServer::new(ObjectsService::new(objects)))
+        .serve_with_incoming(incoming)
+        .await?;
+    Ok(())
+}
+
+async fn create_namespace(directory: Directory) {
+    let record = NamespaceRecord {
+        name: NAMESPACE.into(),
+        policy: NamespacePolicy::default(),
+        created_at_ms: 0,
+    };
+    loop {
+        let request = DirectoryRequest::Write(Command::CreateNamespace(record.clone()));
+        if directory.request(request).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Publishes this node's view of the leader and of the objects' placements to the spy.
+async fn watch_node(id: u64, directory: Directory, spy: SharedSpy) {
+    loop {
+        let leader = directory.metrics().current_leader.map(|l| l.0);
+        let mut placements = Vec::new();
+        for object in [REGISTER.0, COUNTER.0] {
+            let key = ObjectKey {
+                namespace: NAMESPACE.into(),
+                id: object.into(),
+            };
+            let found = directory
+                .read_local(|state| state.placement(&key).map(|p| (p.epoch, p.owner.0)))
+                .await;
+            if let Some(found) = found {
+                placements.push((object, found));
+            }
+        }
+        {
+            let mut spy = spy.lock().expect("spy");
+            spy.leaders.insert(id, leader);
+            for (object, (epoch, owner)) in placements {
+                let seen = spy.owners.entry(object).or_insert((epoch, owner));
+                if epoch > seen.0 {
+                    *seen = (epoch, owner);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The workload: places both objects, then runs the client processes until `run_for`
+/// of simulated time has passed.
+async fn clients(recorder: Recorder, run_for: Duration, seed: u64) -> turmoil::Result {
+    let mut client = larder_proto::v1::objects_client::ObjectsClient::new(channel(1));
+    // Place both objects: the register holds 0 before the run.
+    loop {
+        let out = support::objects_workload::write(&mut client, 0, "setup-register").await;
+        if out.kind == larder_checker::EventKind::Ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    recorder.register_starts_at_zero();
+    let until = Instant::now() + run_for;
+    let processes = spawn_clients(&recorder, PROCESSES, NODES, until, seed, channel);
+    for process in processes {
+        process.await?;
+    }
+    Ok(())
+}
+
+/// One fault of the schedule, with what healing it takes.
+enum Fault {
+    Crash(u64),
+    /// Links held both ways: messages wait and arrive late, after the heal.
+    Hold(Vec<(u64, u64)>),
+    /// Links that drop every message.
+    Drop(Vec<(u64, u64)>),
+}
+
+impl Fault {
+    fn describe(&self) -> String {
+        match self {
+            Fault::Crash(id) => format!("crash n{id}"),
+            Fault::Hold(links) => format!("hold {links:?}"),
+            Fault::Drop(links) => format!("drop {links:?}"),
+        }
+    }
+}
+
+/// Links between `side` and every other node.
+fn cut_off(side: &[u64]) -> Vec<(u64, u64)> {
+    let mut links = Vec::new();
+    for a in side {
+        for b in 1..=NODES {
+            if !side.contains(&b) {
+                links.push((*a, b));
+            }
+        }
+    }
+    links
+}
+
+fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
+    let any = 1 + rng.below(NODES);
+    let owner = {
+        let object = if rng.below(2) == 0 {
+            REGISTER.0
+        } else {
+            COUNTER.0
+        };
+        spy.owners.get(object).map_or(any, |(_, owner)| *owner)
+    };
+    let leader = spy.leaders.values().flatten().max().copied().unwrap_or(any);
+    match rng.below(7) {
+        0 => Fault::Crash(owner),
+        1 => Fault::Crash(any),
+        2 => Fault::Hold(cut_off(&[owner])),
+        3 => Fault::Hold(cut_off(&[leader])),
+        4 => {
+            let mut nodes: Vec<u64> = (1..=NODES).collect();
+            rng.shuffle(&mut nodes);
+            // The owner on the minority side when it is known.
+            nodes.retain(|n| *n != owner);
+            Fault::Hold(cut_off(&[owner, nodes[0]]))
+        }
+        5 => Fault::Drop(cut_off(&[owner])),
+        _ => Fault::Drop(cut_off(&[any])),
+    }
+}
+
+struct Run {
+    faults: Vec<String>,
+    history_events: usize,
+    operations: String,
+    /// FNV-1a of the history: equal for two runs of one seed when the run is
+    /// deterministic.
+    digest: u64,
+}
+
+fn digest(events: &[larder_checker::Event]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for event in events {
+        for byte in serde_json::to_vec(event)
+            .expect("event")
+            .iter()
+            .chain(b"\n")
+        {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn run_seed(seed: u64, run_for: Duration) -> Run {
+    // Every simulated host runs on this thread: openraft's elections draw from the seed.
+    larder_directory::runtime::seed_thread_rng(seed);
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(run_for + SETTLE + Duration::from_secs(60))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(200))
+        .max_message_latency(Duration::from_millis(3))
+        .rng_seed(seed)
+        .build();
+    let spy: SharedSpy = Arc::default();
+    let disks: BTreeMap<u64, MemoryDisk> = (1..=NODES).map(|id| (id, MemoryDisk::new())).collect();
+    for (&id, disk) in &disks {
+        let (disk, spy) = (disk.clone(), spy.clone());
+        sim.host(host(id), move || node(id, disk.clone(), spy.clone()));
+    }
+    let recorder = Recorder::with_clock(|| turmoil::sim_elapsed().unwrap_or_default());
+    sim.client("clients", clients(recorder.clone(), run_for, seed));
+
+    let mut rng = Rng::new(seed);
+    let mut log = Vec::new();
+    let mut active: Option<(Fault, Duration)> = None;
+    let mut crashed: Vec<u64> = Vec::new();
+    // Quiet for the cluster to form, then a fault every 0.5–2 s, each lasting 0.5–5 s.
+    let mut next_fault = Duration::from_secs(3);
+    let faults_until = run_for.saturating_sub(Duration::from_secs(5));
+    loop {
+        let now = sim.elapsed();
+        match active.take() {
+            Some((fault, heal_at)) if now >= heal_at => {
+                heal(&mut sim, &fault, &mut crashed);
+                log.push(format!(
+                    "{:>8.3}s heal {}",
+                    now.as_secs_f64(),
+                    fault.describe()
+                ));
+                next_fault = now + rng.millis((500, 2000));
+            }
+            Some(still) => active = Some(still),
+            None if now >= next_fault && now < faults_until => {
+                let fault = pick_fault(&mut rng, &spy.lock().expect("spy"));
+                inject(&mut sim, &fault, &disks, &mut rng, &mut crashed);
+                log.push(format!("{:>8.3}s {}", now.as_secs_f64(), fault.describe()));
+                let lasts = match fault {
+                    Fault::Crash(_) => rng.millis((0, 5000)),
+                    _ => rng.millis((500, 5000)),
+                };
+                active = Some((fault, now + lasts));
+            }
+            None => {}
+        }
+        match sim.step() {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(err) => panic!(
+                "simulation failed (SIM_SEED={seed}): {err}\nfaults:\n{}",
+                log.join("\n")
+            ),
+        }
+    }
+    if let Some((fault, _)) = active.take() {
+        heal(&mut sim, &fault, &mut crashed);
+        log.push(format!("heal {}", fault.describe()));
+    }
+    let final_node = 1 + seed % NODES;
+    sim.client("final", {
+        let recorder = recorder.clone();
+        async move {
+            final_reads(&recorder, channel(final_node), final_node, SETTLE)
+                .await
+                .map_err(|err| err.into())
+        }
+    });
+    if let Err(err) = sim.run() {
+        panic!(
+            "final reads (SIM_SEED={seed}): {err}\nfaults:\n{}",
+            log.join("\n")
+        );
+    }
+
+    let events = recorder.events();
+    let history = History::from_events(events.clone()).expect("well-formed history");
+    let report = check_all(&history, &CheckInputs::default()).expect("checkers ran");
+    let text = serde_json::to_string_pretty(&report).expect("report");
+    let path = std::env::temp_dir().join(format!("larder-sim-{seed}.jsonl"));
+    larder_checker::write_history_file(&path, &events).expect("write history");
+    if report.exit_code() != 0 {
+        panic!(
+            "checkers did not pass (SIM_SEED={seed}, history in {}):\n{text}\nfaults:\n{}",
+            path.display(),
+            log.join("\n")
+        );
+    }
+    assert_checkers_are_not_blind(&events, &history);
+    Run {
+        faults: log,
+        history_events: events.len(),
+        operations: figures(&history, &events),
+        digest: digest(&events),
+    }
+}
+
+fn inject(
+    sim: &mut turmoil::Sim,
+    fault: &Fault,
+    disks: &BTreeMap<u64, MemoryDisk>,
+    rng: &mut Rng,
+    crashed: &mut Vec<u64>,
+) {
+    match fault {
+        Fault::Crash(id) => {
+            sim.crash(host(*id));
+            let disk = &disks[id];
+            let pending = disk.pending_writes() as u64;
+            disk.crash(rng.below(pending + 1) as usize);
+            crashed.push(*id);
+        }
+        Fault::Hold(links) => {
+            for (a, b) in links {
+                sim.hold(host(*a), host(*b));
+            }
+        }
+        Fault::Drop(links) => {
+            for (a, b) in links {
+                sim.partition(host(*a), host(*b));
+            }
+        }
+    }
+}
+
+fn heal(sim: &mut turmoil::Sim, fault: &Fault, crashed: &mut Vec<u64>) {
+    match fault {
+        Fault::Crash(_) => {
+            for id in crashed.drain(..) {
+                sim.bounce(host(id));
+            }
+        }
+        Fault::Hold(links) => {
+            for (a, b) in links {
+                sim.release(host(*a), host(*b));
+            }
+        }
+        Fault::Drop(links) => {
+            for (a, b) in links {
+                sim.repair(host(*a), host(*b));
+            }
+        }
+    }
+}
+
+/// Set in the process that runs one seed.
+const CHILD_ENV: &str = "LARDER_SIM_CHILD";
+/// The line a seed's process ends with when every checker passed.
+const RESULT_PREFIX: &str = "sim-result";
+
+/// What one seed's process reported.
+struct Outcome {
+    digest: String,
+    output: String,
+}
+
+/// Runs one seed in a fresh process of this test binary. A process runs one simulation
+/// on one thread: tokio numbers tasks with a process-wide counter and the order a crashed
+/// host's tasks are dropped in follows those numbers, so two simulations sharing a
+/// process (or one following another) would not replay each other.
+fn run_in_child(seed: u64, run_for: Duration) -> Outcome {
+    let exe = std::env::current_exe().expect("test binary");
+    let child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "one_seed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .env("SIM_SEED", seed.to_string())
+        .env("SIM_SECS", run_for.as_secs().to_string())
+        .output()
+        .expect("run the seed's process");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let digest = output
+        .lines()
+        .find_map(|line| line.strip_prefix(RESULT_PREFIX))
+        .map(|rest| rest.trim().to_string());
+    match digest {
+        Some(digest) if child.status.success() => Outcome { digest, output },
+        _ => panic!("seed {seed} failed (SIM_SEED={seed} replays it):\n{output}"),
+    }
+}
+
+/// One seed, in its own process (see [`run_in_child`]).
+#[test]
+#[ignore = "run by the other tests of this file, one process per seed"]
+fn one_seed() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let seed = env_number("SIM_SEED").expect("SIM_SEED");
+    let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
+    let started = std::time::Instant::now();
+    let run = run_seed(seed, run_for);
+    println!(
+        "seed {seed} passed in {:.1} s: {} events; {}\nfaults:\n{}",
+        started.elapsed().as_secs_f64(),
+        run.history_events,
+        run.operations,
+        run.faults.join("\n")
+    );
+    println!(
+        "{RESULT_PREFIX} {:016x} {} events {} faults",
+        run.digest,
+        run.history_events,
+        run.faults.len()
+    );
+}
+
+#[test]
+fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
+    let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
+    let seeds: Vec<u64> = match env_number("SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let first = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64);
+            let mut rng = Rng::new(first);
+            (0..env_number("SIM_SEEDS").unwrap_or(4))
+                .map(|_| rng.next_u64())
+                .collect()
+        }
+    };
+    for seed in seeds {
+        let started = std::time::Instant::now();
+        let outcome = run_in_child(seed, run_for);
+        let summary = outcome
+            .output
+            .lines()
+            .find_map(|line| {
+                line.find(&format!("seed {seed} passed"))
+                    .map(|at| &line[at..])
+            })
+            .unwrap_or_default()
+            .to_string();
+        println!(
+            "{summary} [{:.1} s, digest {}] (SIM_SEED={seed} replays it)",
+            started.elapsed().as_secs_f64(),
+            outcome.digest
+        );
+    }
+}
+
+/// A seed is a reproduction: the same seed gives the same history, event for event.
+#[test]
+fn a_seed_replays_exactly() {
+    let seed = env_number("SIM_SEED").unwrap_or(7);
+    let run_for = Duration::from_secs(10);
+    let first = run_in_child(seed, run_for);
+    let second = run_in_child(seed, run_for);
+    assert_eq!(
+        first.digest, second.digest,
+        "seed {seed} gave two different histories: something in the nodes draws on \
+         randomness or time the simulation does not control"
+    );
+}
