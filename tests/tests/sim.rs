@@ -283,6 +283,38 @@ async fn clients(recorder: Recorder, run_for: Duration, seed: u64) -> turmoil::R
     Ok(())
 }
 
+/// Moves the objects to chosen nodes (the operator's move, through a chosen node) every
+/// 2–6 s while the workload runs, and logs each outcome.
+async fn mover(seed: u64, run_for: Duration, log: Arc<Mutex<Vec<String>>>) -> turmoil::Result {
+    let mut rng = Rng::new(seed ^ 0x6d6f_7665);
+    let until = Instant::now() + run_for.saturating_sub(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    while Instant::now() < until {
+        tokio::time::sleep(rng.millis((2000, 6000))).await;
+        let object = if rng.below(2) == 0 {
+            REGISTER.0
+        } else {
+            COUNTER.0
+        };
+        let (to, via) = (1 + rng.below(NODES), 1 + rng.below(NODES));
+        let mut client = larder_proto::v1::objects_client::ObjectsClient::new(channel(via));
+        let mut request = tonic::Request::new(larder_proto::v1::MoveRequest {
+            object: support::objects_workload::object_ref(object),
+            target: Some(larder_proto::v1::move_request::Target::ToNode(to)),
+        });
+        request.set_timeout(Duration::from_secs(5));
+        let outcome = match client.r#move(request).await {
+            Ok(_) => "moved".to_string(),
+            Err(status) => format!("{:?}", status.code()),
+        };
+        let at = turmoil::sim_elapsed().unwrap_or_default().as_secs_f64();
+        log.lock().expect("move log").push(format!(
+            "{at:>8.3}s move {object} to n{to} via n{via}: {outcome}"
+        ));
+    }
+    Ok(())
+}
+
 /// One fault of the schedule, with what healing it takes.
 enum Fault {
     Crash(u64),
@@ -385,6 +417,8 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
     }
     let recorder = Recorder::with_clock(|| turmoil::sim_elapsed().unwrap_or_default());
     sim.client("clients", clients(recorder.clone(), run_for, seed));
+    let moves: Arc<Mutex<Vec<String>>> = Arc::default();
+    sim.client("mover", mover(seed, run_for, moves.clone()));
 
     let mut rng = Rng::new(seed);
     let mut log = Vec::new();
@@ -447,6 +481,17 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
         );
     }
 
+    log.extend(moves.lock().expect("move log").drain(..));
+    log.sort_by(|a, b| {
+        let at = |line: &str| {
+            line.split('s')
+                .next()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+        };
+        at(a)
+            .partial_cmp(&at(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let events = recorder.events();
     let history = History::from_events(events.clone()).expect("well-formed history");
     let report = check_all(&history, &CheckInputs::default()).expect("checkers ran");
@@ -615,10 +660,17 @@ fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
             })
             .unwrap_or_default()
             .to_string();
+        let faults: Vec<&str> = outcome
+            .output
+            .lines()
+            .skip_while(|line| *line != "faults:")
+            .take_while(|line| !line.starts_with(RESULT_PREFIX))
+            .collect();
         println!(
-            "{summary} [{:.1} s, digest {}] (SIM_SEED={seed} replays it)",
+            "{summary} [{:.1} s, digest {}] (SIM_SEED={seed} replays it)\n{}",
             started.elapsed().as_secs_f64(),
-            outcome.digest
+            outcome.digest,
+            faults.join("\n")
         );
     }
 }
