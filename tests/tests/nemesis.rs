@@ -3,8 +3,8 @@
 //! rounds (`support::nemesis`): `kill -9` of an owner or of any node (restarted after
 //! 0–5 s), an owner frozen past its lease, an owner cut off, halves with the owner on the
 //! minority side, the directory's Raft leader cut off, one-way cuts, a majority ring,
-//! 20–30 % packet loss, and object moves — nft rules between the nodes' own 127.0.0.x
-//! addresses. Every call is recorded as a history and judged by `larder-checker`:
+//! 20–30 % packet loss, object moves, and (selectable) membership changes — nft rules
+//! between the nodes' own 127.0.0.x addresses. Every call is recorded as a history and judged by `larder-checker`:
 //! linearizability per key, no lost acknowledged write, no request id applied twice, no
 //! write acknowledged by a superseded owner.
 //!
@@ -21,6 +21,7 @@ use larder_checker::{CheckInputs, Event, EventKind, History, NodeId, OpName, Val
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
 use support::TestCluster;
+use support::members::Routes;
 use support::nemesis::{DEFAULT_FAULTS, FAULT_MAX, Fault, Nemesis};
 use tonic::transport::Channel;
 
@@ -258,19 +259,26 @@ async fn run_call(
     outcome
 }
 
-/// One client process: random register and counter operations through one node.
-async fn client_loop(
-    recorder: Recorder,
-    api: String,
-    process: u64,
-    node: u64,
-    until: Instant,
-    seed: u64,
-) {
+fn objects_client(api: &str) -> ObjectsClient<Channel> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
         .expect("endpoint")
         .connect_lazy();
-    let mut client = ObjectsClient::new(channel);
+    ObjectsClient::new(channel)
+}
+
+/// One client process: random register and counter operations through the node its
+/// route names (one node, unless a membership change retires it).
+async fn client_loop(recorder: Recorder, routes: Routes, process: u64, until: Instant, seed: u64) {
+    let (mut node, mut api) = routes.get(process as usize);
+    let mut client = objects_client(&api);
+    // Follows the route before each call.
+    let reroute = |node: &mut u64, api: &mut String, client: &mut ObjectsClient<Channel>| {
+        let (now_node, now_api) = routes.get(process as usize);
+        if now_api != *api {
+            *client = objects_client(&now_api);
+            (*node, *api) = (now_node, now_api);
+        }
+    };
     let mut rng = support::nemesis::Rng::new(seed ^ process.wrapping_mul(0x1000_0000_01B3));
     let mut next = move || rng.next_u64();
     let mut last_seen = None;
@@ -312,6 +320,7 @@ async fn client_loop(
             },
         };
         let reads_register = call.op == OpName::Read && call.target == REGISTER;
+        reroute(&mut node, &mut api, &mut client);
         let mut outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
         // A write whose outcome is unknown goes again with the same request id (applied
         // at most once), as a real client would; the checker merges the attempts. An
@@ -324,6 +333,7 @@ async fn client_loop(
         {
             tokio::time::sleep(RETRY_PAUSE).await;
             attempts += 1;
+            reroute(&mut node, &mut api, &mut client);
             outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
         }
         if reads_register && let Some(Value::Int(v)) = outcome.value {
@@ -395,15 +405,13 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
     ));
 
     let until = Instant::now() + run_for;
+    let routes = Routes::new(&cluster);
     let mut clients = Vec::new();
     for process in 0..NODES {
-        let node = process % NODES + 1;
-        let api = cluster.node(node).api.clone();
         clients.push(tokio::spawn(client_loop(
             recorder.clone(),
-            api,
+            routes.clone(),
             process,
-            node,
             until,
             seed,
         )));
@@ -413,7 +421,7 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
     // clients stop, so the run closes on a healed cluster. With the partitions this run
     // found acknowledged writes lost after two failovers in a row (docs/reliability.md):
     // it is that bug's regression test.
-    let mut nemesis = Nemesis::new(seed, NAMESPACE, faults_on);
+    let mut nemesis = Nemesis::new(seed, NAMESPACE, faults_on, routes);
     let mut round: u64 = 0;
     while Instant::now() + FAULT_MAX < until {
         tokio::time::sleep(nemesis.gap()).await;
@@ -423,22 +431,23 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
         } else {
             COUNTER.0
         };
-        nemesis
-            .step(&mut cluster, object)
-            .await
-            .unwrap_or_else(|err| panic!("fault (seed {seed}): {err:#}"));
+        if let Err(err) = nemesis.step(&mut cluster, object).await {
+            let logs = cluster.keep_logs("nemesis");
+            panic!(
+                "fault (seed {seed}): {err:#}\nfaults before it:\n{}\nnode logs kept in {}",
+                nemesis.log.join("\n"),
+                logs.display()
+            );
+        }
     }
     for client in clients {
         client.await.expect("client");
     }
 
     // Final reads, after every write has completed, until each answers.
-    let final_node = 1 + (round % NODES);
-    let api = cluster.node(final_node).api.clone();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
-        .expect("endpoint")
-        .connect_lazy();
-    let mut client = ObjectsClient::new(channel);
+    // (Membership changes may have replaced nodes: ids are not 1..=NODES any more.)
+    let final_node = cluster.nodes[round as usize % cluster.nodes.len()].id;
+    let mut client = objects_client(&cluster.node(final_node).api);
     for target in [REGISTER, COUNTER] {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
