@@ -3,7 +3,8 @@
 //! rounds (`support::nemesis`): `kill -9` of an owner or of any node (restarted after
 //! 0–5 s), an owner frozen past its lease, an owner cut off, halves with the owner on the
 //! minority side, the directory's Raft leader cut off, one-way cuts, a majority ring,
-//! 20–30 % packet loss, object moves, and (selectable) membership changes — nft rules
+//! 20–30 % packet loss, object moves, and membership changes (demote and promote a voter,
+//! replace a drained node with a fresh one, remove a node and let it rejoin) — nft rules
 //! between the nodes' own 127.0.0.x addresses. Every call is recorded as a history and judged by `larder-checker`:
 //! linearizability per key, no lost acknowledged write, no request id applied twice, no
 //! write acknowledged by a superseded owner.

@@ -15,7 +15,7 @@
 //! Afterwards no placement may name a node that is no longer in the cluster: objects
 //! that a removed node replicated get a new replica set.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -227,11 +227,25 @@ pub async fn change(
                 _ => rng.pick(&ids),
             };
             let role = role_of(victim, leader, owner, object);
-            if kind == 1 {
+            let before = replica_sets(cluster, namespace).await;
+            let what = if kind == 1 {
                 replace(cluster, rng, routes, victim, &role).await?
             } else {
                 rejoin(cluster, rng, victim, &role).await?
-            }
+            };
+            placements_on_members(cluster, namespace).await?;
+            let after = replica_sets(cluster, namespace).await;
+            let sets: Vec<String> = before
+                .iter()
+                .filter(|(_, (_, replicas, _))| replicas.contains(&victim))
+                .map(|(id, (_, replicas, epoch))| {
+                    let now = after
+                        .get(id)
+                        .map_or_else(|| "?".to_string(), |(_, r, e)| format!("{r:?} epoch {e}"));
+                    format!("{id} {replicas:?} epoch {epoch} -> {now}")
+                })
+                .collect();
+            format!("{what}; replica sets it was in: {sets:?}")
         }
     };
     let healed = Instant::now();
@@ -425,6 +439,28 @@ async fn drain(via: &TestNode, victim: u64) -> String {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Owner, replicas and epoch of each object of `namespace` (by id), as a running node
+/// lists them; empty if none answers.
+async fn replica_sets(
+    cluster: &TestCluster,
+    namespace: &str,
+) -> BTreeMap<String, (u64, Vec<u64>, u64)> {
+    for node in cluster.running() {
+        let listed = node
+            .client()
+            .objects(namespace)
+            .list_objects("", "", "", 100)
+            .await;
+        if let Ok((objects, _)) = listed {
+            return objects
+                .into_iter()
+                .map(|o| (o.id, (o.owner, o.replicas, o.epoch)))
+                .collect();
+        }
+    }
+    BTreeMap::new()
 }
 
 /// Waits until no placement of `namespace` names a node the cluster no longer has;
