@@ -202,13 +202,17 @@ async fn hand_over(
 /// The replica set `placement` should have once the nodes the directory no longer
 /// knows (removed) leave it: the owner first, the other known replicas, then up nodes of
 /// the region (with the object's jurisdiction) in place of the removed ones. `None` when
-/// every replica is known, or when the owner itself is gone (failover's case).
+/// every replica is known, or when the owner is not up (failover's case: it hands the
+/// object to a replica and leaves the removed nodes out).
 pub fn repaired_replicas(
     state: &DirectoryState,
     placement: &ObjectPlacement,
 ) -> Option<Vec<NodeId>> {
     let known = |id: &NodeId| state.node(*id).is_some();
-    if !known(&placement.owner) || placement.replicas.iter().all(known) {
+    let owner_up = state
+        .node(placement.owner)
+        .is_some_and(|n| n.status == NodeStatus::Up);
+    if !owner_up || placement.replicas.iter().all(known) {
         return None;
     }
     let mut replicas: Vec<NodeId> = vec![placement.owner];
@@ -287,4 +291,76 @@ pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Ve
         }
     }
     (moved, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use larder_directory::{NodeRecord, NodeSpec, ObjectKey};
+
+    use super::*;
+
+    fn state(nodes: &[(u64, &str, NodeStatus)]) -> DirectoryState {
+        let mut state = DirectoryState::default();
+        for (id, region, status) in nodes {
+            let spec = NodeSpec {
+                id: NodeId(*id),
+                region: RegionId(region.to_string()),
+                jurisdictions: BTreeSet::new(),
+                api_addr: String::new(),
+                peer_addr: String::new(),
+            };
+            let record = NodeRecord {
+                spec,
+                status: *status,
+                status_changed_at_ms: 0,
+            };
+            state.nodes.insert(NodeId(*id), record);
+        }
+        state
+    }
+
+    fn placement(owner: u64, replicas: &[u64]) -> ObjectPlacement {
+        ObjectPlacement {
+            key: ObjectKey {
+                namespace: "rooms".into(),
+                id: "r".into(),
+            },
+            region: RegionId("eu".into()),
+            jurisdiction: None,
+            owner: NodeId(owner),
+            replicas: replicas.iter().copied().map(NodeId).collect(),
+            epoch: 3,
+            placed_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_removed_replica_is_replaced_by_an_up_node_of_the_region() {
+        use NodeStatus::{Down, Up};
+        // Node 3 was removed; 4 is down, 5 is in another region, 6 is up in the region.
+        let st = state(&[
+            (1, "eu", Up),
+            (2, "eu", Up),
+            (4, "eu", Down),
+            (5, "us", Up),
+            (6, "eu", Up),
+        ]);
+        assert_eq!(
+            repaired_replicas(&st, &placement(1, &[1, 2, 3])),
+            Some(vec![NodeId(1), NodeId(2), NodeId(6)])
+        );
+        // Nobody to take its place: the set shrinks to the known replicas.
+        let st_small = state(&[(1, "eu", Up), (2, "eu", Up)]);
+        assert_eq!(
+            repaired_replicas(&st_small, &placement(2, &[1, 2, 3])),
+            Some(vec![NodeId(2), NodeId(1)])
+        );
+        // Every replica known (a down one included): nothing to repair.
+        assert_eq!(repaired_replicas(&st, &placement(1, &[1, 2, 4])), None);
+        // The owner removed or down: failover's case.
+        assert_eq!(repaired_replicas(&st, &placement(3, &[3, 1, 2])), None);
+        assert_eq!(repaired_replicas(&st, &placement(4, &[4, 1, 3])), None);
+    }
 }
