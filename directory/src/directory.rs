@@ -292,10 +292,22 @@ impl Directory {
             self.inner.config.request_attempts_max
         };
         for _ in 0..attempts {
-            let leader = self.metrics().current_leader;
-            let result = match leader {
-                Some(leader) if leader == self.inner.me.id => self.execute(req.clone()).await,
-                _ if hops >= FORWARD_HOPS_MAX => {
+            let metrics = self.metrics();
+            let me = self.inner.me.id;
+            let view = RouteView {
+                me,
+                leader: metrics.current_leader,
+                leading: metrics.state == ServerState::Leader,
+                member: metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&me)
+                    .is_some(),
+                hops,
+            };
+            let result = match route(&view) {
+                Route::Execute => self.execute(req.clone()).await,
+                Route::NotLeader(leader) => {
                     return Err(DirectoryError::NotLeader {
                         leader,
                         leader_api_addr: match leader {
@@ -304,11 +316,11 @@ impl Directory {
                         },
                     });
                 }
-                Some(leader) => match self.peer_addr_of(leader) {
+                Route::Leader(leader) => match self.peer_addr_of(leader) {
                     Some(addr) => self.forward(&addr, &req, hops).await,
                     None => Err(DirectoryError::NoLeader),
                 },
-                None => match &self.inner.seed {
+                Route::Seed => match &self.inner.seed {
                     Some(seed) => self.forward(seed, &req, hops).await,
                     None => Err(DirectoryError::NoLeader),
                 },
@@ -638,6 +650,44 @@ impl Directory {
     }
 }
 
+/// What [`route`] decides from.
+struct RouteView {
+    me: NodeId,
+    /// The leader this node's Raft view names.
+    leader: Option<NodeId>,
+    /// Whether this node's Raft member is leader now.
+    leading: bool,
+    /// Whether this node is in the membership (voter or learner).
+    member: bool,
+    hops: u32,
+}
+
+/// Where a directory request goes from this node.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Execute,
+    Leader(NodeId),
+    /// Through the `--join` seed, if there is one.
+    Seed,
+    /// Forwarded too often: answer with the leader this node knows.
+    NotLeader(Option<NodeId>),
+}
+
+/// Only a member hears from the leader. A node outside the membership — new, or removed
+/// and coming back on its old data — knows at best a stale leader: the one its log
+/// names, or itself, when it led before it was removed (its persisted vote). Asking
+/// that one would go on for ever (the nemesis's membership changes found a removed
+/// leader that never rejoined); it goes through its seed until a leader adds it.
+fn route(view: &RouteView) -> Route {
+    let leader = view.leader.filter(|_| view.member);
+    match leader {
+        Some(leader) if leader == view.me && view.leading => Route::Execute,
+        _ if view.hops >= FORWARD_HOPS_MAX => Route::NotLeader(leader),
+        Some(leader) if leader != view.me => Route::Leader(leader),
+        _ => Route::Seed,
+    }
+}
+
 /// A leader that cannot confirm its leadership with a quorum (cut off, a partition, a
 /// crash of the others) is a passing state like having no leader: retryable, never a
 /// refusal. (The nemesis saw an object call answered `FAILED_PRECONDITION` for it.)
@@ -676,6 +726,42 @@ mod tests {
     use openraft::error::{LinearizableReadError, QuorumNotEnough, RaftError};
 
     use super::*;
+
+    fn view(leader: Option<u64>, leading: bool, member: bool, hops: u32) -> RouteView {
+        RouteView {
+            me: NodeId(2),
+            leader: leader.map(NodeId),
+            leading,
+            member,
+            hops,
+        }
+    }
+
+    #[test]
+    fn requests_go_to_the_leader_a_member_knows() {
+        assert_eq!(route(&view(Some(2), true, true, 0)), Route::Execute);
+        assert_eq!(
+            route(&view(Some(1), false, true, 0)),
+            Route::Leader(NodeId(1))
+        );
+        assert_eq!(route(&view(None, false, true, 0)), Route::Seed);
+        assert_eq!(
+            route(&view(Some(1), false, true, FORWARD_HOPS_MAX)),
+            Route::NotLeader(Some(NodeId(1)))
+        );
+        // Still leader in name only (stepping down): nobody to execute it here.
+        assert_eq!(route(&view(Some(2), false, true, 0)), Route::Seed);
+    }
+
+    /// Regression (nemesis `members`): node 2 led, removed itself, and restarted with
+    /// `--join` on its old data. Its persisted vote named it leader; every registration
+    /// was run locally and refused ("not the directory leader"), and it never rejoined.
+    #[test]
+    fn a_node_outside_the_membership_goes_through_its_seed() {
+        assert_eq!(route(&view(Some(2), false, false, 0)), Route::Seed);
+        assert_eq!(route(&view(Some(1), false, false, 0)), Route::Seed);
+        assert_eq!(route(&view(None, false, false, 0)), Route::Seed);
+    }
 
     #[test]
     fn a_read_index_without_a_quorum_is_retried_not_refused() {

@@ -8,12 +8,18 @@
 //! intersects the fenced majority); make it the owner with `ReassignObject` (epoch + 1),
 //! topping the replica set up from other up nodes of the region. The new owner installs
 //! its state on the replicas when it next activates.
+//!
+//! The same task repairs replica sets that name a node removed from the cluster
+//! (`mover::repair_replicas`, in the background, a bounded number at once): nothing else
+//! would ever take the removed node's place, and each removal would leave its objects one
+//! failure closer to having no majority.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use larder_directory::{
-    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, NodeStatus,
+    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, NodeStatus, ObjectKey,
     ObjectPlacement,
 };
 use tokio::sync::watch;
@@ -25,12 +31,15 @@ use crate::peer_messages::InstallRequest;
 const CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// Objects handled per check: a large outage is worked through over several checks.
 const OBJECTS_PER_CHECK_MAX: usize = 256;
+/// Replica-set repairs in flight at once (each waits out a lease and transfers state).
+const REPAIRS_IN_FLIGHT_MAX: usize = 16;
 
 pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(CHECK_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut applied = host.inner().directory.reader().subscribe();
     let mut down_before = BTreeSet::new();
+    let repairing: Arc<Mutex<BTreeSet<ObjectKey>>> = Arc::default();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -89,6 +98,47 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         }
+        start_repairs(&host, &repairing).await;
+    }
+}
+
+/// Starts, in the background, the repair of replica sets that name removed nodes, up
+/// to [`REPAIRS_IN_FLIGHT_MAX`] at once, none twice.
+async fn start_repairs(host: &ObjectHost, repairing: &Arc<Mutex<BTreeSet<ObjectKey>>>) {
+    let room = REPAIRS_IN_FLIGHT_MAX.saturating_sub(repairing.lock().expect("repairs lock").len());
+    if room == 0 {
+        return;
+    }
+    let stale: Vec<ObjectPlacement> = host
+        .inner()
+        .directory
+        .read_local(|state| {
+            let busy = repairing.lock().expect("repairs lock");
+            state
+                .placements
+                .values()
+                .filter(|p| !busy.contains(&p.key))
+                .filter(|p| crate::mover::repaired_replicas(state, p).is_some())
+                .take(room)
+                .cloned()
+                .collect()
+        })
+        .await;
+    for placement in stale {
+        repairing
+            .lock()
+            .expect("repairs lock")
+            .insert(placement.key.clone());
+        let (host, repairing) = (host.clone(), repairing.clone());
+        tokio::spawn(async move {
+            if let Err(err) = crate::mover::repair_replicas(&host, &placement).await {
+                tracing::debug!(object = %placement.key, error = %err, "replica set repair deferred");
+            }
+            repairing
+                .lock()
+                .expect("repairs lock")
+                .remove(&placement.key);
+        });
     }
 }
 

@@ -8,10 +8,13 @@
 //! 4. install that state on every new replica (a majority must take it);
 //! 5. commit the new placement (`ReassignObject`, epoch + 1, region for a cross-region move);
 //! 6. remove the copies of nodes that are no longer replicas.
+//!
+//! A replica set that names a node removed from the cluster is repaired the same way,
+//! the owner staying (`repair_replicas`, run by the directory leader's `failover` task).
 
 use larder_directory::{
-    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, NodeId, NodeStatus,
-    ObjectPlacement, RegionId, choose_replicas,
+    Command, CommandOutcome, DirectoryRequest, DirectoryResponse, DirectoryState, NodeId,
+    NodeStatus, ObjectPlacement, RegionId, choose_replicas,
 };
 
 use crate::peer_messages::InstallRequest;
@@ -90,6 +93,19 @@ pub async fn move_object(
     if replicas.first() == Some(&placement.owner) && replicas == placement.replicas {
         return Ok(placement.clone());
     }
+    let region = (region != placement.region).then_some(region);
+    hand_over(host, placement, replicas, region).await
+}
+
+/// Steps 1–6 of the module comment: hands `placement` to `replicas` (the owner first)
+/// at the next epoch, in `region` when it changes.
+async fn hand_over(
+    host: &ObjectHost,
+    placement: &ObjectPlacement,
+    replicas: Vec<NodeId>,
+    region: Option<RegionId>,
+) -> Result<ObjectPlacement, ObjectError> {
+    let directory = &host.inner().directory;
     let next_epoch = placement.epoch + 1;
 
     // 1. Fence a majority of the current replicas.
@@ -148,7 +164,7 @@ pub async fn move_object(
         key: placement.key.clone(),
         expected_epoch: placement.epoch,
         replicas: replicas.clone(),
-        region: (region != placement.region).then_some(region),
+        region,
     };
     let moved = match directory.request(DirectoryRequest::Write(command)).await? {
         DirectoryResponse::Outcome {
@@ -183,6 +199,67 @@ pub async fn move_object(
     Ok(moved)
 }
 
+/// The replica set `placement` should have once the nodes the directory no longer
+/// knows (removed) leave it: the owner first, the other known replicas, then up nodes of
+/// the region (with the object's jurisdiction) in place of the removed ones. `None` when
+/// every replica is known, or when the owner is not up (failover's case: it hands the
+/// object to a replica and leaves the removed nodes out).
+pub fn repaired_replicas(
+    state: &DirectoryState,
+    placement: &ObjectPlacement,
+) -> Option<Vec<NodeId>> {
+    let known = |id: &NodeId| state.node(*id).is_some();
+    let owner_up = state
+        .node(placement.owner)
+        .is_some_and(|n| n.status == NodeStatus::Up);
+    if !owner_up || placement.replicas.iter().all(known) {
+        return None;
+    }
+    let mut replicas: Vec<NodeId> = vec![placement.owner];
+    replicas.extend(
+        placement
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != placement.owner && known(r)),
+    );
+    for node in state.nodes.values() {
+        if replicas.len() >= placement.replicas.len() {
+            break;
+        }
+        let eligible = node.status == NodeStatus::Up
+            && node.spec.region == placement.region
+            && placement
+                .jurisdiction
+                .as_ref()
+                .is_none_or(|j| node.spec.jurisdictions.contains(j));
+        if eligible && !replicas.contains(&node.spec.id) {
+            replicas.push(node.spec.id);
+        }
+    }
+    Some(replicas)
+}
+
+/// Gives an object whose replica set names a removed node a new set (same owner, see
+/// [`repaired_replicas`]) through a hand-over at the next epoch: the removed node's
+/// vote is gone from the set's majority, so without this one more failure would leave
+/// the object without a majority for writes or for failover.
+pub async fn repair_replicas(
+    host: &ObjectHost,
+    placement: &ObjectPlacement,
+) -> Result<Option<ObjectPlacement>, ObjectError> {
+    let state = host.inner().directory.linearizable_state().await?;
+    let Some(current) = state.placement(&placement.key) else {
+        return Ok(None);
+    };
+    let Some(replicas) = repaired_replicas(&state, current) else {
+        return Ok(None);
+    };
+    let repaired = hand_over(host, current, replicas, None).await?;
+    tracing::info!(object = %placement.key, owner = %repaired.owner, replicas = ?repaired.replicas, epoch = repaired.epoch, "replica set repaired after a node removal");
+    Ok(Some(repaired))
+}
+
 /// Moves every object `node` owns to another up replica (or node) of its region.
 pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Vec<String>) {
     let state = host.inner().directory.local_state().await;
@@ -214,4 +291,76 @@ pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Ve
         }
     }
     (moved, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use larder_directory::{NodeRecord, NodeSpec, ObjectKey};
+
+    use super::*;
+
+    fn state(nodes: &[(u64, &str, NodeStatus)]) -> DirectoryState {
+        let mut state = DirectoryState::default();
+        for (id, region, status) in nodes {
+            let spec = NodeSpec {
+                id: NodeId(*id),
+                region: RegionId(region.to_string()),
+                jurisdictions: BTreeSet::new(),
+                api_addr: String::new(),
+                peer_addr: String::new(),
+            };
+            let record = NodeRecord {
+                spec,
+                status: *status,
+                status_changed_at_ms: 0,
+            };
+            state.nodes.insert(NodeId(*id), record);
+        }
+        state
+    }
+
+    fn placement(owner: u64, replicas: &[u64]) -> ObjectPlacement {
+        ObjectPlacement {
+            key: ObjectKey {
+                namespace: "rooms".into(),
+                id: "r".into(),
+            },
+            region: RegionId("eu".into()),
+            jurisdiction: None,
+            owner: NodeId(owner),
+            replicas: replicas.iter().copied().map(NodeId).collect(),
+            epoch: 3,
+            placed_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_removed_replica_is_replaced_by_an_up_node_of_the_region() {
+        use NodeStatus::{Down, Up};
+        // Node 3 was removed; 4 is down, 5 is in another region, 6 is up in the region.
+        let st = state(&[
+            (1, "eu", Up),
+            (2, "eu", Up),
+            (4, "eu", Down),
+            (5, "us", Up),
+            (6, "eu", Up),
+        ]);
+        assert_eq!(
+            repaired_replicas(&st, &placement(1, &[1, 2, 3])),
+            Some(vec![NodeId(1), NodeId(2), NodeId(6)])
+        );
+        // Nobody to take its place: the set shrinks to the known replicas.
+        let st_small = state(&[(1, "eu", Up), (2, "eu", Up)]);
+        assert_eq!(
+            repaired_replicas(&st_small, &placement(2, &[1, 2, 3])),
+            Some(vec![NodeId(2), NodeId(1)])
+        );
+        // Every replica known (a down one included): nothing to repair.
+        assert_eq!(repaired_replicas(&st, &placement(1, &[1, 2, 4])), None);
+        // The owner removed or down: failover's case.
+        assert_eq!(repaired_replicas(&st, &placement(3, &[3, 1, 2])), None);
+        assert_eq!(repaired_replicas(&st, &placement(4, &[4, 1, 3])), None);
+    }
 }

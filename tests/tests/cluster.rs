@@ -192,6 +192,53 @@ async fn membership_changes_work_from_any_node() {
     );
 }
 
+/// Regression (nemesis `members`): the directory leader, removed from the cluster and
+/// restarted with `--join` on its data, registers again and becomes a voter again. Its
+/// persisted vote named it leader, so it sent its registration to itself, was refused
+/// ("not the directory leader") and retried for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_leader_restarted_with_join_rejoins() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let leader = cluster.agreed_leader().await.expect("leader");
+    let other = (1..=3).find(|id| *id != leader).expect("another node");
+    // The leader steps down as it removes itself: an answer may be lost; ask until the
+    // removal shows.
+    wait_for("the leader removed", STEP, || async {
+        let client = cluster.node(other).client();
+        let status = client.status(true).await.ok()?;
+        if status.nodes.iter().all(|n| n.id != leader) && status.raft?.leader_id != leader {
+            return Some(());
+        }
+        let _ = client.remove_node(leader).await;
+        None
+    })
+    .await
+    .expect("removed");
+    let seed = cluster.node(other).peer.clone();
+    let node = cluster.node_mut(leader);
+    node.terminate(STEP).await.expect("stop the removed node");
+    node.set_join(&seed);
+    node.start().expect("restart");
+    wait_for("the removed leader back as a learner", STEP, || async {
+        let status = cluster.node(other).status().await?;
+        let back = status
+            .nodes
+            .iter()
+            .any(|n| n.id == leader && n.status == NodeStatus::Up as i32);
+        (back && status.raft?.learners.contains(&leader)).then_some(())
+    })
+    .await
+    .expect("registered again");
+    let resp = cluster
+        .node(other)
+        .client()
+        .add_voter(leader)
+        .await
+        .expect("voter again");
+    assert!(resp.voters.contains(&leader), "{resp:?}");
+    cluster.wait_healthy(STEP).await.expect("healthy");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_listener_serves_health_and_reflection() {
     use tonic_health::pb::health_check_response::ServingStatus;

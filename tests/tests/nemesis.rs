@@ -3,8 +3,10 @@
 //! rounds (`support::nemesis`): `kill -9` of an owner or of any node (restarted after
 //! 0–5 s), an owner frozen past its lease, an owner cut off, halves with the owner on the
 //! minority side, the directory's Raft leader cut off, one-way cuts, a majority ring,
-//! 20–30 % packet loss, and object moves — nft rules between the nodes' own 127.0.0.x
-//! addresses. Every call is recorded as a history and judged by `larder-checker`:
+//! 20–30 % packet loss, object moves, and membership changes (demote and promote a voter,
+//! replace a drained node with a fresh one, remove a node and let it rejoin) — nft rules
+//! between the nodes' own 127.0.0.x addresses. Every call is recorded as a history and
+//! judged by `larder-checker`:
 //! linearizability per key, no lost acknowledged write, no request id applied twice, no
 //! write acknowledged by a superseded owner.
 //!
@@ -14,13 +16,15 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use larder_checker::{CheckInputs, History, check_all};
+use support::members::Routes;
 use support::nemesis::{DEFAULT_FAULTS, FAULT_MAX, Fault, Nemesis};
 use support::objects_workload::{
-    COUNTER, NAMESPACE, REGISTER, Recorder, assert_checkers_are_not_blind, figures, final_reads,
-    spawn_clients,
+    COUNTER, NAMESPACE, REGISTER, Recorder, Route, assert_checkers_are_not_blind, figures,
+    final_reads, spawn_clients,
 };
 use support::{TestCluster, env_number};
 use tokio::time::Instant;
@@ -72,15 +76,20 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
     recorder.register_starts_at_zero();
 
     let until = Instant::now() + run_for;
-    let clients = spawn_clients(&recorder, NODES, NODES, until, seed, |node| {
-        channel_to(&cluster.node(node).api)
+    let routes = Routes::new(&cluster);
+    let clients = spawn_clients(&recorder, NODES, until, seed, |process| {
+        let routes = routes.clone();
+        Route {
+            node: Arc::new(move || routes.get(process as usize)),
+            connect: Arc::new(channel_to),
+        }
     });
 
     // One fault at a time, each healed before the next; the last ends before the
     // clients stop, so the run closes on a healed cluster. With the partitions this run
     // found acknowledged writes lost after two failovers in a row (docs/reliability.md):
     // it is that bug's regression test.
-    let mut nemesis = Nemesis::new(seed, NAMESPACE, faults_on);
+    let mut nemesis = Nemesis::new(seed, NAMESPACE, faults_on, routes);
     let mut round: u64 = 0;
     while Instant::now() + FAULT_MAX < until {
         tokio::time::sleep(nemesis.gap()).await;
@@ -90,17 +99,22 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
         } else {
             COUNTER.0
         };
-        nemesis
-            .step(&mut cluster, object)
-            .await
-            .unwrap_or_else(|err| panic!("fault (seed {seed}): {err:#}"));
+        if let Err(err) = nemesis.step(&mut cluster, object).await {
+            let logs = cluster.keep_logs("nemesis");
+            panic!(
+                "fault (seed {seed}): {err:#}\nfaults before it:\n{}\nnode logs kept in {}",
+                nemesis.log.join("\n"),
+                logs.display()
+            );
+        }
     }
     for client in clients {
         client.await.expect("client");
     }
 
     // Final reads, after every write has completed, until each answers.
-    let final_node = 1 + (round % NODES);
+    // (Membership changes may have replaced nodes: ids are not 1..=NODES any more.)
+    let final_node = cluster.nodes[round as usize % cluster.nodes.len()].id;
     final_reads(
         &recorder,
         channel_to(&cluster.node(final_node).api),

@@ -451,6 +451,60 @@ async fn moves_and_drains_keep_every_key_and_leave_nothing_behind() {
     }
 }
 
+/// Regression (nemesis `members`): a node removed from the cluster left every replica
+/// set it was in, and nothing took its place: each object it replicated was one failure
+/// from having no majority (for writes and for failover). The directory leader now gives
+/// such an object a new replica set with its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_replica_is_replaced_and_the_object_survives_one_more_failure() {
+    // One region, five nodes, three replicas: two spares.
+    let mut cluster = TestCluster::start_in_regions(5, &[], &["eu-west"])
+        .await
+        .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let first = cluster.node(1).client().objects("rooms").by_name("kept");
+    for i in 0..10 {
+        first
+            .put(format!("k{i}"), format!("{i}"))
+            .await
+            .expect("put");
+    }
+    let placed = first.inspect().await.expect("inspect");
+    assert_eq!(placed.replicas.len(), 3, "{placed:?}");
+    let owner = placed.owner;
+    let (removed, survivor) = {
+        let others: Vec<u64> = placed
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| *r != owner)
+            .collect();
+        (others[0], others[1])
+    };
+    let spare = (1..=5)
+        .find(|id| !placed.replicas.contains(id))
+        .expect("a spare");
+    let client = cluster.node(spare).client();
+    client.remove_node(removed).await.expect("remove a replica");
+    cluster.node_mut(removed).kill();
+    let room = client.objects("rooms").by_name("kept");
+    let repaired = wait_for("a replica set without the removed node", STEP, || async {
+        let info = room.inspect().await.ok()?;
+        (!info.replicas.contains(&removed)).then_some(info)
+    })
+    .await
+    .expect("repaired");
+    assert_eq!(repaired.owner, owner, "{repaired:?}");
+    assert_eq!(repaired.replicas.len(), 3, "{repaired:?}");
+    // One more failure: the owner and the newcomer are a majority.
+    cluster.node_mut(survivor).kill();
+    room.put("after", "1")
+        .await
+        .expect("a write with the removed replica and one more gone");
+    let (entries, _) = room.list(b"k", false, 0).await.expect("list");
+    assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_retried_with_its_request_id_applies_once() {
     use larder_proto::v1::objects_client::ObjectsClient;

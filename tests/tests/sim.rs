@@ -41,8 +41,8 @@ use larder_store::{MemoryDisk, Store};
 use support::env_number;
 use support::nemesis::Rng;
 use support::objects_workload::{
-    COUNTER, NAMESPACE, REGISTER, Recorder, assert_checkers_are_not_blind, figures, final_reads,
-    spawn_clients,
+    COUNTER, NAMESPACE, REGISTER, Recorder, Route, assert_checkers_are_not_blind, figures,
+    final_reads, spawn_clients,
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
@@ -276,7 +276,18 @@ async fn clients(recorder: Recorder, run_for: Duration, seed: u64) -> turmoil::R
     }
     recorder.register_starts_at_zero();
     let until = Instant::now() + run_for;
-    let processes = spawn_clients(&recorder, PROCESSES, NODES, until, seed, channel);
+    let processes = spawn_clients(&recorder, PROCESSES, until, seed, |process| {
+        let node = process % NODES + 1;
+        Route {
+            node: Arc::new(move || (node, addr(node))),
+            connect: Arc::new(|addr: &str| {
+                PeerChannels::new(Duration::from_secs(1), None)
+                    .with_connector(Some(connector()))
+                    .channel(addr)
+                    .expect("simulated peer address")
+            }),
+        }
+    });
     for process in processes {
         process.await?;
     }

@@ -6,13 +6,15 @@
 //! - [`TestNode`]: one process (start, `kill -9`, SIGTERM, restart on the same data);
 //! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps;
 //! - [`Partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss);
-//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG.
+//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG;
+//! - [`members`]: its membership changes (demote, replace, rejoin) and client routes.
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
 
 pub mod faketime;
 pub mod kv_dump;
+pub mod members;
 pub mod nemesis;
 pub mod objects_workload;
 
@@ -196,6 +198,16 @@ impl TestNode {
         }
     }
 
+    /// Joins through `seed` (a peer address) from its next start on, as an operator
+    /// restarts a node that was removed from the cluster.
+    pub fn set_join(&mut self, seed: &str) {
+        if let Some(at) = self.args.iter().position(|a| a == "--join") {
+            self.args.drain(at..at + 2);
+        }
+        self.args.push("--join".into());
+        self.args.push(seed.to_string());
+    }
+
     /// Sets an environment variable of the process from its next start on.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);
@@ -371,6 +383,8 @@ pub struct TestCluster {
     regions: Vec<&'static str>,
     /// The block of loopback addresses the nodes have to themselves, if they do.
     hosts: Option<HostBlock>,
+    /// Nodes taken out for good ([`TestCluster::retire`]), kept for their logs.
+    retired: Vec<TestNode>,
     root: tempfile::TempDir,
 }
 
@@ -456,6 +470,7 @@ impl TestCluster {
             overrides: overrides.to_vec(),
             regions: regions.to_vec(),
             hosts,
+            retired: Vec::new(),
             root,
         };
         cluster.wait_healthy(Duration::from_secs(30)).await?;
@@ -490,9 +505,11 @@ impl TestCluster {
         .await
     }
 
-    /// Starts a new node that joins through node `via`.
+    /// Starts a new node (an id never used in this cluster, an empty data directory)
+    /// that joins through node `via`.
     pub fn add_joiner(&mut self, via: u64) -> anyhow::Result<u64> {
-        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let used = self.nodes.iter().chain(&self.retired).map(|n| n.id);
+        let id = used.max().unwrap_or(0) + 1;
         let seed = self.node(via).peer.clone();
         let ports = free_ports(3);
         let mut node = TestNode::new(
@@ -508,6 +525,25 @@ impl TestCluster {
         node.start()?;
         self.nodes.push(node);
         Ok(id)
+    }
+
+    /// Stops node `id` (SIGTERM, `kill -9` if it is not gone within `timeout`) and takes
+    /// it out of the cluster, as a node removed for good; its logs are kept for
+    /// [`TestCluster::keep_logs`]. Returns whether it exited cleanly.
+    pub async fn retire(&mut self, id: u64, timeout: Duration) -> anyhow::Result<bool> {
+        let at = self
+            .nodes
+            .iter()
+            .position(|n| n.id == id)
+            .with_context(|| format!("node {id} is not in the cluster"))?;
+        let mut node = self.nodes.remove(at);
+        let clean = if node.is_running() {
+            node.terminate(timeout).await.unwrap_or(false)
+        } else {
+            true
+        };
+        self.retired.push(node);
+        Ok(clean)
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
@@ -562,7 +598,7 @@ impl TestCluster {
     pub fn keep_logs(&self, label: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("larder-{label}-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
-        for node in &self.nodes {
+        for node in self.nodes.iter().chain(&self.retired) {
             for start in 1..=node.starts {
                 let name = format!("node.{start}.log");
                 let _ = std::fs::copy(

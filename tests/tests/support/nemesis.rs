@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::members::{self, Routes};
 use super::{TestCluster, TestNode};
 
 /// How long a cut (isolation, halves, one-way, ring) lasts.
@@ -95,14 +96,19 @@ pub enum Fault {
     KillAny,
     /// Move an object to another node (the admin move) under load.
     Moves,
+    /// Change the directory's membership under load, then heal to five voters: demote a
+    /// voter (the leader at times) and promote it back, replace a drained node with a
+    /// fresh one, or remove a node undrained and let it rejoin (`support::members`).
+    Members,
 }
 
 /// The default mix: every kind (`moves` joined once the move/retake race it found was
-/// fixed; see docs/reliability.md).
-pub const DEFAULT_FAULTS: [Fault; 10] = Fault::ALL;
+/// fixed, `members` once the rejoin and replica-set bugs it found were; see
+/// docs/reliability.md).
+pub const DEFAULT_FAULTS: [Fault; 11] = Fault::ALL;
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::Kill,
         Fault::Pause,
         Fault::Isolate,
@@ -113,6 +119,7 @@ impl Fault {
         Fault::Loss,
         Fault::KillAny,
         Fault::Moves,
+        Fault::Members,
     ];
 
     pub fn name(self) -> &'static str {
@@ -127,6 +134,7 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::KillAny => "killany",
             Fault::Moves => "moves",
+            Fault::Members => "members",
         }
     }
 
@@ -162,6 +170,7 @@ impl Fault {
                 | Fault::Halves
                 | Fault::OneWay
                 | Fault::Moves
+                | Fault::Members
         )
     }
 }
@@ -180,6 +189,8 @@ impl Drop for Resume<'_> {
 pub struct Nemesis {
     rng: Rng,
     namespace: String,
+    /// Where the clients go; membership changes send a retired node's elsewhere.
+    routes: Routes,
     enabled: Vec<Fault>,
     /// What is left of the current round (taken from the back).
     round: Vec<Fault>,
@@ -191,11 +202,12 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    pub fn new(seed: u64, namespace: &str, enabled: Vec<Fault>) -> Nemesis {
+    pub fn new(seed: u64, namespace: &str, enabled: Vec<Fault>, routes: Routes) -> Nemesis {
         assert!(!enabled.is_empty(), "at least one fault");
         Nemesis {
             rng: Rng::new(seed),
             namespace: namespace.to_string(),
+            routes,
             enabled,
             round: Vec::new(),
             started: Instant::now(),
@@ -365,6 +377,18 @@ impl Nemesis {
                         "move {object} from node {owner} to node {target} (through {via}) refused: {err}"
                     ),
                 }
+            }
+            Fault::Members => {
+                let owner = Some(owner).filter(|o| *o != 0);
+                members::change(
+                    cluster,
+                    &mut self.rng,
+                    &self.routes,
+                    owner,
+                    object,
+                    &self.namespace,
+                )
+                .await?
             }
         };
         Ok(Some(what))

@@ -293,16 +293,56 @@ pub async fn run_call(
     outcome
 }
 
-/// One client process: random register and counter operations through one node.
+/// Where a client process sends its calls.
+#[derive(Clone)]
+pub struct Route {
+    /// The node and its api address now, asked before every call (a membership change
+    /// may retire the node and send its clients elsewhere).
+    pub node: Arc<dyn Fn() -> (u64, String) + Send + Sync>,
+    /// A channel to an api address.
+    pub connect: Arc<dyn Fn(&str) -> Channel + Send + Sync>,
+}
+
+/// A client of one route: reconnects when the route names another address.
+struct RoutedClient {
+    route: Route,
+    node: u64,
+    addr: String,
+    client: ObjectsClient<Channel>,
+}
+
+impl RoutedClient {
+    fn new(route: Route) -> RoutedClient {
+        let (node, addr) = (route.node)();
+        let client = ObjectsClient::new((route.connect)(&addr));
+        RoutedClient {
+            route,
+            node,
+            addr,
+            client,
+        }
+    }
+
+    fn follow(&mut self) -> (u64, &mut ObjectsClient<Channel>) {
+        let (node, addr) = (self.route.node)();
+        if addr != self.addr {
+            self.client = ObjectsClient::new((self.route.connect)(&addr));
+            (self.node, self.addr) = (node, addr);
+        }
+        (self.node, &mut self.client)
+    }
+}
+
+/// One client process: random register and counter operations through the node its
+/// route names.
 pub async fn client_loop(
     recorder: Recorder,
-    channel: Channel,
+    route: Route,
     process: u64,
-    node: u64,
     until: Instant,
     seed: u64,
 ) {
-    let mut client = ObjectsClient::new(channel);
+    let mut routed = RoutedClient::new(route);
     let mut rng = super::nemesis::Rng::new(seed ^ process.wrapping_mul(0x1000_0000_01B3));
     let mut next = move || rng.next_u64();
     let mut last_seen = None;
@@ -344,7 +384,8 @@ pub async fn client_loop(
             },
         };
         let reads_register = call.op == OpName::Read && call.target == REGISTER;
-        let mut outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
+        let (node, client) = routed.follow();
+        let mut outcome = run_call(&recorder, client, process, node, call.clone()).await;
         // A write whose outcome is unknown goes again with the same request id (applied
         // at most once), as a real client would; the checker merges the attempts. An
         // operation left unknown stays open for ever, and the counter's linearizability
@@ -356,7 +397,8 @@ pub async fn client_loop(
         {
             tokio::time::sleep(RETRY_PAUSE).await;
             attempts += 1;
-            outcome = run_call(&recorder, &mut client, process, node, call.clone()).await;
+            let (node, client) = routed.follow();
+            outcome = run_call(&recorder, client, process, node, call.clone()).await;
         }
         if reads_register && let Some(Value::Int(v)) = outcome.value {
             last_seen = Some(v);
@@ -367,24 +409,20 @@ pub async fn client_loop(
     }
 }
 
-/// Starts `processes` client processes, process `p` through node `p % nodes + 1` over
-/// `channel(node)`, until `until`.
+/// Starts `processes` client processes, each on `route(process)`, until `until`.
 pub fn spawn_clients(
     recorder: &Recorder,
     processes: u64,
-    nodes: u64,
     until: Instant,
     seed: u64,
-    channel: impl Fn(u64) -> Channel,
+    route: impl Fn(u64) -> Route,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..processes)
         .map(|process| {
-            let node = process % nodes + 1;
             tokio::spawn(client_loop(
                 recorder.clone(),
-                channel(node),
+                route(process),
                 process,
-                node,
                 until,
                 seed,
             ))
