@@ -119,10 +119,10 @@ impl AsyncWrite for Accepted {
 }
 
 /// What the harness can see of the nodes from outside: each node's view of the Raft
-/// leader and the latest placements (epoch, owner) of the two objects.
+/// term and leader, and the latest placements (epoch, owner) of the two objects.
 #[derive(Default)]
 struct Spy {
-    leaders: BTreeMap<u64, Option<u64>>,
+    leaders: BTreeMap<u64, (u64, Option<u64>)>,
     owners: BTreeMap<&'static str, (u64, u64)>,
 }
 
@@ -234,7 +234,8 @@ async fn create_namespace(directory: Directory) {
 /// Publishes this node's view of the leader and of the objects' placements to the spy.
 async fn watch_node(id: u64, directory: Directory, spy: SharedSpy) {
     loop {
-        let leader = directory.metrics().current_leader.map(|l| l.0);
+        let metrics = directory.metrics();
+        let leader = (metrics.current_term, metrics.current_leader.map(|l| l.0));
         let mut placements = Vec::new();
         for object in [REGISTER.0, COUNTER.0] {
             let key = ObjectKey {
@@ -368,7 +369,13 @@ fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
         };
         spy.owners.get(object).map_or(any, |(_, owner)| *owner)
     };
-    let leader = spy.leaders.values().flatten().max().copied().unwrap_or(any);
+    // The leader named in the highest term any node has seen.
+    let leader = spy
+        .leaders
+        .values()
+        .filter_map(|(term, leader)| leader.map(|l| (*term, l)))
+        .max()
+        .map_or(any, |(_, leader)| leader);
     match rng.below(7) {
         0 => Fault::Crash(owner),
         1 => Fault::Crash(any),
