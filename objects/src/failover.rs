@@ -9,10 +9,11 @@
 //! topping the replica set up from other up nodes of the region. The new owner installs
 //! its state on the replicas when it next activates.
 //!
-//! The same task repairs replica sets that name a node removed from the cluster
-//! (`mover::repair_replicas`, in the background, a bounded number at once): nothing else
-//! would ever take the removed node's place, and each removal would leave its objects one
-//! failure closer to having no majority.
+//! The same task repairs replica sets that name a node removed from the cluster or are
+//! short of the replication factor (`mover::repair_replicas`, in the background, a
+//! bounded number at once): nothing else would ever take the removed node's place or
+//! grow a set a failover during a wide outage left short, and each would leave its
+//! objects one failure closer to having no majority.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -109,6 +110,7 @@ async fn start_repairs(host: &ObjectHost, repairing: &Arc<Mutex<BTreeSet<ObjectK
     if room == 0 {
         return;
     }
+    let factor = host.inner().config.replication_factor;
     let stale: Vec<ObjectPlacement> = host
         .inner()
         .directory
@@ -118,7 +120,7 @@ async fn start_repairs(host: &ObjectHost, repairing: &Arc<Mutex<BTreeSet<ObjectK
                 .placements
                 .values()
                 .filter(|p| !busy.contains(&p.key))
-                .filter(|p| crate::mover::repaired_replicas(state, p).is_some())
+                .filter(|p| crate::mover::repaired_replicas(state, p, factor).is_some())
                 .take(room)
                 .cloned()
                 .collect()
@@ -180,10 +182,15 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         .expect("a majority is not empty");
     let mut replicas = vec![owner];
     replicas.extend(fenced.iter().map(|(id, _)| *id).filter(|id| *id != owner));
-    // Top the set up with other up nodes of the region.
+    // Top the set up with other up nodes of the region (to the replication factor when
+    // an earlier outage left it short).
+    let target = placement
+        .replicas
+        .len()
+        .max(host.inner().config.replication_factor);
     let mut chosen: BTreeSet<NodeId> = replicas.iter().copied().collect();
     for node in state.nodes.values() {
-        if replicas.len() >= placement.replicas.len() {
+        if replicas.len() >= target {
             break;
         }
         let id = node.spec.id;

@@ -199,20 +199,23 @@ async fn hand_over(
     Ok(moved)
 }
 
-/// The replica set `placement` should have once the nodes the directory no longer
-/// knows (removed) leave it: the owner first, the other known replicas, then up nodes of
-/// the region (with the object's jurisdiction) in place of the removed ones. `None` when
-/// every replica is known, or when the owner is not up (failover's case: it hands the
-/// object to a replica and leaves the removed nodes out).
+/// The replica set `placement` should have: the owner first, the other replicas the
+/// directory still knows (removed nodes leave), then up nodes of the region (with the
+/// object's jurisdiction) until the set has `replication_factor` members again — a
+/// failover or repair during a wide outage leaves a set short, and a set of two needs
+/// both for a majority, so one removal or failure more would leave the object without
+/// one for good. `None` when the set would not change, or when the owner is not up
+/// (failover's case: it hands the object to a replica and leaves the removed nodes out).
 pub fn repaired_replicas(
     state: &DirectoryState,
     placement: &ObjectPlacement,
+    replication_factor: usize,
 ) -> Option<Vec<NodeId>> {
     let known = |id: &NodeId| state.node(*id).is_some();
     let owner_up = state
         .node(placement.owner)
         .is_some_and(|n| n.status == NodeStatus::Up);
-    if !owner_up || placement.replicas.iter().all(known) {
+    if !owner_up {
         return None;
     }
     let mut replicas: Vec<NodeId> = vec![placement.owner];
@@ -224,7 +227,7 @@ pub fn repaired_replicas(
             .filter(|r| *r != placement.owner && known(r)),
     );
     for node in state.nodes.values() {
-        if replicas.len() >= placement.replicas.len() {
+        if replicas.len() >= replication_factor.max(placement.replicas.len()) {
             break;
         }
         let eligible = node.status == NodeStatus::Up
@@ -237,13 +240,15 @@ pub fn repaired_replicas(
             replicas.push(node.spec.id);
         }
     }
-    Some(replicas)
+    let unchanged = replicas.len() == placement.replicas.len()
+        && replicas.iter().all(|r| placement.replicas.contains(r));
+    (!unchanged).then_some(replicas)
 }
 
-/// Gives an object whose replica set names a removed node a new set (same owner, see
-/// [`repaired_replicas`]) through a hand-over at the next epoch: the removed node's
-/// vote is gone from the set's majority, so without this one more failure would leave
-/// the object without a majority for writes or for failover.
+/// Gives an object whose replica set names a removed node, or is short of the
+/// replication factor, a new set (same owner, see [`repaired_replicas`]) through a
+/// hand-over at the next epoch: without it one more failure would leave the object
+/// without a majority for writes or for failover.
 pub async fn repair_replicas(
     host: &ObjectHost,
     placement: &ObjectPlacement,
@@ -252,7 +257,8 @@ pub async fn repair_replicas(
     let Some(current) = state.placement(&placement.key) else {
         return Ok(None);
     };
-    let Some(replicas) = repaired_replicas(&state, current) else {
+    let factor = host.inner().config.replication_factor;
+    let Some(replicas) = repaired_replicas(&state, current, factor) else {
         return Ok(None);
     };
     let repaired = hand_over(host, current, replicas, None).await?;
@@ -348,19 +354,43 @@ mod tests {
             (6, "eu", Up),
         ]);
         assert_eq!(
-            repaired_replicas(&st, &placement(1, &[1, 2, 3])),
+            repaired_replicas(&st, &placement(1, &[1, 2, 3]), 3),
             Some(vec![NodeId(1), NodeId(2), NodeId(6)])
         );
         // Nobody to take its place: the set shrinks to the known replicas.
         let st_small = state(&[(1, "eu", Up), (2, "eu", Up)]);
         assert_eq!(
-            repaired_replicas(&st_small, &placement(2, &[1, 2, 3])),
+            repaired_replicas(&st_small, &placement(2, &[1, 2, 3]), 3),
             Some(vec![NodeId(2), NodeId(1)])
         );
         // Every replica known (a down one included): nothing to repair.
-        assert_eq!(repaired_replicas(&st, &placement(1, &[1, 2, 4])), None);
+        assert_eq!(repaired_replicas(&st, &placement(1, &[1, 2, 4]), 3), None);
         // The owner removed or down: failover's case.
-        assert_eq!(repaired_replicas(&st, &placement(3, &[3, 1, 2])), None);
-        assert_eq!(repaired_replicas(&st, &placement(4, &[4, 1, 3])), None);
+        assert_eq!(repaired_replicas(&st, &placement(3, &[3, 1, 2]), 3), None);
+        assert_eq!(repaired_replicas(&st, &placement(4, &[4, 1, 3]), 3), None);
+    }
+
+    #[test]
+    fn a_short_replica_set_grows_back_to_the_replication_factor() {
+        use NodeStatus::{Down, Up};
+        // A failover during an outage left [1, 2]; 6 is up in the region again.
+        let st = state(&[(1, "eu", Up), (2, "eu", Up), (4, "eu", Down), (6, "eu", Up)]);
+        assert_eq!(
+            repaired_replicas(&st, &placement(1, &[1, 2]), 3),
+            Some(vec![NodeId(1), NodeId(2), NodeId(6)])
+        );
+        // The same order or another: a full set is left alone.
+        assert_eq!(repaired_replicas(&st, &placement(2, &[1, 2, 6]), 3), None);
+        // Short, with no up node of the region to add: nothing to do yet.
+        let st_small = state(&[(1, "eu", Up), (2, "eu", Up), (4, "eu", Down)]);
+        assert_eq!(
+            repaired_replicas(&st_small, &placement(1, &[1, 2]), 3),
+            None
+        );
+        // A set larger than the factor (an operator's choice) keeps its size.
+        assert_eq!(
+            repaired_replicas(&st, &placement(1, &[1, 2, 4, 6]), 3),
+            None
+        );
     }
 }

@@ -505,6 +505,71 @@ async fn a_removed_replica_is_replaced_and_the_object_survives_one_more_failure(
     assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
 }
 
+/// A failover while the region has no spare up leaves a replica set of two, which needs
+/// both copies for a majority. Once a node of the region is up again the set must grow
+/// back to three, or one more failure leaves the object without a majority for good
+/// (found by the nemesis: a set of two lost its second node to a membership change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_set_left_short_by_a_failover_grows_back() {
+    // Three nodes in eu-west, all three replicas of the object, so a failover there has
+    // no spare to take; two in us-east keep the directory's majority.
+    let mut cluster = TestCluster::start_in_regions(
+        5,
+        &[],
+        &["eu-west", "eu-west", "eu-west", "us-east", "us-east"],
+    )
+    .await
+    .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    // Through a us-east node, which is never killed.
+    let room = cluster
+        .node(5)
+        .client()
+        .objects("rooms")
+        .by_name("short")
+        .with_location_hint("eu-west");
+    for i in 0..10 {
+        room.put(format!("k{i}"), format!("{i}"))
+            .await
+            .expect("put");
+    }
+    let placed = room.inspect().await.expect("inspect");
+    assert_eq!(placed.replicas.len(), 3, "{placed:?}");
+    let owner = placed.owner;
+    cluster.node_mut(owner).kill();
+    let short = wait_for("a failover to the two survivors", STEP, || async {
+        let info = room.inspect().await.ok()?;
+        (info.owner != owner).then_some(info)
+    })
+    .await
+    .expect("failed over");
+    assert_eq!(short.replicas.len(), 2, "no spare in the region: {short:?}");
+    cluster
+        .node_mut(owner)
+        .start()
+        .expect("restart the old owner");
+    let grown = wait_for("the set grown back to three", STEP, || async {
+        let info = room.inspect().await.ok()?;
+        (info.replicas.len() == 3).then_some(info)
+    })
+    .await
+    .expect("grown back");
+    assert!(grown.replicas.contains(&owner), "{grown:?}");
+    // One more failure: the other two are a majority.
+    let lost = grown
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| *r != grown.owner && *r != owner)
+        .expect("a survivor that is not the owner");
+    cluster.node_mut(lost).kill();
+    room.put("after", "1")
+        .await
+        .expect("a write with one of the three gone");
+    let (entries, _) = room.list(b"k", false, 0).await.expect("list");
+    assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_retried_with_its_request_id_applies_once() {
     use larder_proto::v1::objects_client::ObjectsClient;
