@@ -149,12 +149,30 @@ async fn hand_over(
         epoch: next_epoch,
         state: object_state,
     };
-    let installed = host.install_on(&replicas, &install).await;
-    if installed < replicas.len() / 2 + 1 {
+    // The new owner must hold it too, not only a majority: an owner new to its epoch
+    // installs its own copy on the others when it activates, so a copy that missed
+    // this install would replace the moved state with an older one (found by the
+    // simulation, seed 101943719929760104: a move whose install missed the target lost
+    // 380 acknowledged adds).
+    let Some(&new_owner) = replicas.first() else {
+        return Err(ObjectError::Unavailable {
+            reason: format!("{}: no up node to hand the object to", placement.key),
+            retry_at: None,
+        });
+    };
+    let owner_only = [new_owner];
+    let (owner_took, others_took) = tokio::join!(
+        host.install_on(&owner_only, &install),
+        host.install_on(&replicas[1..], &install)
+    );
+    let installed = owner_took + others_took;
+    if owner_took == 0 || installed < replicas.len() / 2 + 1 {
         return Err(ObjectError::Unavailable {
             reason: format!(
-                "the state reached {installed} of {} new replicas; a majority is needed",
-                replicas.len()
+                "the state reached {installed} of {} new replicas ({} the new owner {new_owner}); \
+                 a majority including the new owner is needed",
+                replicas.len(),
+                if owner_took == 0 { "not" } else { "including" },
             ),
             retry_at: None,
         });

@@ -174,3 +174,60 @@ async fn a_cut_off_directory_leader_gets_no_other_node_recorded_down() {
         );
     }
 }
+
+/// A move must put the object's state on its new owner, not only on a majority of the
+/// new replicas: an owner new to its epoch installs its own copy on the others when it
+/// activates, so a new owner whose copy missed the move's install would replace the
+/// object with what it held before — nothing, for a node that was no replica. Found by
+/// the simulation tier (seed 101943719929760104 lost 380 acknowledged adds that way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_state_cannot_reach_the_new_owner_is_refused() {
+    let cluster = TestCluster::start_on_own_hosts(4, SETTINGS, &["eu-west"])
+        .await
+        .expect("cluster");
+    cluster.create_namespace("mv").await.expect("namespace");
+    wait_for("the namespace everywhere", STEP, || async {
+        for node in cluster.running() {
+            node.client()
+                .list_namespaces()
+                .await
+                .ok()?
+                .iter()
+                .find(|n| n.name == "mv")?;
+        }
+        Some(())
+    })
+    .await
+    .expect("namespace");
+    let at_one = cluster.node(1).client().objects("mv").by_name("room");
+    for i in 0..10 {
+        at_one
+            .put(format!("k{i}"), format!("{i}"))
+            .await
+            .expect("put");
+    }
+    let before = at_one.inspect().await.expect("inspect");
+    assert_eq!(before.owner, 1, "placed at its first caller");
+    let target = (1..=4)
+        .find(|id| !before.replicas.contains(id))
+        .expect("a node that holds no copy");
+
+    // Node 1 runs the move and cannot reach the target; every other link works, so
+    // the state reaches a majority of the new set without the new owner.
+    let partition = cluster.cut(&[1], &[target], false).expect("partition");
+    let moved = at_one.move_to_node(target).await;
+    drop(partition);
+    assert!(
+        moved.is_err(),
+        "a move whose state missed the new owner went through: {moved:?}"
+    );
+
+    // Read through the target, which would own the object had the move committed.
+    let at_target = cluster.node(target).client().objects("mv").by_name("room");
+    let entries = wait_for("the object readable through the target", STEP, || async {
+        at_target.list(b"k", false, 0).await.ok().map(|(e, _)| e)
+    })
+    .await
+    .expect("readable");
+    assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
+}

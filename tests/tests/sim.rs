@@ -17,7 +17,8 @@
 //! (`support::objects_workload`) and the same checkers judge the history.
 //!
 //! `SIM_SEEDS` sets how many seeds run (default 4; `SIM_SEED` runs one), `SIM_SECS` the
-//! simulated length of each run's workload (default 20 s).
+//! simulated length of each run's workload (default 20 s), `SIM_LOG` (an env-filter) the
+//! nodes' logs of a replayed seed (`SIM_SEED=<seed> SIM_LOG=info,openraft=warn`).
 
 mod support;
 
@@ -634,6 +635,16 @@ fn one_seed() {
     }
     let seed = env_number("SIM_SEED").expect("SIM_SEED");
     let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
+    // `SIM_LOG=info,openraft=warn`: the nodes' logs, each line stamped with simulated
+    // time and the host (turmoil's span) it came from.
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(SimTime)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let started = std::time::Instant::now();
     let run = run_seed(seed, run_for);
     println!(
@@ -705,4 +716,14 @@ fn a_seed_replays_exactly() {
         "seed {seed} gave two different histories: something in the nodes draws on \
          randomness or time the simulation does not control"
     );
+}
+
+/// Log lines stamped with the simulation's clock.
+struct SimTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let at = turmoil::sim_elapsed().unwrap_or_default();
+        write!(w, "{:>9.4}s", at.as_secs_f64())
+    }
 }
