@@ -4,6 +4,7 @@
 //! `larder_node::grpc::requests`). A refusal must be a client's error with a message;
 //! an accepted request must be within the limits it was checked against.
 
+use larder_directory::DirectoryRequest;
 use larder_kv::grpc::status::kv_status;
 use larder_kv::{KvConfig, KvError, Mutation as KvMutation, PutItem, token, validate};
 use larder_node::grpc::requests as admin;
@@ -469,7 +470,26 @@ pub fn admin(which: u8, bytes: &[u8]) {
         1 => {
             let req = decode!(pb::AddLearnerRequest);
             let raw = req.node_id;
-            membership(admin::add_learner(req), raw);
+            let result = admin::add_learner(req);
+            if let Ok(DirectoryRequest::AddLearner {
+                peer_addr: Some(addr),
+                ..
+            }) = &result
+            {
+                // It goes into the Raft membership: it must be one the peers can dial.
+                assert!(!addr.is_empty() && addr.len() <= admin::PEER_ADDR_BYTES_MAX);
+                let (host, port) = addr.rsplit_once(':').expect("HOST:PORT");
+                assert!(!host.is_empty() && port.parse::<u16>().is_ok(), "{addr:?}");
+                let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .expect("an accepted peer address makes a channel");
+                let uri = endpoint.uri();
+                assert_eq!(
+                    (uri.host(), uri.port_u16()),
+                    (Some(host), port.parse().ok()),
+                    "a channel to {addr:?} would dial elsewhere"
+                );
+            }
+            membership(result, raw);
         }
         2 => {
             let req = decode!(pb::RemoveNodeRequest);
