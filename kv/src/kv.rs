@@ -205,26 +205,7 @@ impl Kv {
     }
 
     pub async fn put(&self, namespace: &str, items: Vec<PutItem>) -> Result<WriteOutcome, KvError> {
-        let config = &self.inner.config;
-        validate::count(
-            "items",
-            items.len(),
-            config.write_many_items_max,
-            "write_many_items_max",
-        )?;
-        let now = now_ms();
-        let mut mutations = Vec::with_capacity(items.len());
-        for item in items {
-            validate::key(config, &item.key)?;
-            validate::value(config, &item.value, &item.metadata)?;
-            let expires_at_ms = validate::expiry(item.expires_at_ms, item.ttl_ms, now)?;
-            mutations.push(Mutation::Put {
-                key: item.key,
-                value: item.value,
-                metadata: item.metadata,
-                expires_at_ms,
-            });
-        }
+        let mutations = validate::puts(&self.inner.config, items, now_ms())?;
         self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
     }
@@ -234,21 +215,8 @@ impl Kv {
         namespace: &str,
         keys: Vec<Vec<u8>>,
     ) -> Result<WriteOutcome, KvError> {
-        let config = &self.inner.config;
-        validate::count(
-            "keys",
-            keys.len(),
-            config.write_many_items_max,
-            "write_many_items_max",
-        )?;
-        for key in &keys {
-            validate::key(config, key)?;
-        }
+        let mutations = validate::deletes(&self.inner.config, keys)?;
         self.check_namespace(namespace)?;
-        let mutations = keys
-            .into_iter()
-            .map(|key| Mutation::Delete { key })
-            .collect();
         self.write_local(namespace, mutations).await
     }
 
@@ -276,16 +244,7 @@ impl Kv {
         keys: &[Vec<u8>],
         consistency_token: &[u8],
     ) -> Result<Vec<Option<Entry>>, KvError> {
-        let config = &self.inner.config;
-        validate::count(
-            "keys",
-            keys.len(),
-            config.get_many_keys_max,
-            "get_many_keys_max",
-        )?;
-        for key in keys {
-            validate::key(config, key)?;
-        }
+        validate::get_many(&self.inner.config, keys)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
         let now = now_ms();
@@ -309,13 +268,7 @@ impl Kv {
         consistency_token: &[u8],
     ) -> Result<ListPage, KvError> {
         let config = &self.inner.config;
-        let limit = validate::list_limit(config, limit)?;
-        if prefix.len() > config.key_bytes_max || cursor.len() > config.key_bytes_max {
-            return Err(KvError::InvalidArgument(format!(
-                "prefix and cursor are keys: at most {} bytes (kv.key_bytes_max)",
-                config.key_bytes_max
-            )));
-        }
+        let limit = validate::list(config, prefix, cursor, limit)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
         let (entries, cursor) = self.inner.keyspace.list(

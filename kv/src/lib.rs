@@ -13,8 +13,8 @@
 //! - [`anti_entropy`]: periodic pairwise sync that repairs any gap;
 //! - [`collector`]: expiry, tombstone and deleted-namespace collection;
 //! - [`watch`]: resumable change streams;
-//! - [`kv`]: the `Kv` handle the services call; [`grpc`]: the api and peer services and
-//!   the error-to-status mapping.
+//! - [`kv`]: the `Kv` handle the services call; [`validate`]: its pure request checks;
+//!   [`grpc`]: the api and peer services and the error-to-status mapping.
 
 pub mod anti_entropy;
 mod cluster_view;
@@ -31,7 +31,7 @@ pub mod replication;
 mod segment;
 mod stats;
 pub mod token;
-mod validate;
+pub mod validate;
 pub mod version;
 pub mod watch;
 mod wire;
@@ -47,6 +47,7 @@ pub use replication::ChannelFactory;
 pub use segment::{Change, ChangeBatch, Segment};
 pub use stats::KvStats;
 pub use version::{Hlc, Version};
+pub use writer::Mutation;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,10 @@
 //! Request limits, checked before anything touches storage. Messages name the limit.
+//!
+//! Pure functions of a request and the config: the [`crate::Kv`] calls them before it
+//! looks at the namespace, and the `api_requests` fuzz target calls them on any bytes.
 
-use crate::{KvConfig, KvError};
+use crate::writer::Mutation;
+use crate::{KvConfig, KvError, PutItem};
 
 pub fn key(config: &KvConfig, key: &[u8]) -> Result<(), KvError> {
     if key.is_empty() {
@@ -66,6 +70,81 @@ pub fn expiry(expires_at_ms: u64, ttl_ms: u64, now_ms: u64) -> Result<Option<u64
             "set expires_at_ms or ttl_ms, not both".into(),
         )),
     }
+}
+
+/// The items of a put, checked, as the writes to make (expiry made absolute at `now_ms`).
+pub fn puts(config: &KvConfig, items: Vec<PutItem>, now_ms: u64) -> Result<Vec<Mutation>, KvError> {
+    count(
+        "items",
+        items.len(),
+        config.write_many_items_max,
+        "write_many_items_max",
+    )?;
+    let mut mutations = Vec::with_capacity(items.len());
+    for item in items {
+        key(config, &item.key)?;
+        value(config, &item.value, &item.metadata)?;
+        let expires_at_ms = expiry(item.expires_at_ms, item.ttl_ms, now_ms)?;
+        mutations.push(Mutation::Put {
+            key: item.key,
+            value: item.value,
+            metadata: item.metadata,
+            expires_at_ms,
+        });
+    }
+    Ok(mutations)
+}
+
+/// The keys of a delete, checked, as the writes to make.
+pub fn deletes(config: &KvConfig, keys: Vec<Vec<u8>>) -> Result<Vec<Mutation>, KvError> {
+    count(
+        "keys",
+        keys.len(),
+        config.write_many_items_max,
+        "write_many_items_max",
+    )?;
+    for k in &keys {
+        key(config, k)?;
+    }
+    Ok(keys
+        .into_iter()
+        .map(|key| Mutation::Delete { key })
+        .collect())
+}
+
+/// The keys of a `GetMany`.
+pub fn get_many(config: &KvConfig, keys: &[Vec<u8>]) -> Result<(), KvError> {
+    count(
+        "keys",
+        keys.len(),
+        config.get_many_keys_max,
+        "get_many_keys_max",
+    )?;
+    keys.iter().try_for_each(|k| key(config, k))
+}
+
+/// A list page's prefix, cursor and limit; the page size to read.
+pub fn list(config: &KvConfig, prefix: &[u8], cursor: &[u8], limit: u32) -> Result<usize, KvError> {
+    let limit = list_limit(config, limit)?;
+    if prefix.len() > config.key_bytes_max || cursor.len() > config.key_bytes_max {
+        return Err(KvError::InvalidArgument(format!(
+            "prefix and cursor are keys: at most {} bytes (kv.key_bytes_max)",
+            config.key_bytes_max
+        )));
+    }
+    Ok(limit)
+}
+
+/// A watch's prefix.
+pub fn watch_prefix(config: &KvConfig, prefix: &[u8]) -> Result<(), KvError> {
+    if prefix.len() > config.key_bytes_max {
+        return Err(KvError::InvalidArgument(format!(
+            "prefix is {} bytes; keys are at most {} bytes (kv.key_bytes_max)",
+            prefix.len(),
+            config.key_bytes_max
+        )));
+    }
+    Ok(())
 }
 
 pub fn list_limit(config: &KvConfig, limit: u32) -> Result<usize, KvError> {

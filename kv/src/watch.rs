@@ -29,13 +29,7 @@ pub fn watch(
     resume_token: &[u8],
 ) -> Result<mpsc::Receiver<Result<WatchEvent, KvError>>, KvError> {
     kv.check_namespace(namespace)?;
-    if prefix.len() > kv.config().key_bytes_max {
-        return Err(KvError::InvalidArgument(format!(
-            "prefix is {} bytes; keys are at most {} bytes (kv.key_bytes_max)",
-            prefix.len(),
-            kv.config().key_bytes_max
-        )));
-    }
+    crate::validate::watch_prefix(kv.config(), prefix)?;
     let resume = if resume_token.is_empty() {
         None
     } else {

@@ -148,7 +148,7 @@ pub fn parse_voter(text: &str) -> Result<(NodeId, String), String> {
     Ok((NodeId(id), addr.to_string()))
 }
 
-fn check_host_port(addr: &str) -> Result<(), String> {
+pub(crate) fn check_host_port(addr: &str) -> Result<(), String> {
     let (host, port) = addr
         .rsplit_once(':')
         .ok_or_else(|| format!("{addr:?} is not HOST:PORT"))?;

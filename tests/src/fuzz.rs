@@ -5,6 +5,11 @@
 //! what must hold of the decoded value: stored records survive a round trip, and the
 //! object engine is deterministic (a replica applying the owner's mutations ends equal),
 //! numbers versions and events without gaps, and applies a retried request id once.
+//! Requests from clients go through the services' own checks: a refusal is a client's
+//! error with a message, and what is accepted is within the limits
+//! ([`api_requests`], its checks in `fuzz/api_requests.rs`).
+
+mod api_requests;
 
 use std::fmt::Debug;
 
@@ -30,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stored_records", stored_records),
     ("peer_messages", peer_messages),
     ("object_engine", object_engine),
+    ("api_requests", api_requests),
 ];
 
 fn roundtrip<T: Serialize + DeserializeOwned + PartialEq + Debug>(bytes: &[u8]) {
@@ -266,5 +272,21 @@ pub fn object_engine(data: &[u8]) {
             "event log has a gap: {seqs:?}"
         );
         assert!(seqs.len() <= larder_objects::EVENTS_KEPT);
+    }
+}
+
+/// Requests clients send to the api services (first byte: which one, of 33; its top bit:
+/// small limits, so inputs reach them). Each is decoded as prost decodes it off the wire
+/// and checked by the code the service runs; an object call the checks accept is also
+/// run on an empty owner, as the owner runs it.
+pub fn api_requests(data: &[u8]) {
+    let Some((&kind, bytes)) = data.split_first() else {
+        return;
+    };
+    let small = kind & 0x80 != 0;
+    match (kind & 0x7f) % 33 {
+        which @ 0..8 => api_requests::kv(which, bytes, small),
+        which @ 8..25 => api_requests::objects(which - 8, bytes, small),
+        which => api_requests::admin(which - 25, bytes),
     }
 }

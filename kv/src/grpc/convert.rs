@@ -1,6 +1,6 @@
 use larder_proto::v1 as pb;
 
-use crate::{Entry, Version};
+use crate::{Entry, PutItem, Version};
 
 pub fn version(v: &Version) -> pb::Version {
     pb::Version {
@@ -26,4 +26,32 @@ pub fn list_entry(key: Vec<u8>, entry: Entry) -> pb::ListEntry {
         metadata: entry.metadata,
         expires_at_ms: entry.expires_at_ms.unwrap_or(0),
     }
+}
+
+/// The namespace and the write of a `Put`.
+pub fn put_request(req: pb::PutRequest) -> (String, PutItem) {
+    let item = PutItem {
+        key: req.key,
+        value: req.value,
+        metadata: req.metadata,
+        expires_at_ms: req.expires_at_ms,
+        ttl_ms: req.ttl_ms,
+    };
+    (req.namespace, item)
+}
+
+/// The namespace and the writes of a `PutMany`.
+pub fn put_many_request(req: pb::PutManyRequest) -> (String, Vec<PutItem>) {
+    let items = req
+        .items
+        .into_iter()
+        .map(|item| PutItem {
+            key: item.key,
+            value: item.value,
+            metadata: item.metadata,
+            expires_at_ms: item.expires_at_ms,
+            ttl_ms: item.ttl_ms,
+        })
+        .collect();
+    (req.namespace, items)
 }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::kv_status;
-use crate::{Kv, PutItem, WriteOutcome};
+use crate::{Kv, WriteOutcome};
 
 /// `larder.v1.Kv` on the api listener.
 pub struct KvService {
@@ -76,17 +76,10 @@ impl KvRpc for KvService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let req = request.into_inner();
-        let item = PutItem {
-            key: req.key,
-            value: req.value,
-            metadata: req.metadata,
-            expires_at_ms: req.expires_at_ms,
-            ttl_ms: req.ttl_ms,
-        };
+        let (namespace, item) = convert::put_request(request.into_inner());
         let outcome = self
             .kv
-            .put(&req.namespace, vec![item])
+            .put(&namespace, vec![item])
             .await
             .map_err(kv_status)?;
         Ok(write_response(outcome))
@@ -96,23 +89,8 @@ impl KvRpc for KvService {
         &self,
         request: Request<pb::PutManyRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let req = request.into_inner();
-        let items = req
-            .items
-            .into_iter()
-            .map(|item| PutItem {
-                key: item.key,
-                value: item.value,
-                metadata: item.metadata,
-                expires_at_ms: item.expires_at_ms,
-                ttl_ms: item.ttl_ms,
-            })
-            .collect();
-        let outcome = self
-            .kv
-            .put(&req.namespace, items)
-            .await
-            .map_err(kv_status)?;
+        let (namespace, items) = convert::put_many_request(request.into_inner());
+        let outcome = self.kv.put(&namespace, items).await.map_err(kv_status)?;
         Ok(write_response(outcome))
     }
 

@@ -1,7 +1,6 @@
 use larder_directory::{
     Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
-    Jurisdiction, MembershipView, NamespacePolicy, NamespaceRecord, NodeId, NodeStatus, RaftRole,
-    RaftView, RegionId, check_namespace_name, ids::check_label,
+    MembershipView, NamespaceRecord, NodeStatus, RaftRole, RaftView,
 };
 use larder_kv::Kv;
 use larder_proto::v1::admin_server::Admin;
@@ -12,6 +11,7 @@ use larder_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::requests;
 use super::status::directory_status;
 
 /// `larder.v1.Admin` on the api listener.
@@ -65,16 +65,6 @@ impl AdminService {
     }
 }
 
-fn node_id(raw: u64) -> Result<NodeId, Status> {
-    if raw == 0 {
-        Err(Status::invalid_argument(
-            "node_id must be set (node ids start at 1)",
-        ))
-    } else {
-        Ok(NodeId(raw))
-    }
-}
-
 fn namespace_pb(record: &NamespaceRecord) -> pb::Namespace {
     pb::Namespace {
         name: record.name.clone(),
@@ -87,29 +77,6 @@ fn namespace_pb(record: &NamespaceRecord) -> pb::Namespace {
             .unwrap_or_default(),
         created_at_ms: record.created_at_ms,
     }
-}
-
-fn namespace_record(req: pb::CreateNamespaceRequest) -> Result<NamespaceRecord, Status> {
-    check_namespace_name(&req.name).map_err(|reason| {
-        Status::invalid_argument(format!("namespace name {:?} {reason}", req.name))
-    })?;
-    let mut policy = NamespacePolicy::default();
-    for region in req.regions {
-        check_label(&region)
-            .map_err(|reason| Status::invalid_argument(format!("region {region:?} {reason}")))?;
-        policy.regions.insert(RegionId(region));
-    }
-    if !req.jurisdiction.is_empty() {
-        check_label(&req.jurisdiction).map_err(|reason| {
-            Status::invalid_argument(format!("jurisdiction {:?} {reason}", req.jurisdiction))
-        })?;
-        policy.jurisdiction = Some(Jurisdiction(req.jurisdiction));
-    }
-    Ok(NamespaceRecord {
-        name: req.name,
-        policy,
-        created_at_ms: larder_kv::now_ms(),
-    })
 }
 
 fn membership_pb(view: MembershipView) -> MembershipResponse {
@@ -213,50 +180,47 @@ impl Admin for AdminService {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let id = node_id(request.get_ref().node_id)?;
-        self.membership(DirectoryRequest::RemoveNode(id)).await
+        let req = requests::remove_node(request.get_ref())?;
+        self.membership(req).await
     }
 
     async fn add_learner(
         &self,
         request: Request<AddLearnerRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let req = request.into_inner();
-        let id = node_id(req.node_id)?;
-        let peer_addr = Some(req.peer_addr).filter(|addr| !addr.is_empty());
-        self.membership(DirectoryRequest::AddLearner { id, peer_addr })
-            .await
+        let req = requests::add_learner(request.into_inner())?;
+        self.membership(req).await
     }
 
     async fn add_voter(
         &self,
         request: Request<AddVoterRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let id = node_id(request.get_ref().node_id)?;
-        self.membership(DirectoryRequest::AddVoter(id)).await
+        let req = requests::add_voter(request.get_ref())?;
+        self.membership(req).await
     }
 
     async fn remove_voter(
         &self,
         request: Request<RemoveVoterRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let id = node_id(request.get_ref().node_id)?;
-        self.membership(DirectoryRequest::RemoveVoter(id)).await
+        let req = requests::remove_voter(request.get_ref())?;
+        self.membership(req).await
     }
 
     async fn transfer_leader(
         &self,
         request: Request<TransferLeaderRequest>,
     ) -> Result<Response<MembershipResponse>, Status> {
-        let id = node_id(request.get_ref().node_id)?;
-        self.membership(DirectoryRequest::TransferLeader(id)).await
+        let req = requests::transfer_leader(request.get_ref())?;
+        self.membership(req).await
     }
 
     async fn create_namespace(
         &self,
         request: Request<pb::CreateNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let record = namespace_record(request.into_inner())?;
+        let record = requests::namespace_record(request.into_inner(), larder_kv::now_ms())?;
         let name = record.name.clone();
         let command = Command::CreateNamespace(record.clone());
         let response = self

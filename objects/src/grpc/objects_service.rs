@@ -6,10 +6,11 @@ use larder_proto::v1::objects_server::Objects;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::requests::{self, ObjectCall};
 use super::status::object_status;
 use crate::alarms::now_ms;
 use crate::events::ObjectEventOut;
-use crate::op::{Answer, EventKind, ListQuery, Op, Precondition, ReadValue, Reply, TxnWrite};
+use crate::op::{Answer, EventKind, ReadValue, Reply};
 use crate::{ObjectError, ObjectHost, ObjectId};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ObjectEvent, Status>> + Send>>;
@@ -61,46 +62,22 @@ impl ObjectsService {
         ObjectsService { host }
     }
 
-    async fn call(
-        &self,
-        object: Option<pb::ObjectRef>,
-        op: Op,
-    ) -> Result<(ObjectId, Reply), Status> {
-        let (id, answer) = self.call_with_id(object, op, String::new()).await?;
-        Ok((id, answer.reply))
-    }
-
-    /// Runs `op`; `request_id` (may be empty) makes a retried write apply once.
-    async fn call_with_id(
-        &self,
-        object: Option<pb::ObjectRef>,
-        op: Op,
-        request_id: String,
-    ) -> Result<(ObjectId, Answer), Status> {
-        let (object, id) = object_ref(object)?;
-        let hint = Some(object.location_hint.as_str()).filter(|h| !h.is_empty());
-        let request_id = Some(request_id).filter(|id| !id.is_empty());
-        let reply = self
+    /// Runs a call on its object, wherever the object's owner is.
+    async fn run(&self, call: ObjectCall) -> Result<(ObjectId, Answer), Status> {
+        let ObjectCall {
+            object,
+            id,
+            op,
+            request_id,
+        } = call;
+        let hint = requests::location_hint(&object);
+        let answer = self
             .host
             .call(&object.namespace, &id, hint, op, request_id)
             .await
             .map_err(object_status)?;
-        Ok((id, reply))
+        Ok((id, answer))
     }
-}
-
-/// The object a call names: its reference and its parsed id.
-fn object_ref(object: Option<pb::ObjectRef>) -> Result<(pb::ObjectRef, ObjectId), Status> {
-    let object = object.ok_or_else(|| Status::invalid_argument("object is required"))?;
-    let id = match &object.key {
-        Some(pb::object_ref::Key::Name(name)) => ObjectId::from_name(name),
-        Some(pb::object_ref::Key::Id(id)) => ObjectId::parse(id),
-        None => Err(ObjectError::InvalidArgument(
-            "object needs a name or an id".into(),
-        )),
-    }
-    .map_err(object_status)?;
-    Ok((object, id))
 }
 
 fn value_pb(v: ReadValue) -> pb::ObjectValue {
@@ -156,7 +133,7 @@ impl Objects for ObjectsService {
         request: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let req = request.into_inner();
-        let limit = self.host.limits().page(req.limit).map_err(object_status)?;
+        let limit = requests::list_objects_limit(&req, self.host.limits())?;
         let (placements, more) = self
             .host
             .placements(&req.namespace, &req.start_after, limit, |p| {
@@ -173,17 +150,7 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::MoveRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
-        let req = request.into_inner();
-        let (object, id) = object_ref(req.object)?;
-        let target = match req.target {
-            Some(pb::move_request::Target::ToNode(node)) => {
-                crate::mover::MoveTarget::Node(larder_directory::NodeId(node))
-            }
-            Some(pb::move_request::Target::ToRegion(region)) => {
-                crate::mover::MoveTarget::Region(larder_directory::RegionId(region))
-            }
-            None => return Err(Status::invalid_argument("give to_node or to_region")),
-        };
+        let (object, id, target) = requests::move_object(request.into_inner())?;
         let placement = self
             .host
             .placement_of(&object.namespace, &id)
@@ -211,9 +178,10 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::InspectRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
-        let object = request.into_inner().object;
-        let (id, reply) = self.call(object.clone(), Op::Stats).await?;
-        let namespace = object.map(|o| o.namespace).unwrap_or_default();
+        let call = requests::inspect(request.into_inner())?;
+        let namespace = call.object.namespace.clone();
+        let (id, answer) = self.run(call).await?;
+        let reply = answer.reply;
         let placement = self
             .host
             .placement_of(&namespace, &id)
@@ -242,12 +210,12 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::ObjectGetRequest>,
     ) -> Result<Response<pb::ObjectValues>, Status> {
-        let req = request.into_inner();
-        match self.call(req.object, Op::Get { keys: req.keys }).await? {
-            (_, Reply::Values(values)) => Ok(Response::new(pb::ObjectValues {
+        let call = requests::get(request.into_inner())?;
+        match self.run(call).await?.1.reply {
+            Reply::Values(values) => Ok(Response::new(pb::ObjectValues {
                 values: values.into_iter().map(value_pb).collect(),
             })),
-            (_, other) => Err(unexpected(&other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -255,43 +223,29 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::ObjectPutRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let req = request.into_inner();
-        let entries = req.entries.into_iter().map(|e| (e.key, e.value)).collect();
-        let (id, reply) = self
-            .call_with_id(req.object, Op::Put { entries }, req.request_id)
-            .await?;
-        written(id, reply)
+        let (id, answer) = self.run(requests::put(request.into_inner())?).await?;
+        written(id, answer)
     }
 
     async fn delete(
         &self,
         request: Request<pb::ObjectDeleteRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let req = request.into_inner();
-        let (id, reply) = self
-            .call_with_id(req.object, Op::Delete { keys: req.keys }, req.request_id)
-            .await?;
-        written(id, reply)
+        let (id, answer) = self.run(requests::delete(request.into_inner())?).await?;
+        written(id, answer)
     }
 
     async fn list(
         &self,
         request: Request<pb::ObjectListRequest>,
     ) -> Result<Response<pb::ObjectListResponse>, Status> {
-        let req = request.into_inner();
-        let query = ListQuery {
-            prefix: req.prefix,
-            start: req.start,
-            end: req.end,
-            reverse: req.reverse,
-            limit: req.limit,
-        };
-        match self.call(req.object, Op::List(query)).await? {
-            (_, Reply::List { entries, more }) => Ok(Response::new(pb::ObjectListResponse {
+        let call = requests::list(request.into_inner())?;
+        match self.run(call).await?.1.reply {
+            Reply::List { entries, more } => Ok(Response::new(pb::ObjectListResponse {
                 entries: entries.into_iter().map(value_pb).collect(),
                 more,
             })),
-            (_, other) => Err(unexpected(&other)),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -299,23 +253,16 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::ObjectDeleteAllRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let req = request.into_inner();
-        let (id, reply) = self
-            .call_with_id(req.object, Op::DeleteAll, req.request_id)
-            .await?;
-        written(id, reply)
+        let call = requests::delete_all(request.into_inner())?;
+        let (id, answer) = self.run(call).await?;
+        written(id, answer)
     }
 
     async fn add(
         &self,
         request: Request<pb::ObjectAddRequest>,
     ) -> Result<Response<pb::ObjectAddResponse>, Status> {
-        let req = request.into_inner();
-        let op = Op::Add {
-            key: req.key,
-            delta: req.delta,
-        };
-        let (_, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        let (_, answer) = self.run(requests::add(request.into_inner())?).await?;
         match answer.reply {
             Reply::Added { value, version } => Ok(Response::new(pb::ObjectAddResponse {
                 value,
@@ -331,51 +278,8 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::ObjectTransactionRequest>,
     ) -> Result<Response<pb::ObjectTransactionResponse>, Status> {
-        let req = request.into_inner();
-        let preconditions = req
-            .preconditions
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| match p.check {
-                Some(pb::precondition::Check::VersionEquals(version)) => {
-                    Ok(Precondition::VersionEquals {
-                        key: p.key,
-                        version,
-                    })
-                }
-                Some(pb::precondition::Check::Absent(_)) => Ok(Precondition::Absent { key: p.key }),
-                Some(pb::precondition::Check::ValueEquals(value)) => {
-                    Ok(Precondition::ValueEquals { key: p.key, value })
-                }
-                None => Err(Status::invalid_argument(format!(
-                    "precondition {i} has no check"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let writes = req
-            .writes
-            .into_iter()
-            .enumerate()
-            .map(|(i, w)| match w.write {
-                Some(pb::transaction_write::Write::Put(value)) => {
-                    Ok(TxnWrite::Put { key: w.key, value })
-                }
-                Some(pb::transaction_write::Write::Delete(_)) => {
-                    Ok(TxnWrite::Delete { key: w.key })
-                }
-                Some(pb::transaction_write::Write::Add(delta)) => {
-                    Ok(TxnWrite::Add { key: w.key, delta })
-                }
-                None => Err(Status::invalid_argument(format!(
-                    "write {i} has no operation"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let op = Op::Transaction {
-            preconditions,
-            writes,
-        };
-        let (_, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        let call = requests::transaction(request.into_inner())?;
+        let (_, answer) = self.run(call).await?;
         match answer.reply {
             Reply::Transaction { version, results } => {
                 Ok(Response::new(pb::ObjectTransactionResponse {
@@ -399,43 +303,32 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::SetAlarmRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let req = request.into_inner();
-        let at_ms = match req.when {
-            Some(pb::set_alarm_request::When::AtUnixMs(at)) => at,
-            Some(pb::set_alarm_request::When::InMs(after)) => now_ms().saturating_add(after),
-            None => return Err(Status::invalid_argument("give at_unix_ms or in_ms")),
-        };
-        let op = Op::SetAlarm {
-            name: req.name,
-            at_ms,
-            payload: req.payload,
-        };
-        let (id, reply) = self.call_with_id(req.object, op, req.request_id).await?;
-        written(id, reply)
+        let call = requests::set_alarm(request.into_inner(), now_ms())?;
+        let (id, answer) = self.run(call).await?;
+        written(id, answer)
     }
 
     async fn delete_alarm(
         &self,
         request: Request<pb::DeleteAlarmRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let req = request.into_inner();
-        let op = Op::DeleteAlarms { names: req.names };
-        let (id, reply) = self.call_with_id(req.object, op, req.request_id).await?;
-        written(id, reply)
+        let call = requests::delete_alarm(request.into_inner())?;
+        let (id, answer) = self.run(call).await?;
+        written(id, answer)
     }
 
     async fn list_alarms(
         &self,
         request: Request<pb::ListAlarmsRequest>,
     ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
-        let req = request.into_inner();
-        let alarms = match self.call(req.object, Op::ListAlarms).await? {
-            (_, Reply::Alarms(alarms)) => alarms,
-            (_, other) => return Err(unexpected(&other)),
+        let (call, name) = requests::list_alarms(request.into_inner())?;
+        let alarms = match self.run(call).await?.1.reply {
+            Reply::Alarms(alarms) => alarms,
+            other => return Err(unexpected(&other)),
         };
         let alarms: Vec<pb::Alarm> = alarms
             .into_iter()
-            .filter(|(name, _)| req.name.is_empty() || *name == req.name)
+            .filter(|(alarm, _)| name.is_empty() || *alarm == name)
             .map(|(name, alarm)| pb::Alarm {
                 name,
                 at_unix_ms: alarm.at_ms,
@@ -449,12 +342,8 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let req = request.into_inner();
-        let op = Op::Publish {
-            payload: req.message,
-            at_ms: now_ms(),
-        };
-        let (id, answer) = self.call_with_id(req.object, op, req.request_id).await?;
+        let call = requests::publish(request.into_inner(), now_ms())?;
+        let (id, answer) = self.run(call).await?;
         match answer.reply {
             Reply::Published { seq, version } => Ok(Response::new(pb::PublishResponse {
                 seq,
@@ -473,12 +362,13 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let req = request.into_inner();
-        let (object, id) = object_ref(req.object)?;
-        let hint = Some(object.location_hint).filter(|h| !h.is_empty());
-        let rx = self
-            .host
-            .subscribe(&object.namespace, &id, hint, req.after_seq);
+        let sub = requests::subscribe(request.into_inner())?;
+        let rx = self.host.subscribe(
+            &sub.object.namespace,
+            &sub.id,
+            sub.location_hint,
+            sub.after_seq,
+        );
         Ok(event_stream(rx))
     }
 
