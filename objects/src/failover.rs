@@ -188,22 +188,7 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         .replicas
         .len()
         .max(host.inner().config.replication_factor);
-    let mut chosen: BTreeSet<NodeId> = replicas.iter().copied().collect();
-    for node in state.nodes.values() {
-        if replicas.len() >= target {
-            break;
-        }
-        let id = node.spec.id;
-        let eligible = node.status == NodeStatus::Up
-            && node.spec.region == placement.region
-            && placement
-                .jurisdiction
-                .as_ref()
-                .is_none_or(|j| node.spec.jurisdictions.contains(j));
-        if eligible && chosen.insert(id) {
-            replicas.push(id);
-        }
-    }
+    crate::mover::top_up(&state, placement, &mut replicas, target);
     // Before the new set is committed, every acknowledged write must be on a majority
     // of it: otherwise a second failover, before the new owner has activated, could
     // fence a majority of the new set that lacks them (the nemesis found exactly that).

@@ -244,8 +244,27 @@ pub fn repaired_replicas(
             .copied()
             .filter(|r| *r != placement.owner && known(r)),
     );
+    top_up(
+        state,
+        placement,
+        &mut replicas,
+        replication_factor.max(placement.replicas.len()),
+    );
+    let unchanged = replicas.len() == placement.replicas.len()
+        && replicas.iter().all(|r| placement.replicas.contains(r));
+    (!unchanged).then_some(replicas)
+}
+
+/// Adds up nodes of `placement`'s region (with its jurisdiction) to `replicas` until it
+/// has `target` members or no such node is left.
+pub(crate) fn top_up(
+    state: &DirectoryState,
+    placement: &ObjectPlacement,
+    replicas: &mut Vec<NodeId>,
+    target: usize,
+) {
     for node in state.nodes.values() {
-        if replicas.len() >= replication_factor.max(placement.replicas.len()) {
+        if replicas.len() >= target {
             break;
         }
         let eligible = node.status == NodeStatus::Up
@@ -258,9 +277,6 @@ pub fn repaired_replicas(
             replicas.push(node.spec.id);
         }
     }
-    let unchanged = replicas.len() == placement.replicas.len()
-        && replicas.iter().all(|r| placement.replicas.contains(r));
-    (!unchanged).then_some(replicas)
 }
 
 /// Gives an object whose replica set names a removed node, or is short of the

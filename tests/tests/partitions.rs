@@ -20,12 +20,15 @@ const SETTINGS: &[support::Setting] = &[
     ("directory.election_timeout_max_ms", "600"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_rest_fail_over() {
-    let cluster = TestCluster::start_on_own_hosts(5, SETTINGS, &["eu-west"])
+/// `nodes` nodes of eu-west on hosts of their own, with `namespace` known to every one.
+async fn cluster_with_namespace(nodes: usize, namespace: &str) -> TestCluster {
+    let cluster = TestCluster::start_on_own_hosts(nodes, SETTINGS, &["eu-west"])
         .await
         .expect("cluster");
-    cluster.create_namespace("cut").await.expect("namespace");
+    cluster
+        .create_namespace(namespace)
+        .await
+        .expect("namespace");
     wait_for("the namespace everywhere", STEP, || async {
         for node in cluster.running() {
             node.client()
@@ -33,12 +36,18 @@ async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_re
                 .await
                 .ok()?
                 .iter()
-                .find(|n| n.name == "cut")?;
+                .find(|n| n.name == namespace)?;
         }
         Some(())
     })
     .await
     .expect("namespace");
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_partitioned_from_the_rest_gets_nothing_acknowledged_and_the_rest_fail_over() {
+    let cluster = cluster_with_namespace(5, "cut").await;
     let at_one = cluster.node(1).client().objects("cut").by_name("counter");
     let mut acked = 0;
     for _ in 0..5 {
@@ -182,23 +191,7 @@ async fn a_cut_off_directory_leader_gets_no_other_node_recorded_down() {
 /// the simulation tier (seed 101943719929760104 lost 380 acknowledged adds that way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_whose_state_cannot_reach_the_new_owner_is_refused() {
-    let cluster = TestCluster::start_on_own_hosts(4, SETTINGS, &["eu-west"])
-        .await
-        .expect("cluster");
-    cluster.create_namespace("mv").await.expect("namespace");
-    wait_for("the namespace everywhere", STEP, || async {
-        for node in cluster.running() {
-            node.client()
-                .list_namespaces()
-                .await
-                .ok()?
-                .iter()
-                .find(|n| n.name == "mv")?;
-        }
-        Some(())
-    })
-    .await
-    .expect("namespace");
+    let cluster = cluster_with_namespace(4, "mv").await;
     let at_one = cluster.node(1).client().objects("mv").by_name("room");
     for i in 0..10 {
         at_one
