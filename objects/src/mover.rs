@@ -300,37 +300,67 @@ pub async fn repair_replicas(
     Ok(Some(repaired))
 }
 
-/// Moves every object `node` owns to another up replica (or node) of its region.
+/// Takes `node` out of every replica set it is in: an object it owns goes to another up
+/// replica (or node) of its region, and in every set an up node of the region takes its
+/// place (a hand-over at the next epoch with state transfer, as a move). After a drain
+/// the node can be removed without leaving any object short of a majority: a set of
+/// two that still named it would need it for every write and failover.
 pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Vec<String>) {
     let state = host.inner().directory.local_state().await;
-    let owned: Vec<ObjectPlacement> = state
+    let holding: Vec<ObjectPlacement> = state
         .placements
         .values()
-        .filter(|p| p.owner == node)
+        .filter(|p| p.replicas.contains(&node))
         .cloned()
         .collect();
+    let factor = host.inner().config.replication_factor;
     let (mut moved, mut failed) = (Vec::new(), Vec::new());
-    for placement in owned {
-        let up = |id: &NodeId| {
-            *id != node && state.node(*id).is_some_and(|n| n.status == NodeStatus::Up)
-        };
-        let target = placement
-            .replicas
-            .iter()
-            .copied()
-            .find(up)
-            .map(MoveTarget::Node)
-            .unwrap_or_else(|| MoveTarget::Region(placement.region.clone()));
-        match move_object(host, &placement, target).await {
-            Ok(p) if p.owner != node => moved.push(p),
-            Ok(_) => failed.push(format!(
-                "{}: no other node in region {}",
+    for placement in holding {
+        let Some(replicas) = drained_replicas(&state, &placement, node, factor) else {
+            failed.push(format!(
+                "{}: no other up node in region {}",
                 placement.key, placement.region
-            )),
+            ));
+            continue;
+        };
+        match hand_over(host, &placement, replicas, None).await {
+            Ok(p) => moved.push(p),
             Err(err) => failed.push(format!("{}: {err}", placement.key)),
         }
     }
     (moved, failed)
+}
+
+/// `placement`'s replica set without `node`: the owner first (another up replica when
+/// `node` owned it), the other up replicas, then up nodes of the region up to the
+/// replication factor. `None` when no up node is left to own it.
+fn drained_replicas(
+    state: &DirectoryState,
+    placement: &ObjectPlacement,
+    node: NodeId,
+    replication_factor: usize,
+) -> Option<Vec<NodeId>> {
+    let up =
+        |id: &NodeId| *id != node && state.node(*id).is_some_and(|n| n.status == NodeStatus::Up);
+    let mut replicas: Vec<NodeId> = Vec::new();
+    if placement.owner != node {
+        replicas.push(placement.owner);
+    }
+    for replica in &placement.replicas {
+        if up(replica) && !replicas.contains(replica) {
+            replicas.push(*replica);
+        }
+    }
+    // `node` itself is up: keep it out of the top-up.
+    replicas.push(node);
+    top_up(
+        state,
+        placement,
+        &mut replicas,
+        replication_factor.max(placement.replicas.len()) + 1,
+    );
+    replicas.retain(|r| *r != node);
+    (!replicas.is_empty()).then_some(replicas)
 }
 
 #[cfg(test)]
@@ -402,6 +432,34 @@ mod tests {
         // The owner removed or down: failover's case.
         assert_eq!(repaired_replicas(&st, &placement(3, &[3, 1, 2]), 3), None);
         assert_eq!(repaired_replicas(&st, &placement(4, &[4, 1, 3]), 3), None);
+    }
+
+    #[test]
+    fn a_drained_node_leaves_every_set_it_is_in() {
+        use NodeStatus::{Down, Up};
+        let st = state(&[
+            (1, "eu", Up),
+            (2, "eu", Up),
+            (3, "eu", Up),
+            (4, "eu", Down),
+            (5, "eu", Up),
+        ]);
+        // Owner drained: another up replica owns it, 5 takes the third place.
+        assert_eq!(
+            drained_replicas(&st, &placement(1, &[1, 2, 3]), NodeId(1), 3),
+            Some(vec![NodeId(2), NodeId(3), NodeId(5)])
+        );
+        // A replica drained from a set of two: the owner keeps it, two up nodes join.
+        assert_eq!(
+            drained_replicas(&st, &placement(2, &[2, 1]), NodeId(1), 3),
+            Some(vec![NodeId(2), NodeId(3), NodeId(5)])
+        );
+        // Nobody else up: nothing to hand the object to.
+        let alone = state(&[(1, "eu", Up), (4, "eu", Down)]);
+        assert_eq!(
+            drained_replicas(&alone, &placement(1, &[1, 4]), NodeId(1), 3),
+            None
+        );
     }
 
     #[test]

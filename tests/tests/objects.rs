@@ -505,6 +505,47 @@ async fn a_removed_replica_is_replaced_and_the_object_survives_one_more_failure(
     assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
 }
 
+/// A drained node leaves every replica set it is in, not only the objects it owns: a
+/// set of two that still named it would need it for every write once it is removed
+/// (found by the nemesis: drain, remove, and an object was left without a majority).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_replica_leaves_the_replica_set() {
+    let cluster = TestCluster::start_in_regions(4, &[], &["eu-west"])
+        .await
+        .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let room = cluster.node(1).client().objects("rooms").by_name("kept");
+    for i in 0..10 {
+        room.put(format!("k{i}"), format!("{i}"))
+            .await
+            .expect("put");
+    }
+    let placed = room.inspect().await.expect("inspect");
+    let replica = placed
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| *r != placed.owner)
+        .expect("a replica that is not the owner");
+    let drained = cluster
+        .node(1)
+        .client()
+        .drain_node(replica)
+        .await
+        .expect("drain");
+    assert!(drained.failed.is_empty(), "{:?}", drained.failed);
+    let after = wait_for("a replica set without the drained node", STEP, || async {
+        let info = room.inspect().await.ok()?;
+        (!info.replicas.contains(&replica)).then_some(info)
+    })
+    .await
+    .expect("drained");
+    assert_eq!(after.owner, placed.owner, "{after:?}");
+    assert_eq!(after.replicas.len(), 3, "{after:?}");
+    let (entries, _) = room.list(b"k", false, 0).await.expect("list");
+    assert_eq!(entries.len(), 10, "every key survived: {entries:?}");
+}
+
 /// A failover while the region has no spare up leaves a replica set of two, which needs
 /// both copies for a majority. Once a node of the region is up again the set must grow
 /// back to three, or one more failure leaves the object without a majority for good
