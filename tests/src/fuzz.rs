@@ -121,7 +121,7 @@ pub fn peer_messages(data: &[u8]) {
 }
 
 /// Small limits, so inputs reach them.
-fn small_limits() -> ObjectLimits {
+pub(crate) fn small_limits() -> ObjectLimits {
     ObjectLimits {
         key_bytes_max: 8,
         value_bytes_max: 16,

@@ -76,11 +76,16 @@ fn connector() -> PeerConnector {
     })
 }
 
-fn channel(id: u64) -> Channel {
+/// A channel to a simulated address (a client's own, not a node's shared ones).
+fn channel_to(addr: &str) -> Channel {
     PeerChannels::new(Duration::from_secs(1), None)
         .with_connector(Some(connector()))
-        .channel(&addr(id))
+        .channel(addr)
         .expect("simulated peer address")
+}
+
+fn channel(id: u64) -> Channel {
+    channel_to(&addr(id))
 }
 
 /// A simulated TCP connection as tonic's server takes it.
@@ -282,12 +287,7 @@ async fn clients(recorder: Recorder, run_for: Duration, seed: u64) -> turmoil::R
         let node = process % NODES + 1;
         Route {
             node: Arc::new(move || (node, addr(node))),
-            connect: Arc::new(|addr: &str| {
-                PeerChannels::new(Duration::from_secs(1), None)
-                    .with_connector(Some(connector()))
-                    .channel(addr)
-                    .expect("simulated peer address")
-            }),
+            connect: Arc::new(channel_to),
         }
     });
     for process in processes {

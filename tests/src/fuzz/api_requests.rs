@@ -53,15 +53,7 @@ pub fn kv_config(small: bool) -> KvConfig {
 
 pub fn object_limits(small: bool) -> ObjectLimits {
     if small {
-        ObjectLimits {
-            key_bytes_max: 8,
-            value_bytes_max: 16,
-            batch_keys_max: 4,
-            list_page_max: 5,
-            alarms_max: 3,
-            alarm_name_bytes_max: 8,
-            message_bytes_max: 16,
-        }
+        super::small_limits()
     } else {
         ObjectLimits::default()
     }

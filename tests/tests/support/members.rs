@@ -345,27 +345,33 @@ async fn replace(
     .await?;
     let clean = cluster.retire(victim, STOP_TIMEOUT).await?;
     let fresh = cluster.add_joiner(via).context("start a replacement")?;
-    ensure(
-        cluster,
-        via,
-        &format!("node {fresh} registered as a learner"),
-        Act::Await,
-        |v| v.learners.contains(&fresh) && v.up.contains(&fresh),
-    )
-    .await?;
-    let promoted = ensure(
-        cluster,
-        via,
-        &format!("node {fresh} a voter"),
-        Act::AddVoter(fresh),
-        |v| v.voters.contains(&fresh),
-    )
-    .await?;
+    let promoted = promote_joiner(cluster, via, fresh).await?;
     routes.set(&slots, cluster.node(fresh));
     let stop = if clean { "stopped" } else { "killed" };
     Ok(format!(
         "replace node {victim}{role}: drain ({drained}), remove through {via} ({sent} calls), {stop}; node {fresh} joined and promoted ({promoted} calls)"
     ))
+}
+
+/// Waits until node `id`, just started with `--join`, is registered as an up learner,
+/// then makes it a voter through `via`; the number of calls the promotion took.
+async fn promote_joiner(cluster: &TestCluster, via: u64, id: u64) -> anyhow::Result<u32> {
+    ensure(
+        cluster,
+        via,
+        &format!("node {id} registered as a learner"),
+        Act::Await,
+        |v| v.learners.contains(&id) && v.up.contains(&id),
+    )
+    .await?;
+    ensure(
+        cluster,
+        via,
+        &format!("node {id} a voter"),
+        Act::AddVoter(id),
+        |v| v.voters.contains(&id),
+    )
+    .await
 }
 
 /// Remove a node that was not drained, while it runs; restart it with `--join`.
@@ -392,22 +398,7 @@ async fn rejoin(
     let clean = node.terminate(STOP_TIMEOUT).await.unwrap_or(false);
     node.set_join(&seed);
     node.start().context("restart the removed node")?;
-    ensure(
-        cluster,
-        via,
-        &format!("node {victim} registered again as a learner"),
-        Act::Await,
-        |v| v.learners.contains(&victim) && v.up.contains(&victim),
-    )
-    .await?;
-    let promoted = ensure(
-        cluster,
-        via,
-        &format!("node {victim} a voter again"),
-        Act::AddVoter(victim),
-        |v| v.voters.contains(&victim),
-    )
-    .await?;
+    let promoted = promote_joiner(cluster, via, victim).await?;
     let stop = if clean { "stopped" } else { "killed" };
     Ok(format!(
         "remove node {victim}{role} undrained through {via} ({sent} calls), running {linger:?} more, {stop}, restarted with --join {via}, voter again ({promoted} calls)"
