@@ -349,7 +349,7 @@ impl Directory {
         let mut client = DirectoryClient::new(channel)
             .max_decoding_message_size(bytes_max)
             .max_encoding_message_size(bytes_max);
-        let mut request = tonic::Request::new(peer_wire::seal(&(hops + 1, req))?);
+        let mut request = tonic::Request::new(peer_wire::DIRECTORY_WIRE.seal(&(hops + 1, req))?);
         request.set_timeout(self.inner.config.peer_rpc_timeout());
         let response =
             client
@@ -360,7 +360,7 @@ impl Directory {
                     reason: format!("{}: {}", status.code(), status.message()),
                 })?;
         let result: Result<DirectoryResponse, DirectoryError> =
-            peer_wire::open(response.get_ref()).map_err(DirectoryError::Protocol)?;
+            peer_wire::DIRECTORY_WIRE.open(response.get_ref())?;
         result
     }
 

@@ -69,6 +69,12 @@ impl From<std::io::Error> for DirectoryError {
     }
 }
 
+impl From<larder_base::EnvelopeError> for DirectoryError {
+    fn from(err: larder_base::EnvelopeError) -> Self {
+        DirectoryError::Protocol(err.to_string())
+    }
+}
+
 impl From<larder_store::CodecError> for DirectoryError {
     fn from(err: larder_store::CodecError) -> Self {
         DirectoryError::Protocol(err.to_string())

@@ -2,7 +2,6 @@
 //! namespaces and object placement).
 //!
 //! Layout:
-//! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`;
 //! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;
 //! - [`namespace`]: namespaces and their residency policies;
 //! - [`placement`]: object placement (owner, replicas, epoch) and how it is chosen;
@@ -21,7 +20,6 @@ mod config;
 mod directory;
 mod directory_state;
 mod error;
-pub mod ids;
 pub mod link_delay;
 pub mod liveness;
 mod log_store;
@@ -42,7 +40,7 @@ pub use config::{DirectoryConfig, DirectoryConfigError};
 pub use directory::{Directory, DirectoryRaft, RaftRole, RaftView};
 pub use directory_state::DirectoryState;
 pub use error::DirectoryError;
-pub use ids::{Jurisdiction, NodeId, RegionId};
+pub use larder_base::{Jurisdiction, NodeId, RegionId, check_label};
 pub use log_store::SledLogStore;
 pub use namespace::{NamespacePolicy, NamespaceRecord, check_namespace_name};
 pub use network::TonicNetworkFactory;

@@ -88,7 +88,8 @@ impl TonicNetwork {
         value: &T,
         option: &RPCOption,
     ) -> Result<tonic::Request<larder_proto::peer::Envelope>, RPCError<C>> {
-        let envelope = peer_wire::seal(value)
+        let envelope = peer_wire::DIRECTORY_WIRE
+            .seal(value)
             .map_err(|err| RPCError::Network(NetworkError::new(&WireError(err.to_string()))))?;
         let mut request = tonic::Request::new(envelope);
         request.set_timeout(option.hard_ttl());
@@ -98,8 +99,9 @@ impl TonicNetwork {
     fn response<T: serde::de::DeserializeOwned>(
         response: tonic::Response<larder_proto::peer::Envelope>,
     ) -> Result<T, RPCError<C>> {
-        peer_wire::open(response.get_ref())
-            .map_err(|err| RPCError::Network(NetworkError::new(&WireError(err))))
+        peer_wire::DIRECTORY_WIRE
+            .open(response.get_ref())
+            .map_err(|err| RPCError::Network(NetworkError::new(&WireError(err.to_string()))))
     }
 }
 

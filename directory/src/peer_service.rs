@@ -17,11 +17,14 @@ pub struct DirectoryPeerService {
 }
 
 fn open<T: serde::de::DeserializeOwned>(request: &Request<Envelope>) -> Result<T, Status> {
-    peer_wire::open(request.get_ref()).map_err(Status::invalid_argument)
+    peer_wire::DIRECTORY_WIRE
+        .open(request.get_ref())
+        .map_err(|err| Status::invalid_argument(err.to_string()))
 }
 
 fn seal<T: serde::Serialize>(value: &T) -> Result<Response<Envelope>, Status> {
-    peer_wire::seal(value)
+    peer_wire::DIRECTORY_WIRE
+        .seal(value)
         .map(Response::new)
         .map_err(|err| Status::internal(err.to_string()))
 }

@@ -112,7 +112,7 @@ pub async fn sync_with(
             namespaces: namespaces.clone(),
             cursor: cursor.take(),
         };
-        let mut call = tonic::Request::new(wire::seal(&request)?);
+        let mut call = tonic::Request::new(wire::KV_WIRE.seal(&request)?);
         call.set_timeout(kv.config().peer_rpc_timeout());
         let response = client
             .sync(call)
@@ -121,7 +121,7 @@ pub async fn sync_with(
                 peer: peer.peer_addr.clone(),
                 reason: format!("{}: {}", status.code(), status.message()),
             })?;
-        let page: SyncResponse = wire::open(response.get_ref())?;
+        let page: SyncResponse = wire::KV_WIRE.open(response.get_ref())?;
         if served.is_none() {
             served = Some(page.served);
         }

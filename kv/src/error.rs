@@ -50,6 +50,17 @@ impl From<larder_store::StoreError> for KvError {
     }
 }
 
+impl From<larder_base::EnvelopeError> for KvError {
+    fn from(err: larder_base::EnvelopeError) -> Self {
+        match err {
+            larder_base::EnvelopeError::UnsupportedVersion { .. } => {
+                KvError::InvalidArgument(err.to_string())
+            }
+            larder_base::EnvelopeError::Codec(codec) => codec.into(),
+        }
+    }
+}
+
 impl From<larder_store::CodecError> for KvError {
     fn from(err: larder_store::CodecError) -> Self {
         KvError::Internal(err.to_string())

@@ -49,20 +49,9 @@ pub use stats::KvStats;
 pub use version::{Hlc, Version};
 pub use writer::Mutation;
 
-use serde::{Deserialize, Serialize};
-
-/// A node, as the KV sees it: the origin of writes and a replication peer.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct NodeId(pub u64);
-
-impl std::fmt::Display for NodeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+/// A node, as the KV sees it: the origin of writes and a replication peer (the one
+/// `NodeId` every crate shares).
+pub use larder_base::NodeId;
 
 /// Wall-clock Unix milliseconds.
 pub fn now_ms() -> u64 {

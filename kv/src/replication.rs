@@ -257,7 +257,7 @@ impl Replicator {
             segments,
         };
         let mut client = self.client(addr)?;
-        let mut call = tonic::Request::new(wire::seal(&request)?);
+        let mut call = tonic::Request::new(wire::KV_WIRE.seal(&request)?);
         call.set_timeout(self.shared.config.peer_rpc_timeout());
         let response = client
             .push(call)
@@ -266,7 +266,7 @@ impl Replicator {
                 peer: addr.to_string(),
                 reason: format!("{}: {}", status.code(), status.message()),
             })?;
-        let _: PushResponse = wire::open(response.get_ref())?;
+        let _: PushResponse = wire::KV_WIRE.open(response.get_ref())?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use larder_directory::{DirectoryConfig, NodeId, PeerNode, ids::check_label};
+use larder_directory::{DirectoryConfig, NodeId, PeerNode, check_label};
 use larder_kv::KvConfig;
 use larder_objects::ObjectsConfig;
 use serde::{Deserialize, Serialize};

@@ -59,8 +59,7 @@ fn apply_setting(config: &NodeConfig, setting: &str) -> anyhow::Result<NodeConfi
 /// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
 fn jurisdiction_of(region: &str) -> Option<String> {
     let first = region.split('-').next()?;
-    (first != region && larder_directory::ids::check_label(first).is_ok())
-        .then(|| first.to_string())
+    (first != region && larder_directory::check_label(first).is_ok()).then(|| first.to_string())
 }
 
 /// The configuration of every node of a dev cluster.

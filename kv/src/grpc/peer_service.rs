@@ -27,16 +27,32 @@ impl KvPeerService {
 #[tonic::async_trait]
 impl KvReplication for KvPeerService {
     async fn push(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
-        let push: PushRequest = wire::open(request.get_ref()).map_err(kv_status)?;
-        self.kv.apply_push(push).await.map_err(kv_status)?;
+        let push: PushRequest = wire::KV_WIRE
+            .open(request.get_ref())
+            .map_err(|err| kv_status(err.into()))?;
+        self.kv
+            .apply_push(push)
+            .await
+            .map_err(|err| kv_status(err.into()))?;
         Ok(Response::new(
-            wire::seal(&PushResponse::default()).map_err(kv_status)?,
+            wire::KV_WIRE
+                .seal(&PushResponse::default())
+                .map_err(|err| kv_status(err.into()))?,
         ))
     }
 
     async fn sync(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
-        let sync: SyncRequest = wire::open(request.get_ref()).map_err(kv_status)?;
-        let response = self.kv.serve_sync(&sync).map_err(kv_status)?;
-        Ok(Response::new(wire::seal(&response).map_err(kv_status)?))
+        let sync: SyncRequest = wire::KV_WIRE
+            .open(request.get_ref())
+            .map_err(|err| kv_status(err.into()))?;
+        let response = self
+            .kv
+            .serve_sync(&sync)
+            .map_err(|err| kv_status(err.into()))?;
+        Ok(Response::new(
+            wire::KV_WIRE
+                .seal(&response)
+                .map_err(|err| kv_status(err.into()))?,
+        ))
     }
 }

@@ -5,7 +5,7 @@
 
 use larder_directory::{
     DirectoryRequest, Jurisdiction, NamespacePolicy, NamespaceRecord, NodeId, RegionId,
-    check_namespace_name, ids::check_label,
+    check_label, check_namespace_name,
 };
 use larder_proto::v1 as pb;
 use tonic::Status;

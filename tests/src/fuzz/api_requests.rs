@@ -448,7 +448,7 @@ pub fn admin(which: u8, bytes: &[u8]) {
                             .policy
                             .regions
                             .iter()
-                            .all(|r| { larder_directory::ids::check_label(&r.0).is_ok() })
+                            .all(|r| { larder_directory::check_label(&r.0).is_ok() })
                     );
                     let command = larder_directory::Command::CreateNamespace(record);
                     let bytes = codec::encode(&command).expect("a namespace encodes");

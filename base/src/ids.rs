@@ -21,6 +21,31 @@ impl From<u64> for NodeId {
     }
 }
 
+/// An object's owner epoch: each hand-over of the object (failover, move, repair,
+/// an owner's restart in a new epoch) takes the next one. A copy refuses anything tagged
+/// with an epoch older than the highest it has seen (fencing); epoch 0 means "none yet".
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl Epoch {
+    /// The epoch of a new object's first placement.
+    pub const FIRST: Epoch = Epoch(1);
+
+    /// The epoch a hand-over of an object at this epoch takes.
+    pub fn next(self) -> Epoch {
+        Epoch(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A region such as `eu-west`: a set of nearby nodes that objects are pinned to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

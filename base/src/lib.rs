@@ -1,0 +1,17 @@
+//! What every Larder server crate shares, so that kv, directory and objects speak of the
+//! same things in the same types without depending on each other.
+//!
+//! Layout:
+//! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`, `Epoch` and the label rules;
+//! - [`clock`]: the `Clock` the server reads wall time from (the system's, or a
+//!   simulated one in the simulation tier);
+//! - [`envelope`]: peer payloads sealed in `larder.peer.v1.Envelope` with a wire version
+//!   per protocol (KV, directory, objects), refused with a typed error when it differs.
+
+pub mod clock;
+pub mod envelope;
+pub mod ids;
+
+pub use clock::{Clock, SharedClock, SystemClock};
+pub use envelope::{EnvelopeError, WireProtocol};
+pub use ids::{Epoch, Jurisdiction, NodeId, RegionId, check_label};
