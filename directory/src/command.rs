@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement};
+use crate::{Epoch, NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement};
 
 /// A change to the directory, replicated through the Raft log.
 ///
@@ -31,7 +31,7 @@ pub enum Command {
     /// placement is still at `expected_epoch`.
     ReassignObject {
         key: ObjectKey,
-        expected_epoch: u64,
+        expected_epoch: Epoch,
         replicas: Vec<NodeId>,
         /// A move to another region changes it.
         region: Option<crate::RegionId>,

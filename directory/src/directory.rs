@@ -189,6 +189,15 @@ impl Directory {
 
     /// The directory including every change committed before this call.
     pub async fn linearizable_state(&self) -> Result<DirectoryState, DirectoryError> {
+        self.read_linearizable(DirectoryState::clone).await
+    }
+
+    /// Reads the directory including every change committed before this call, in place
+    /// (no copy of the whole directory).
+    pub async fn read_linearizable<T>(
+        &self,
+        f: impl FnOnce(&DirectoryState) -> T,
+    ) -> Result<T, DirectoryError> {
         let index = match self.request(DirectoryRequest::ReadIndex).await? {
             DirectoryResponse::ReadIndex(index) => index,
             other => {
@@ -199,7 +208,7 @@ impl Directory {
         };
         self.wait_applied(index, self.inner.config.peer_rpc_timeout())
             .await?;
-        Ok(self.local_state().await)
+        Ok(self.read_local(f).await)
     }
 
     /// Waits until this node has applied the log up to `index`.
@@ -598,7 +607,7 @@ impl Directory {
             jurisdiction,
             owner: replicas[0],
             replicas,
-            epoch: 1,
+            epoch: crate::Epoch::FIRST,
             placed_at_ms: now_ms(),
         };
         match self

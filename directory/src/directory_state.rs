@@ -101,7 +101,7 @@ impl DirectoryState {
                 Some(current) => {
                     current.owner = replicas[0];
                     current.replicas = replicas.clone();
-                    current.epoch += 1;
+                    current.epoch = current.epoch.next();
                     if let Some(region) = region {
                         current.region = region.clone();
                     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DirectoryState, Jurisdiction, NodeId, NodeStatus, RegionId};
+use crate::{DirectoryState, Epoch, Jurisdiction, NodeId, NodeStatus, RegionId};
 
 /// Largest replication factor an object may ask for.
 pub const REPLICATION_FACTOR_MAX: usize = 7;
@@ -35,7 +35,7 @@ pub struct ObjectPlacement {
     /// Nodes holding the object's storage, the owner first.
     pub replicas: Vec<NodeId>,
     /// Raised on every change of owner or replicas; replicas refuse older epochs.
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub placed_at_ms: u64,
 }
 
@@ -195,7 +195,7 @@ mod tests {
             jurisdiction: None,
             owner: NodeId(owner),
             replicas: vec![NodeId(owner), NodeId(4)],
-            epoch,
+            epoch: Epoch(epoch),
             placed_at_ms: 1,
         }
     }
@@ -215,14 +215,14 @@ mod tests {
         );
         let reassign = Command::ReassignObject {
             key: first.key.clone(),
-            expected_epoch: 1,
+            expected_epoch: Epoch(1),
             replicas: vec![NodeId(4), NodeId(2)],
             region: None,
         };
         let CommandOutcome::Placed(moved) = st.apply(&reassign, LEADER) else {
             panic!("reassigned")
         };
-        assert_eq!((moved.owner, moved.epoch), (NodeId(4), 2));
+        assert_eq!((moved.owner, moved.epoch), (NodeId(4), Epoch(2)));
         // A stale reassignment (epoch 1 again) is refused with the current placement.
         assert_eq!(
             st.apply(&reassign, LEADER),

@@ -363,7 +363,7 @@ mod tests {
             jurisdiction: None,
             owner: NodeId(1),
             replicas: vec![NodeId(1), NodeId(2), NodeId(3)],
-            epoch: 1,
+            epoch: crate::Epoch::FIRST,
             placed_at_ms: 7,
         }
     }

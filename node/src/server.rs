@@ -161,6 +161,7 @@ impl RunningNode {
             ObjectStore::open(store.clone())?,
             config.objects.clone(),
             channel_factory,
+            larder_base::SystemClock::shared(),
         );
         background.extend(kv_tasks);
 

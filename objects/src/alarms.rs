@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use larder_directory::ObjectKey;
 use tokio::sync::{Semaphore, watch};
@@ -28,22 +28,22 @@ const OBJECTS_PER_WAKE_MAX: usize = 1024;
 /// Objects firing at once.
 const FIRING_MAX: usize = 64;
 
-/// Wall-clock time in Unix milliseconds (alarm due times are wall-clock).
+/// Wall-clock time in Unix milliseconds from the system clock. Alarm due times are
+/// wall-clock; a node reads them from its host's injected clock (`ObjectHost::clock`),
+/// this is for callers without a host (fuzz targets).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    larder_base::Clock::now_ms(&larder_base::SystemClock)
 }
 
 pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
-    let index = host.inner().copies.alarm_index().clone();
+    let index = host.copies().alarm_index().clone();
+    let clock = host.clock().clone();
     let firing: Arc<Mutex<HashSet<ObjectKey>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(FIRING_MAX));
-    let me = host.inner().directory.me().id;
+    let me = host.placements().me();
     let mut pending_elsewhere = false;
     loop {
-        let now = now_ms();
+        let now = clock.now_ms();
         let next = if pending_elsewhere {
             index.next_due_after(now)
         } else {
@@ -60,16 +60,15 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
             _ = index.changed.notified() => {}
             _ = shutdown.changed() => return,
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         let due = index.due(now, OBJECTS_PER_WAKE_MAX);
         pending_elsewhere = false;
         for key in due {
             let owned = host
-                .inner()
-                .directory
-                .read_local(|s| s.placement(&key).map(|p| p.owner == me))
+                .placements()
+                .known(&key)
                 .await
-                .unwrap_or(false);
+                .is_some_and(|p| p.owner == me);
             if !owned {
                 pending_elsewhere = true;
                 continue;
@@ -85,11 +84,12 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 return;
             };
-            let (host, firing) = (host.clone(), firing.clone());
+            let (host, firing, clock) = (host.clone(), firing.clone(), clock.clone());
             tokio::spawn(async move {
-                let result = host
-                    .call_local(&key, Op::FireAlarms { now_ms: now_ms() }, None)
-                    .await;
+                let fire = Op::FireAlarms {
+                    now_ms: clock.now_ms(),
+                };
+                let result = host.call_owned(&key, fire, None).await;
                 match result {
                     Ok(_) => tracing::debug!(object = %key, "alarms fired"),
                     Err(err) => {

@@ -1,3 +1,5 @@
+use larder_base::Epoch;
+
 /// Errors of object operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ObjectError {
@@ -32,7 +34,7 @@ pub enum ObjectError {
     /// A copy refused this owner: it has seen owner epoch `epoch`. The call's write, if
     /// any, may or may not have been applied.
     #[error("object {key} has a newer owner epoch ({epoch}); retry")]
-    Superseded { key: String, epoch: u64 },
+    Superseded { key: String, epoch: Epoch },
     #[error("too many calls waiting for this object ({0}); retry shortly")]
     Overloaded(usize),
     #[error("storage failed: {0}")]
@@ -40,6 +42,16 @@ pub enum ObjectError {
     /// The owner's disk is nearly full: writes are refused, reads go on.
     #[error("{0}")]
     DiskFull(String),
+}
+
+impl ObjectError {
+    /// The object cannot serve now, for `reason`, with no node to retry at.
+    pub fn unavailable(reason: impl Into<String>) -> ObjectError {
+        ObjectError::Unavailable {
+            reason: reason.into(),
+            retry_at: None,
+        }
+    }
 }
 
 impl From<larder_store::StoreError> for ObjectError {

@@ -1,49 +1,55 @@
 //! Larder's objects: single-writer, region-pinned actors with transactional storage.
 //!
-//! Layout (this crate grows with the objects issue; what exists today):
-//! - [`ObjectId`]: ids from a name, unique (random), or parsed from their string form;
-//! - [`op`]: the storage operations a request carries — get, put, delete, list,
-//!   delete-all, atomic add, transactions with preconditions, alarms, publish;
-//! - [`ObjectState`]: the pure engine the owner runs them on, one at a time: it answers
-//!   each operation and yields the mutations to replicate, which replicas apply in order;
-//! - [`ObjectLimits`]: key, value, batch and page limits, checked before execution;
-//! - [`object_store`]: each node's durable copy, with epoch fencing, in-order apply and
-//!   state transfer;
-//! - [`ObjectError`]: what can go wrong, in domain terms.
-//!
-//! - [`ObjectHost`]: this node's runtime: placement look-up (placing on first access),
-//!   one actor per owned object, forwarding to owners elsewhere, serving copies;
-//! - `replication_link`: an owner's replication rounds over one long-lived stream per
+//! Layout, in the order a write meets it:
+//! - [`grpc`]: `larder.v1.Objects`, `larder.peer.v1.ObjectPeer`, request checks and the
+//!   one error-to-status mapping;
+//! - [`ObjectHost`] (`host`): the node's object runtime: runs a call at the object's
+//!   actor here, or forwards it to the owner;
+//! - [`placements`]: where objects live (the directory's placements, read in place) and
+//!   the placement of an object on first access;
+//! - `owner`: one actor per owned object running its calls in batches, each batch's
+//!   writes one replication round tallied by a pure core, and activation (cold start);
+//! - [`peers`]: the peer client: offers to replicas, fencing, fetching and dropping
+//!   copies, forwarding; `replication_link`: one long-lived replication stream per
 //!   replica node;
-//! - [`alarms`]: each node's scheduler firing the due alarms of the objects it owns;
-//! - [`events`]: object and namespace subscriptions to alarms fired and messages;
-//! - [`failover`]: the directory leader's hand-over of objects whose owner is down;
-//! - [`mover`]: admin moves and drains, with state transfer;
-//! - [`grpc`]: `larder.v1.Objects`, `larder.peer.v1.ObjectPeer` and the status mapping.
+//! - [`copies`]: this node's durable copies, the replica side, with the fencing rules as
+//!   pure functions;
+//! - [`handover`]: failover, moves, drains and replica-set repairs, their choices pure;
+//! - [`ObjectState`] (`state`, `execute`): the pure engine an owner runs operations on;
+//!   [`op`]: the operations; [`ObjectLimits`]: their limits; [`ObjectId`]: ids;
+//! - [`alarms`]: the scheduler firing due alarms of owned objects; [`events`]:
+//!   subscriptions to alarms fired and messages published;
+//! - [`peer_messages`]: the peer payloads; [`ObjectError`]: what can go wrong.
 //!
-//! Placement (owner, replicas, epoch) lives in the directory crate.
+//! Placement records (owner, replicas, epoch) live in the directory crate.
 
-mod actor;
 pub mod alarms;
 mod config;
+pub mod copies;
 mod error;
 pub mod events;
-pub mod failover;
 pub mod grpc;
+pub mod handover;
 mod host;
 mod id;
 mod limits;
-pub mod mover;
-pub mod object_store;
 pub mod op;
+mod owner;
 pub mod peer_messages;
+pub mod peers;
+pub mod placements;
 mod replication_link;
 mod state;
+#[cfg(test)]
+mod testing;
 
 pub use config::ObjectsConfig;
+pub use copies::{AlarmIndex, ApplyOutcome, ObjectStore, ReplicaMeta};
 pub use error::ObjectError;
-pub use host::{ChannelFactory, ObjectHost};
+pub use handover::{failover, mover};
+pub use host::ObjectHost;
 pub use id::{OBJECT_ID_BYTES_MAX, ObjectId};
 pub use limits::ObjectLimits;
-pub use object_store::{ApplyOutcome, ObjectStore, ReplicaMeta};
+pub use peers::{ChannelFactory, PeerError};
+pub use replication_link::LinkError;
 pub use state::{EVENTS_KEPT, Mutation, ObjectState, REQUEST_ID_BYTES_MAX, StateParts, Stored};

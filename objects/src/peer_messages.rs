@@ -1,13 +1,18 @@
 //! Payloads of `larder.peer.v1.ObjectPeer` (postcard inside the peer envelope).
 
+use larder_base::{Epoch, WireProtocol};
 use larder_directory::ObjectKey;
 use serde::{Deserialize, Serialize};
 
 use crate::op::{Answer, Op};
-use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState};
+use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState, ReplicaMeta};
 
-/// Version of the object peer payloads.
-pub const OBJECTS_WIRE_VERSION: u32 = 2;
+/// The object peer protocol. Version 3: replicas answer with a typed [`CopyError`]
+/// instead of a message string.
+pub const OBJECTS_WIRE: WireProtocol = WireProtocol {
+    name: "object",
+    version: 3,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecuteRequest {
@@ -22,7 +27,7 @@ pub type ExecuteResponse = Result<Answer, ObjectError>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplicateRequest {
     pub key: ObjectKey,
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// Version of the first write (with no writes: the version the owner is at).
     pub version: u64,
     /// One replication round: consecutive writes, each a list of mutations.
@@ -32,11 +37,33 @@ pub struct ReplicateRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstallRequest {
     pub key: ObjectKey,
-    pub epoch: u64,
+    pub epoch: Epoch,
     pub state: ObjectState,
 }
 
-pub type CopyResponse = Result<ApplyOutcome, String>;
+/// Why a replica could not take an offer to its copy (it was reached and answered).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CopyError {
+    /// Its disk is nearly full: it refuses writes until space is back.
+    #[error("disk nearly full: {0}")]
+    DiskFull(String),
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// The request could not be read.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+}
+
+impl From<larder_store::StoreError> for CopyError {
+    fn from(err: larder_store::StoreError) -> Self {
+        match err {
+            larder_store::StoreError::DiskFull { .. } => CopyError::DiskFull(err.to_string()),
+            other => CopyError::Storage(other.to_string()),
+        }
+    }
+}
+
+pub type CopyResponse = Result<ApplyOutcome, CopyError>;
 
 /// What an owner offers a replica's copy on a `ReplicateStream` (the unary calls
 /// `Replicate` and `Install` carry the two kinds apart); answered with a [`CopyResponse`].
@@ -53,30 +80,38 @@ impl CopyRequest {
             CopyRequest::State(request) => &request.key,
         }
     }
+
+    /// Whether taking it stores something (a ping stores nothing).
+    pub fn stores_something(&self) -> bool {
+        match self {
+            CopyRequest::Write(round) => !round.writes.is_empty(),
+            CopyRequest::State(_) => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FenceRequest {
     pub key: ObjectKey,
-    pub epoch: u64,
+    pub epoch: Epoch,
 }
 
-pub type FenceResponse = Result<crate::ReplicaMeta, String>;
+pub type FenceResponse = Result<ReplicaMeta, CopyError>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FetchRequest {
     pub key: ObjectKey,
 }
 
-pub type FetchResponse = Result<(crate::ReplicaMeta, ObjectState), String>;
+pub type FetchResponse = Result<(ReplicaMeta, ObjectState), CopyError>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DropRequest {
     pub key: ObjectKey,
-    pub epoch: u64,
+    pub epoch: Epoch,
 }
 
-pub type DropResponse = Result<bool, String>;
+pub type DropResponse = Result<bool, CopyError>;
 
 /// An object's events after `after` (none: from now), from its owner.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,24 +125,4 @@ pub struct SubscribeRequest {
 pub struct NamespaceSubscribeRequest {
     pub namespace: String,
     pub id_prefix: String,
-}
-
-pub fn seal<T: Serialize>(value: &T) -> Result<larder_proto::peer::Envelope, ObjectError> {
-    Ok(larder_proto::peer::Envelope {
-        version: OBJECTS_WIRE_VERSION,
-        payload: larder_store::codec::encode(value)
-            .map_err(|e| ObjectError::Storage(e.to_string()))?,
-    })
-}
-
-pub fn open<T: serde::de::DeserializeOwned>(
-    envelope: &larder_proto::peer::Envelope,
-) -> Result<T, String> {
-    if envelope.version != OBJECTS_WIRE_VERSION {
-        return Err(format!(
-            "object peer wire version {} is not supported (this node speaks {OBJECTS_WIRE_VERSION})",
-            envelope.version
-        ));
-    }
-    larder_store::codec::decode(&envelope.payload).map_err(|err| err.to_string())
 }

@@ -45,7 +45,7 @@ const STREAM_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Why a request on a link got no answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum LinkError {
+pub enum LinkError {
     /// The peer does not serve `ReplicateStream`: send a unary call instead.
     #[error("peer {peer} does not serve replication streams")]
     Unsupported { peer: String },

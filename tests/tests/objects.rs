@@ -758,7 +758,10 @@ async fn an_abandoned_hand_over_does_not_leave_the_object_stuck() {
         namespace: "rooms".into(),
         id: "half-moved".into(),
     };
-    let fence = peer_messages::seal(&FenceRequest { key, epoch: 2 }).expect("seal");
+    let epoch = larder_directory::Epoch(2);
+    let fence = peer_messages::OBJECTS_WIRE
+        .seal(&FenceRequest { key, epoch })
+        .expect("seal");
     ObjectPeerClient::new(channel)
         .fence(fence)
         .await

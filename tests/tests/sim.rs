@@ -187,6 +187,7 @@ async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
         ObjectStore::open(store.clone())?,
         objects_config(),
         factory,
+        larder_base::SystemClock::shared(),
     );
     tokio::spawn({
         let (directory, stop) = (directory.clone(), stop.clone());
@@ -249,7 +250,7 @@ async fn watch_node(id: u64, directory: Directory, spy: SharedSpy) {
                 id: object.into(),
             };
             let found = directory
-                .read_local(|state| state.placement(&key).map(|p| (p.epoch, p.owner.0)))
+                .read_local(|state| state.placement(&key).map(|p| (p.epoch.0, p.owner.0)))
                 .await;
             if let Some(found) = found {
                 placements.push((object, found));

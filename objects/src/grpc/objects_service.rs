@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 
 use super::requests::{self, ObjectCall};
 use super::status::object_status;
-use crate::alarms::now_ms;
 use crate::events::ObjectEventOut;
 use crate::op::{Answer, EventKind, ReadValue, Reply};
 use crate::{ObjectError, ObjectHost, ObjectId};
@@ -117,7 +116,7 @@ fn info(p: &larder_directory::ObjectPlacement) -> pb::ObjectInfo {
             .unwrap_or_default(),
         owner: p.owner.0,
         replicas: p.replicas.iter().map(|r| r.0).collect(),
-        epoch: p.epoch,
+        epoch: p.epoch.0,
         version: 0,
         keys: 0,
         bytes: 0,
@@ -136,7 +135,8 @@ impl Objects for ObjectsService {
         let limit = requests::list_objects_limit(&req, self.host.limits())?;
         let (placements, more) = self
             .host
-            .placements(&req.namespace, &req.start_after, limit, |p| {
+            .placements()
+            .list(&req.namespace, &req.start_after, limit, |p| {
                 p.key.id.starts_with(&req.prefix)
                     && (req.region.is_empty() || p.region.0 == req.region)
             })
@@ -156,7 +156,7 @@ impl Objects for ObjectsService {
             .placement_of(&object.namespace, &id)
             .await
             .map_err(object_status)?;
-        let moved = crate::mover::move_object(&self.host, &placement, target)
+        let moved = crate::handover::mover::move_object(&self.host, &placement, target)
             .await
             .map_err(object_status)?;
         Ok(Response::new(info(&moved)))
@@ -167,7 +167,7 @@ impl Objects for ObjectsService {
         request: Request<pb::DrainRequest>,
     ) -> Result<Response<pb::DrainResponse>, Status> {
         let node = larder_directory::NodeId(request.into_inner().node_id);
-        let (moved, failed) = crate::mover::drain(&self.host, node).await;
+        let (moved, failed) = crate::handover::mover::drain(&self.host, node).await;
         Ok(Response::new(pb::DrainResponse {
             moved: moved.iter().map(info).collect(),
             failed,
@@ -303,7 +303,7 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::SetAlarmRequest>,
     ) -> Result<Response<pb::ObjectWriteResponse>, Status> {
-        let call = requests::set_alarm(request.into_inner(), now_ms())?;
+        let call = requests::set_alarm(request.into_inner(), self.host.clock().now_ms())?;
         let (id, answer) = self.run(call).await?;
         written(id, answer)
     }
@@ -342,7 +342,7 @@ impl Objects for ObjectsService {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
-        let call = requests::publish(request.into_inner(), now_ms())?;
+        let call = requests::publish(request.into_inner(), self.host.clock().now_ms())?;
         let (id, answer) = self.run(call).await?;
         match answer.reply {
             Reply::Published { seq, version } => Ok(Response::new(pb::PublishResponse {

@@ -14,8 +14,9 @@ use tracing::debug;
 
 use crate::ObjectHost;
 use crate::peer_messages::{
-    self, CopyRequest, CopyResponse, DropRequest, ExecuteRequest, FenceRequest, FetchRequest,
-    InstallRequest, NamespaceSubscribeRequest, ReplicateRequest, SubscribeRequest,
+    CopyError, CopyRequest, CopyResponse, DropRequest, DropResponse, ExecuteRequest, FenceRequest,
+    FenceResponse, FetchRequest, FetchResponse, InstallRequest, NamespaceSubscribeRequest,
+    OBJECTS_WIRE, ReplicateRequest, SubscribeRequest,
 };
 
 /// Requests of one replication stream applied at once, each in its own task: a round
@@ -31,8 +32,11 @@ type FrameStream = Pin<Box<dyn Stream<Item = Result<ReplicationFrame, Status>> +
 fn sealed_stream<T: serde::Serialize + Send + 'static>(
     rx: tokio::sync::mpsc::Receiver<T>,
 ) -> Response<EnvelopeStream> {
-    let stream = ReceiverStream::new(rx)
-        .map(|item| peer_messages::seal(&item).map_err(|err| Status::internal(err.to_string())));
+    let stream = ReceiverStream::new(rx).map(|item| {
+        OBJECTS_WIRE
+            .seal(&item)
+            .map_err(|err| Status::internal(err.to_string()))
+    });
     Response::new(Box::pin(stream))
 }
 
@@ -56,12 +60,26 @@ impl ObjectPeerService {
     }
 }
 
+impl ObjectPeerService {
+    /// A replica's side of an owner's unary offer.
+    async fn take(&self, offer: CopyRequest) -> CopyResponse {
+        self.host
+            .copies()
+            .take(&offer)
+            .await
+            .map_err(CopyError::from)
+    }
+}
+
 fn open<T: serde::de::DeserializeOwned>(request: &Request<Envelope>) -> Result<T, Status> {
-    peer_messages::open(request.get_ref()).map_err(Status::invalid_argument)
+    OBJECTS_WIRE
+        .open(request.get_ref())
+        .map_err(|err| Status::invalid_argument(err.to_string()))
 }
 
 fn seal<T: serde::Serialize>(value: &T) -> Result<Response<Envelope>, Status> {
-    peer_messages::seal(value)
+    OBJECTS_WIRE
+        .seal(value)
         .map(Response::new)
         .map_err(|err| Status::internal(err.to_string()))
 }
@@ -75,27 +93,38 @@ impl ObjectPeer for ObjectPeerService {
 
     async fn replicate(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let write: ReplicateRequest = open(&request)?;
-        seal(&self.host.replicate(write).await)
+        seal(&self.take(CopyRequest::Write(write)).await)
     }
 
     async fn install(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let state: InstallRequest = open(&request)?;
-        seal(&self.host.install(state).await)
+        seal(&self.take(CopyRequest::State(state)).await)
     }
 
     async fn fence(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let fence: FenceRequest = open(&request)?;
-        seal(&self.host.fence(fence).await)
+        let copies = self.host.copies();
+        let result: FenceResponse = copies
+            .fence(&fence.key, fence.epoch)
+            .await
+            .map_err(CopyError::from);
+        seal(&result)
     }
 
     async fn fetch(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let fetch: FetchRequest = open(&request)?;
-        seal(&self.host.fetch(fetch))
+        let result: FetchResponse = self.host.copies().load(&fetch.key).map_err(CopyError::from);
+        seal(&result)
     }
 
     async fn drop(&self, request: Request<Envelope>) -> Result<Response<Envelope>, Status> {
         let drop: DropRequest = open(&request)?;
-        seal(&self.host.drop_copy(drop).await)
+        let copies = self.host.copies();
+        let result: DropResponse = copies
+            .drop_copy(&drop.key, drop.epoch)
+            .await
+            .map_err(CopyError::from);
+        seal(&result)
     }
 
     type SubscribeStream = EnvelopeStream;
@@ -181,8 +210,12 @@ async fn serve_replication(
             break; // Never closed: unreachable, but no reason to panic.
         };
         let offer = match frame.body.as_ref() {
-            Some(body) => peer_messages::open::<CopyRequest>(body),
-            None => Err("replication request without a body".to_string()),
+            Some(body) => OBJECTS_WIRE
+                .open::<CopyRequest>(body)
+                .map_err(|err| CopyError::Malformed(err.to_string())),
+            None => Err(CopyError::Malformed(
+                "replication request without a body".into(),
+            )),
         };
         if latest.len() >= REPLICATION_APPLIED_CONCURRENTLY_MAX {
             latest.retain(|_, task| !task.is_finished());
@@ -196,11 +229,11 @@ async fn serve_replication(
                 let _ = before.await;
             }
             let result: CopyResponse = match offer {
-                Ok(offer) => host.take_offer(offer).await,
+                Ok(offer) => host.copies().take(&offer).await.map_err(CopyError::from),
                 Err(reason) => Err(reason),
             };
             // None if the answer cannot be encoded: the owner reports it as malformed.
-            let body = peer_messages::seal(&result).ok();
+            let body = OBJECTS_WIRE.seal(&result).ok();
             // Fails only when the stream is gone: the owner learns from that.
             let _ = answers
                 .send(Ok(ReplicationFrame { id: frame.id, body }))

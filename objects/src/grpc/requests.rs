@@ -9,7 +9,7 @@ use larder_proto::v1 as pb;
 use tonic::Status;
 
 use super::status::object_status;
-use crate::mover::MoveTarget;
+use crate::handover::choice::MoveTarget;
 use crate::op::{ListQuery, Op, Precondition, TxnWrite};
 use crate::{ObjectError, ObjectId, ObjectLimits};
 

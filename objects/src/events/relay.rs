@@ -1,0 +1,296 @@
+//! The subscriber's node: relays an object's events from wherever its owner is, and
+//! merges a namespace's live events from every node.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::StreamExt;
+use larder_directory::{NodeId, ObjectKey};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{
+    Delivery, DeliveryResult, NAMESPACE_REFRESH, NamespaceDelivery, ObjectEventOut,
+    RECONNECT_BACKOFF_MAX, SILENCE_MAX, SUBSCRIPTION_BUFFER, sealed,
+};
+use crate::host::ObjectHost;
+use crate::peer_messages::{NamespaceSubscribeRequest, SubscribeRequest};
+use crate::{ObjectError, ObjectId};
+
+impl ObjectHost {
+    /// An object's events for a subscriber of this node, wherever the object's owner is
+    /// and whenever it changes: after `after` (none: from now), then live, until the
+    /// receiver is dropped or the subscription cannot be served (for example, an
+    /// unknown namespace).
+    pub fn subscribe(
+        &self,
+        namespace: &str,
+        id: &ObjectId,
+        location_hint: Option<String>,
+        after: Option<u64>,
+    ) -> mpsc::Receiver<Result<ObjectEventOut, ObjectError>> {
+        let key = ObjectKey {
+            namespace: namespace.to_string(),
+            id: id.as_str().to_string(),
+        };
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let host = self.clone();
+        tokio::spawn(async move { host.relay(key, location_hint, after, tx).await });
+        rx
+    }
+
+    async fn relay(
+        &self,
+        key: ObjectKey,
+        location_hint: Option<String>,
+        mut after: Option<u64>,
+        tx: mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
+    ) {
+        let mut backoff = Duration::from_millis(50);
+        while !tx.is_closed() {
+            let placement = match self
+                .placements()
+                .find_or_place(&key, location_hint.as_deref())
+                .await
+            {
+                Ok(placement) => placement,
+                Err(err @ (ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })) => {
+                    tracing::debug!(object = %key, error = %err, "subscription waits for a placement");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                    continue;
+                }
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            };
+            let request = SubscribeRequest {
+                key: key.clone(),
+                after,
+            };
+            let mut source = match self.owner_stream(placement.owner, request).await {
+                Ok(source) => source,
+                Err(err) => {
+                    tracing::debug!(object = %key, owner = %placement.owner, error = %err, "subscription cannot reach the owner");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(SILENCE_MAX, source.recv()) => next,
+                    _ = tx.closed() => return,
+                };
+                let out = match next {
+                    Ok(Some(Ok(Delivery::Start { after: start }))) => {
+                        after = Some(after.unwrap_or(start));
+                        continue;
+                    }
+                    Ok(Some(Ok(Delivery::Heartbeat))) => {
+                        backoff = Duration::from_millis(50);
+                        continue;
+                    }
+                    Ok(Some(Ok(Delivery::Event(event)))) => {
+                        if after.is_some_and(|a| event.seq <= a) {
+                            continue;
+                        }
+                        after = Some(event.seq);
+                        ObjectEventOut::Event {
+                            key: key.clone(),
+                            event,
+                        }
+                    }
+                    Ok(Some(Ok(Delivery::Gap { from, until }))) => {
+                        after = Some(until);
+                        ObjectEventOut::Gap {
+                            key: key.clone(),
+                            from,
+                            until,
+                        }
+                    }
+                    Ok(Some(Err(err))) => {
+                        tracing::debug!(object = %key, error = %err, "subscription source ended");
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                };
+                if tx.send(Ok(out)).await.is_err() {
+                    return;
+                }
+            }
+            // The owner changed or failed: look the placement up again after a pause.
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+        }
+    }
+
+    /// The owner's delivery stream, local or over the peer listener.
+    async fn owner_stream(
+        &self,
+        owner: NodeId,
+        request: SubscribeRequest,
+    ) -> Result<mpsc::Receiver<DeliveryResult>, ObjectError> {
+        if owner == self.placements().me() {
+            return Ok(self.subscribe_owned(request));
+        }
+        let mut client = self.peers().client_of(owner).await?;
+        let call = tonic::Request::new(sealed(&request)?);
+        let stream = client
+            .subscribe(call)
+            .await
+            .map_err(|status| unreachable(owner, &status))?
+            .into_inner();
+        Ok(open_stream(owner, stream))
+    }
+
+    /// Live events of every object of `namespace` (ids starting with `id_prefix`),
+    /// merged from every node, for a subscriber of this node.
+    pub async fn subscribe_namespace(
+        &self,
+        namespace: &str,
+        id_prefix: String,
+    ) -> Result<mpsc::Receiver<Result<ObjectEventOut, ObjectError>>, ObjectError> {
+        if !self.placements().namespace_exists(namespace).await {
+            return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+        }
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let host = self.clone();
+        let request = NamespaceSubscribeRequest {
+            namespace: namespace.to_string(),
+            id_prefix,
+        };
+        tokio::spawn(async move { host.merge_namespace(request, tx).await });
+        Ok(rx)
+    }
+
+    async fn merge_namespace(
+        &self,
+        request: NamespaceSubscribeRequest,
+        tx: mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
+    ) {
+        let connected: std::sync::Arc<Mutex<HashSet<NodeId>>> = Default::default();
+        let mut refresh = tokio::time::interval(NAMESPACE_REFRESH);
+        loop {
+            tokio::select! {
+                _ = refresh.tick() => {}
+                _ = tx.closed() => return,
+            }
+            let nodes: Vec<NodeId> = self
+                .placements()
+                .directory()
+                .read_local(|s| s.nodes.keys().copied().collect())
+                .await;
+            for node in nodes {
+                let fresh = connected
+                    .lock()
+                    .expect("connected set: no panics under it")
+                    .insert(node);
+                if !fresh {
+                    continue;
+                }
+                let (host, request, tx, connected) =
+                    (self.clone(), request.clone(), tx.clone(), connected.clone());
+                tokio::spawn(async move {
+                    host.feed_namespace(node, request, tx).await;
+                    connected
+                        .lock()
+                        .expect("connected set: no panics under it")
+                        .remove(&node);
+                });
+            }
+        }
+    }
+
+    /// Passes on one node's namespace events until its stream ends or goes silent.
+    async fn feed_namespace(
+        &self,
+        node: NodeId,
+        request: NamespaceSubscribeRequest,
+        tx: mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
+    ) {
+        let mut source = if node == self.placements().me() {
+            self.subscribe_namespace_owned(request)
+        } else {
+            match self.remote_namespace_stream(node, request).await {
+                Ok(source) => source,
+                Err(err) => {
+                    tracing::debug!(node = %node, error = %err, "namespace subscription cannot reach a node");
+                    return;
+                }
+            }
+        };
+        let silence_until = || Instant::now() + SILENCE_MAX;
+        let mut deadline = silence_until();
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout_at(deadline, source.recv()) => next,
+                _ = tx.closed() => return,
+            };
+            match next {
+                Ok(Some(Ok(Some((key, event))))) => {
+                    deadline = silence_until();
+                    if tx
+                        .send(Ok(ObjectEventOut::Event { key, event }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(Some(Ok(None))) => deadline = silence_until(),
+                Ok(Some(Err(_)) | None) | Err(_) => return,
+            }
+        }
+    }
+
+    async fn remote_namespace_stream(
+        &self,
+        node: NodeId,
+        request: NamespaceSubscribeRequest,
+    ) -> Result<mpsc::Receiver<NamespaceDelivery>, ObjectError> {
+        let mut client = self.peers().client_of(node).await?;
+        let call = tonic::Request::new(sealed(&request)?);
+        let stream = client
+            .subscribe_namespace(call)
+            .await
+            .map_err(|status| unreachable(node, &status))?
+            .into_inner();
+        Ok(open_stream(node, stream))
+    }
+}
+
+/// Decodes a peer stream of `Result<T, ObjectError>` envelopes into a channel that
+/// ends after the first error.
+fn open_stream<T>(
+    node: NodeId,
+    mut stream: tonic::Streaming<larder_proto::peer::Envelope>,
+) -> mpsc::Receiver<Result<T, ObjectError>>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let delivery = item
+                .map_err(|status| unreachable(node, &status))
+                .and_then(|envelope| {
+                    crate::peers::open::<Result<T, ObjectError>>(node, &envelope)?
+                });
+            let stop = delivery.is_err();
+            if tx.send(delivery).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn unreachable(node: NodeId, status: &tonic::Status) -> ObjectError {
+    ObjectError::Unavailable {
+        reason: format!("node {node}: {}", status.message()),
+        retry_at: None,
+    }
+}

@@ -1,0 +1,276 @@
+//! Where objects live, as this node sees it: the directory's placements, read in place,
+//! and the placement of an object on first access.
+
+use larder_base::{Epoch, NodeId};
+use larder_directory::{
+    Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
+    Jurisdiction, NamespacePolicy, NodeStatus, ObjectKey, ObjectPlacement, RegionId,
+};
+
+use crate::ObjectError;
+
+/// This node's view of object placement. Cheap to clone.
+#[derive(Clone)]
+pub struct Placements {
+    directory: Directory,
+    replication_factor: usize,
+}
+
+/// What the directory answered a reassignment.
+#[derive(Debug)]
+pub(crate) enum Reassigned {
+    Placed(ObjectPlacement),
+    /// Another reassignment came first: the placement is at another epoch now.
+    Changed(ObjectPlacement),
+    Refused(String),
+}
+
+impl Placements {
+    pub fn new(directory: Directory, replication_factor: usize) -> Placements {
+        Placements {
+            directory,
+            replication_factor,
+        }
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.directory.me().id
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// The object's placement as this node has applied it (may trail the leader).
+    pub async fn known(&self, key: &ObjectKey) -> Option<ObjectPlacement> {
+        self.directory
+            .read_local(|s| s.placement(key).cloned())
+            .await
+    }
+
+    /// The object's placement including every change committed before this call.
+    pub async fn latest(&self, key: &ObjectKey) -> Result<Option<ObjectPlacement>, ObjectError> {
+        Ok(self
+            .directory
+            .read_linearizable(|s| s.placement(key).cloned())
+            .await?)
+    }
+
+    /// The placement of an object this node owns; `Unavailable` naming the owner when
+    /// another node owns it.
+    pub async fn owned_here(&self, key: &ObjectKey) -> Result<ObjectPlacement, ObjectError> {
+        let with_owner_api = |s: &DirectoryState| {
+            let placement = s.placement(key).cloned()?;
+            let owner_api = s.node(placement.owner).map(|n| n.spec.api_addr.clone());
+            Some((placement, owner_api))
+        };
+        let found = match self.directory.read_local(with_owner_api).await {
+            Some(found) => found,
+            // Placed through the leader a moment ago: catch up with the log first.
+            None => self
+                .directory
+                .read_linearizable(with_owner_api)
+                .await?
+                .ok_or_else(|| ObjectError::Unavailable {
+                    reason: format!("{key} has no placement"),
+                    retry_at: None,
+                })?,
+        };
+        let (placement, owner_api) = found;
+        if placement.owner != self.me() {
+            return Err(ObjectError::Unavailable {
+                reason: format!("{key} is now owned by node {}", placement.owner),
+                retry_at: owner_api,
+            });
+        }
+        Ok(placement)
+    }
+
+    /// The object's placement; places it (region from the hint, the namespace, or this
+    /// node) when this call is the first to see it.
+    pub async fn find_or_place(
+        &self,
+        key: &ObjectKey,
+        location_hint: Option<&str>,
+    ) -> Result<ObjectPlacement, ObjectError> {
+        if let Some(placement) = self.known(key).await {
+            return Ok(placement);
+        }
+        let me = self.directory.me().clone();
+        let (region, jurisdiction) = self
+            .directory
+            .read_local(|state| {
+                let namespace = state
+                    .namespace(&key.namespace)
+                    .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
+                let policy = &namespace.policy;
+                let region =
+                    choose_region(state, &key.namespace, policy, &me.region, location_hint)?;
+                Ok::<_, ObjectError>((region, policy.jurisdiction.clone()))
+            })
+            .await?;
+        let eligible_here = me.region == region
+            && jurisdiction
+                .as_ref()
+                .is_none_or(|j| me.jurisdictions.contains(j));
+        Ok(self
+            .directory
+            .place_object(
+                key.clone(),
+                region,
+                jurisdiction,
+                self.replication_factor,
+                eligible_here.then_some(me.id),
+            )
+            .await?)
+    }
+
+    /// Hands the object at `expected_epoch` to `replicas` (the first owns it) at the next
+    /// epoch, in `region` when it changes; ordered by the directory against any
+    /// concurrent reassignment.
+    pub(crate) async fn reassign(
+        &self,
+        key: &ObjectKey,
+        expected_epoch: Epoch,
+        replicas: Vec<NodeId>,
+        region: Option<RegionId>,
+    ) -> Result<Reassigned, ObjectError> {
+        let command = Command::ReassignObject {
+            key: key.clone(),
+            expected_epoch,
+            replicas,
+            region,
+        };
+        let answer = self
+            .directory
+            .request(DirectoryRequest::Write(command))
+            .await?;
+        Ok(match answer {
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::Placed(placed),
+                ..
+            } => {
+                assert!(
+                    placed.epoch > expected_epoch,
+                    "a reassignment raises the epoch ({expected_epoch} -> {})",
+                    placed.epoch
+                );
+                Reassigned::Placed(*placed)
+            }
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::EpochMismatch(current),
+                ..
+            } => Reassigned::Changed(*current),
+            other => Reassigned::Refused(format!("reassignment answered {other:?}")),
+        })
+    }
+
+    /// Up to `limit` placements of a namespace's objects with ids after `start_after`
+    /// that pass `keep`, in id order (this node's directory copy), and whether more
+    /// follow. Reads the namespace's range in place: no copy of the directory.
+    pub async fn list(
+        &self,
+        namespace: &str,
+        start_after: &str,
+        limit: usize,
+        keep: impl Fn(&ObjectPlacement) -> bool,
+    ) -> Result<(Vec<ObjectPlacement>, bool), ObjectError> {
+        let from = ObjectKey {
+            namespace: namespace.to_string(),
+            id: start_after.to_string(),
+        };
+        self.directory
+            .read_local(|state| {
+                if state.namespace(namespace).is_none() {
+                    return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+                }
+                let mut found: Vec<ObjectPlacement> = state
+                    .placements
+                    .range((std::ops::Bound::Excluded(&from), std::ops::Bound::Unbounded))
+                    .map(|(_, p)| p)
+                    .take_while(|p| p.key.namespace == namespace)
+                    .filter(|p| keep(p))
+                    .take(limit + 1)
+                    .cloned()
+                    .collect();
+                let more = found.len() > limit;
+                found.truncate(limit);
+                Ok((found, more))
+            })
+            .await
+    }
+
+    /// `node`'s api address, for redirects.
+    pub async fn api_addr(&self, node: NodeId) -> Option<String> {
+        self.directory
+            .read_local(|s| s.node(node).map(|n| n.spec.api_addr.clone()))
+            .await
+    }
+
+    /// `node`'s peer address.
+    pub async fn peer_addr(&self, node: NodeId) -> Option<String> {
+        self.directory
+            .read_local(|s| s.node(node).map(|n| n.spec.peer_addr.clone()))
+            .await
+    }
+
+    /// Whether `namespace` exists (as this node has applied the directory).
+    pub async fn namespace_exists(&self, namespace: &str) -> bool {
+        self.directory
+            .read_local(|s| s.namespace(namespace).is_some())
+            .await
+    }
+}
+
+/// The region a new object of `namespace` goes to: the location hint when the namespace
+/// allows it there, else this node's region when allowed, else the first allowed region
+/// by name (the same for every node). A region may hold the object if the namespace
+/// allows it and, for a namespace with a jurisdiction, some up node there carries it.
+pub(crate) fn choose_region(
+    state: &DirectoryState,
+    namespace: &str,
+    policy: &NamespacePolicy,
+    my_region: &RegionId,
+    location_hint: Option<&str>,
+) -> Result<RegionId, ObjectError> {
+    let jurisdiction: Option<&Jurisdiction> = policy.jurisdiction.as_ref();
+    let allowed = |region: &RegionId| {
+        (policy.regions.is_empty() || policy.regions.contains(region))
+            && jurisdiction.is_none_or(|j| {
+                state.nodes.values().any(|n| {
+                    n.status == NodeStatus::Up
+                        && &n.spec.region == region
+                        && n.spec.jurisdictions.contains(j)
+                })
+            })
+    };
+    match location_hint.filter(|h| !h.is_empty()) {
+        Some(hint) => {
+            let region = RegionId(hint.to_string());
+            if !allowed(&region) {
+                return Err(ObjectError::InvalidArgument(format!(
+                    "location hint {hint:?} cannot hold objects of namespace {namespace:?} ({})",
+                    policy.describe()
+                )));
+            }
+            Ok(region)
+        }
+        None if allowed(my_region) => Ok(my_region.clone()),
+        None => {
+            let mut regions: Vec<&RegionId> =
+                state.nodes.values().map(|n| &n.spec.region).collect();
+            regions.sort();
+            regions.dedup();
+            regions
+                .into_iter()
+                .find(|r| allowed(r))
+                .cloned()
+                .ok_or_else(|| {
+                    ObjectError::Placement(format!(
+                        "no region can hold objects of namespace {namespace:?} ({})",
+                        policy.describe()
+                    ))
+                })
+        }
+    }
+}
