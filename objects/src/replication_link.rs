@@ -20,6 +20,7 @@ use larder_proto::peer::{Envelope, ReplicationFrame};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 use tonic::transport::Channel;
 use tracing::{debug, warn};
 
@@ -208,104 +209,23 @@ impl ReplicationLinks {
 /// breaks or the link is dropped; every request left waiting then fails.
 async fn run(
     peer: String,
-    mut client: ObjectPeerClient<Channel>,
+    client: ObjectPeerClient<Channel>,
     mut requests: mpsc::Receiver<LinkRequest>,
     open_timeout: Duration,
 ) {
     // Holds no more than the pending map does (every frame in it is also pending), so
     // sending into it does not wait: the link never stops reading answers.
     let (frames, outgoing) = mpsc::channel(REPLICATION_IN_FLIGHT_MAX);
-    let opened = tokio::time::timeout(
-        open_timeout,
-        client.replicate_stream(ReceiverStream::new(outgoing)),
-    )
-    .await;
-    let mut answers = match opened {
-        Ok(Ok(response)) => response.into_inner(),
-        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
-            debug!(peer = %peer, "peer serves no replication stream: unary calls");
-            let peer = peer.clone();
-            fail_queued(&mut requests, |_| {
-                Outcome::Failed(LinkError::Unsupported { peer: peer.clone() })
-            });
-            return;
-        }
-        Ok(Err(status)) => {
-            let reason = status.message().to_string();
-            debug!(peer = %peer, error = %reason, "replication stream could not be opened");
-            fail_queued(&mut requests, |_| {
-                Outcome::Failed(LinkError::Unreachable {
-                    peer: peer.clone(),
-                    reason: reason.clone(),
-                })
-            });
-            return;
-        }
-        Err(_) => {
-            let reason = format!("no answer within {} ms", open_timeout.as_millis());
-            debug!(peer = %peer, error = %reason, "replication stream could not be opened");
-            fail_queued(&mut requests, |_| {
-                Outcome::Failed(LinkError::Unreachable {
-                    peer: peer.clone(),
-                    reason: reason.clone(),
-                })
-            });
+    let answers = match open(&peer, client, outgoing, open_timeout).await {
+        Ok(answers) => answers,
+        Err(error) => {
+            fail_queued(&mut requests, |_| Outcome::Failed(error.clone()));
             return;
         }
     };
     debug!(peer = %peer, "replication stream opened");
     let mut pending: HashMap<u64, Reply> = HashMap::new();
-    let mut next_id: u64 = 0;
-    let broke = loop {
-        let full = pending.len() >= REPLICATION_IN_FLIGHT_MAX;
-        if full {
-            // Callers that timed out dropped their receivers: their slots are free.
-            pending.retain(|_, reply| !reply.is_closed());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PENDING_SWEEP_INTERVAL), if full => {}
-            request = requests.recv(), if pending.len() < REPLICATION_IN_FLIGHT_MAX => {
-                let Some(request) = request else {
-                    // Dropped from the link map: close the stream.
-                    break "the link was dropped".to_string();
-                };
-                if request.reply.is_closed() {
-                    continue; // The caller stopped waiting while it queued.
-                }
-                next_id += 1;
-                let frame = ReplicationFrame { id: next_id, body: Some(request.body) };
-                match frames.try_send(frame) {
-                    Ok(()) => {
-                        pending.insert(next_id, request.reply);
-                    }
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        let _ = request.reply.send(Outcome::Failed(LinkError::Busy {
-                            peer: peer.clone(),
-                            in_flight_max: REPLICATION_IN_FLIGHT_MAX,
-                        }));
-                    }
-                    Err(mpsc::error::TrySendError::Closed(frame)) => {
-                        if let Some(body) = frame.body {
-                            let _ = request.reply.send(Outcome::Unsent(body));
-                        }
-                        break "the request stream closed".to_string();
-                    }
-                }
-            }
-            answer = answers.message() => match answer {
-                Ok(Some(frame)) => {
-                    if let Some(reply) = pending.remove(&frame.id) {
-                        let _ = reply.send(match frame.body {
-                            Some(body) => Outcome::Answered(body),
-                            None => Outcome::Failed(LinkError::Malformed { peer: peer.clone() }),
-                        });
-                    }
-                }
-                Ok(None) => break "the replica ended the stream".to_string(),
-                Err(status) => break status.message().to_string(),
-            }
-        }
-    };
+    let broke = pump(&peer, &mut requests, &frames, answers, &mut pending).await;
     if pending.is_empty() {
         debug!(peer = %peer, reason = %broke, "replication stream closed");
     } else {
@@ -319,6 +239,122 @@ async fn run(
     }
     // Never sent: their callers send them again on a new link.
     fail_queued(&mut requests, Outcome::Unsent);
+}
+
+/// Opens the replication stream, sending `outgoing`; returns the answer stream.
+async fn open(
+    peer: &str,
+    mut client: ObjectPeerClient<Channel>,
+    outgoing: mpsc::Receiver<ReplicationFrame>,
+    open_timeout: Duration,
+) -> Result<Streaming<ReplicationFrame>, LinkError> {
+    let opened = tokio::time::timeout(
+        open_timeout,
+        client.replicate_stream(ReceiverStream::new(outgoing)),
+    )
+    .await;
+    let unreachable = |reason: String| {
+        debug!(peer = %peer, error = %reason, "replication stream could not be opened");
+        LinkError::Unreachable {
+            peer: peer.to_string(),
+            reason,
+        }
+    };
+    match opened {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => {
+            debug!(peer = %peer, "peer serves no replication stream: unary calls");
+            Err(LinkError::Unsupported {
+                peer: peer.to_string(),
+            })
+        }
+        Ok(Err(status)) => Err(unreachable(status.message().to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} ms",
+            open_timeout.as_millis()
+        ))),
+    }
+}
+
+/// Sends queued requests as frames and routes answers to their callers until the
+/// stream breaks or the link is dropped; returns why it stopped.
+async fn pump(
+    peer: &str,
+    requests: &mut mpsc::Receiver<LinkRequest>,
+    frames: &mpsc::Sender<ReplicationFrame>,
+    mut answers: Streaming<ReplicationFrame>,
+    pending: &mut HashMap<u64, Reply>,
+) -> String {
+    let mut next_id: u64 = 0;
+    loop {
+        let full = pending.len() >= REPLICATION_IN_FLIGHT_MAX;
+        if full {
+            // Callers that timed out dropped their receivers: their slots are free.
+            pending.retain(|_, reply| !reply.is_closed());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PENDING_SWEEP_INTERVAL), if full => {}
+            request = requests.recv(), if pending.len() < REPLICATION_IN_FLIGHT_MAX => {
+                let Some(request) = request else {
+                    // Dropped from the link map: close the stream.
+                    return "the link was dropped".to_string();
+                };
+                if request.reply.is_closed() {
+                    continue; // The caller stopped waiting while it queued.
+                }
+                next_id += 1;
+                if let Err(broke) = send(peer, frames, next_id, request, pending) {
+                    return broke;
+                }
+            }
+            answer = answers.message() => match answer {
+                Ok(Some(frame)) => {
+                    if let Some(reply) = pending.remove(&frame.id) {
+                        let _ = reply.send(match frame.body {
+                            Some(body) => Outcome::Answered(body),
+                            None => Outcome::Failed(LinkError::Malformed { peer: peer.to_string() }),
+                        });
+                    }
+                }
+                Ok(None) => return "the replica ended the stream".to_string(),
+                Err(status) => return status.message().to_string(),
+            }
+        }
+    }
+}
+
+/// Sends one request as frame `id`, keeping its caller's reply in `pending`; Err: the
+/// request stream closed (the caller gets its request back, to send again).
+fn send(
+    peer: &str,
+    frames: &mpsc::Sender<ReplicationFrame>,
+    id: u64,
+    request: LinkRequest,
+    pending: &mut HashMap<u64, Reply>,
+) -> Result<(), String> {
+    let frame = ReplicationFrame {
+        id,
+        body: Some(request.body),
+    };
+    match frames.try_send(frame) {
+        Ok(()) => {
+            pending.insert(id, request.reply);
+            Ok(())
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            let _ = request.reply.send(Outcome::Failed(LinkError::Busy {
+                peer: peer.to_string(),
+                in_flight_max: REPLICATION_IN_FLIGHT_MAX,
+            }));
+            Ok(())
+        }
+        Err(mpsc::error::TrySendError::Closed(frame)) => {
+            if let Some(body) = frame.body {
+                let _ = request.reply.send(Outcome::Unsent(body));
+            }
+            Err("the request stream closed".to_string())
+        }
+    }
 }
 
 /// Closes the queue and answers what it holds: the callers learn now, not at their

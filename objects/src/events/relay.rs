@@ -14,6 +14,9 @@ use super::{
     Delivery, DeliveryResult, NAMESPACE_REFRESH, NamespaceDelivery, ObjectEventOut,
     RECONNECT_BACKOFF_MAX, SILENCE_MAX, SUBSCRIPTION_BUFFER, sealed,
 };
+
+/// The first pause before a relay looks for the owner again.
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 use crate::host::ObjectHost;
 use crate::peer_messages::{NamespaceSubscribeRequest, SubscribeRequest};
 use crate::{ObjectError, ObjectId};
@@ -44,21 +47,22 @@ impl ObjectHost {
         &self,
         key: ObjectKey,
         location_hint: Option<String>,
-        mut after: Option<u64>,
+        after: Option<u64>,
         tx: mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
     ) {
-        let mut backoff = Duration::from_millis(50);
+        let mut position = RelayPosition { key, after };
+        let mut backoff = Backoff::default();
         while !tx.is_closed() {
+            let key = &position.key;
             let placement = match self
                 .placements()
-                .find_or_place(&key, location_hint.as_deref())
+                .find_or_place(key, location_hint.as_deref())
                 .await
             {
                 Ok(placement) => placement,
                 Err(err @ (ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })) => {
                     tracing::debug!(object = %key, error = %err, "subscription waits for a placement");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+                    backoff.pause().await;
                     continue;
                 }
                 Err(err) => {
@@ -68,62 +72,20 @@ impl ObjectHost {
             };
             let request = SubscribeRequest {
                 key: key.clone(),
-                after,
+                after: position.after,
             };
-            let mut source = match self.owner_stream(placement.owner, request).await {
-                Ok(source) => source,
+            match self.owner_stream(placement.owner, request).await {
+                Ok(source) => {
+                    if !pass_on(&mut position, source, &tx, &mut backoff).await {
+                        return;
+                    }
+                }
                 Err(err) => {
                     tracing::debug!(object = %key, owner = %placement.owner, error = %err, "subscription cannot reach the owner");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
-                    continue;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout(SILENCE_MAX, source.recv()) => next,
-                    _ = tx.closed() => return,
-                };
-                let out = match next {
-                    Ok(Some(Ok(Delivery::Start { after: start }))) => {
-                        after = Some(after.unwrap_or(start));
-                        continue;
-                    }
-                    Ok(Some(Ok(Delivery::Heartbeat))) => {
-                        backoff = Duration::from_millis(50);
-                        continue;
-                    }
-                    Ok(Some(Ok(Delivery::Event(event)))) => {
-                        if after.is_some_and(|a| event.seq <= a) {
-                            continue;
-                        }
-                        after = Some(event.seq);
-                        ObjectEventOut::Event {
-                            key: key.clone(),
-                            event,
-                        }
-                    }
-                    Ok(Some(Ok(Delivery::Gap { from, until }))) => {
-                        after = Some(until);
-                        ObjectEventOut::Gap {
-                            key: key.clone(),
-                            from,
-                            until,
-                        }
-                    }
-                    Ok(Some(Err(err))) => {
-                        tracing::debug!(object = %key, error = %err, "subscription source ended");
-                        break;
-                    }
-                    Ok(None) | Err(_) => break,
-                };
-                if tx.send(Ok(out)).await.is_err() {
-                    return;
                 }
             }
             // The owner changed or failed: look the placement up again after a pause.
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+            backoff.pause().await;
         }
     }
 
@@ -292,5 +254,150 @@ fn unreachable(node: NodeId, status: &tonic::Status) -> ObjectError {
     ObjectError::Unavailable {
         reason: format!("node {node}: {}", status.message()),
         retry_at: None,
+    }
+}
+
+/// Reconnection pauses of a relay: doubling up to [`RECONNECT_BACKOFF_MAX`], back to
+/// the start once an owner's stream is healthy.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(RECONNECT_BACKOFF_MIN)
+    }
+}
+
+impl Backoff {
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(RECONNECT_BACKOFF_MAX);
+    }
+}
+
+/// Passes on an owner's deliveries until its stream ends or goes silent (`true`: look
+/// for the owner again) or the subscriber leaves (`false`).
+async fn pass_on(
+    position: &mut RelayPosition,
+    mut source: mpsc::Receiver<DeliveryResult>,
+    tx: &mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
+    backoff: &mut Backoff,
+) -> bool {
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(SILENCE_MAX, source.recv()) => next,
+            _ = tx.closed() => return false,
+        };
+        let delivery = match next {
+            Ok(Some(Ok(delivery))) => delivery,
+            Ok(Some(Err(err))) => {
+                tracing::debug!(object = %position.key, error = %err, "subscription source ended");
+                return true;
+            }
+            Ok(None) | Err(_) => return true,
+        };
+        if matches!(delivery, Delivery::Heartbeat) {
+            *backoff = Backoff::default();
+        }
+        if let Some(out) = position.take(delivery)
+            && tx.send(Ok(out)).await.is_err()
+        {
+            return false;
+        }
+    }
+}
+
+/// Where a relayed subscription is in the object's event log, across owners: the
+/// deliveries of each new owner stream are passed on from there, never twice.
+struct RelayPosition {
+    key: ObjectKey,
+    /// The last event (or gap end) passed on; `None`: nothing yet, from where the first
+    /// stream starts.
+    after: Option<u64>,
+}
+
+impl RelayPosition {
+    /// What to pass on for `delivery`, if anything.
+    fn take(&mut self, delivery: Delivery) -> Option<ObjectEventOut> {
+        match delivery {
+            Delivery::Start { after: start } => {
+                self.after = Some(self.after.unwrap_or(start));
+                None
+            }
+            Delivery::Heartbeat => None,
+            Delivery::Event(event) if self.after.is_some_and(|a| event.seq <= a) => None,
+            Delivery::Event(event) => {
+                self.after = Some(event.seq);
+                Some(ObjectEventOut::Event {
+                    key: self.key.clone(),
+                    event,
+                })
+            }
+            Delivery::Gap { from, until } => {
+                self.after = Some(until);
+                Some(ObjectEventOut::Gap {
+                    key: self.key.clone(),
+                    from,
+                    until,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Event, EventKind};
+
+    fn event(seq: u64) -> Delivery {
+        Delivery::Event(Event {
+            seq,
+            at_ms: 0,
+            kind: EventKind::Published {
+                payload: Vec::new(),
+            },
+        })
+    }
+
+    fn passed(position: &mut RelayPosition, deliveries: Vec<Delivery>) -> Vec<(u64, u64)> {
+        deliveries
+            .into_iter()
+            .filter_map(|d| position.take(d))
+            .map(|out| match out {
+                ObjectEventOut::Event { event, .. } => (event.seq, event.seq),
+                ObjectEventOut::Gap { from, until, .. } => (from, until),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_relay_passes_each_event_once_across_owner_streams() {
+        let key = ObjectKey {
+            namespace: "rooms".into(),
+            id: "r".into(),
+        };
+        let mut position = RelayPosition { key, after: None };
+        let first = vec![
+            Delivery::Start { after: 4 },
+            event(5),
+            event(6),
+            Delivery::Heartbeat,
+        ];
+        assert_eq!(passed(&mut position, first), vec![(5, 5), (6, 6)]);
+        // The next owner's stream starts earlier (it replays from the log): what was
+        // passed on already is skipped; a gap moves the position past what is gone.
+        let second = vec![
+            Delivery::Start { after: 2 },
+            event(5),
+            event(6),
+            event(7),
+            Delivery::Gap { from: 8, until: 9 },
+            event(10),
+        ];
+        assert_eq!(
+            passed(&mut position, second),
+            vec![(7, 7), (8, 9), (10, 10)]
+        );
+        assert_eq!(position.after, Some(10));
     }
 }
