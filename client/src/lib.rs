@@ -8,9 +8,9 @@
 //! - [`ClientError`]: typed errors, from the gRPC status and Larder's metadata;
 //! - [`admin`]: the cluster administration calls;
 //! - [`kv`]: `client.kv("namespace")`: get, put (with options), list, watch, and a
-//!   [`kv::Session`] for read-your-writes across nodes.
-//!
-//! - [`objects`]: `client.objects("namespace").by_name("room-1")`: object storage calls.
+//!   [`kv::Session`] for read-your-writes across nodes;
+//! - [`objects`]: `client.objects("namespace").by_name("room-1")`: object storage calls,
+//!   transactions ([`objects::Txn`]), alarms, messages and subscriptions.
 
 pub mod admin;
 mod client;

@@ -3,8 +3,6 @@
 //! Every write carries a fresh request id that its retries repeat, so a write retried
 //! after a timeout or a failover applies at most once.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use futures_core::Stream;
 use larder_proto::v1 as pb;
 use larder_proto::v1::objects_client::ObjectsClient;
@@ -13,6 +11,11 @@ use tonic::transport::Channel;
 pub use larder_proto::v1::{
     Alarm, ObjectEvent, ObjectInfo, ObjectValue, Precondition, TransactionWrite, object_event,
 };
+
+mod alarms;
+mod txn;
+
+pub use txn::Txn;
 
 use crate::{Client, ClientError};
 
@@ -140,77 +143,6 @@ fn errors_mapped(
     stream: tonic::Streaming<ObjectEvent>,
 ) -> impl Stream<Item = Result<ObjectEvent, ClientError>> {
     futures_util::StreamExt::map(stream, |item| item.map_err(ClientError::from))
-}
-
-/// A transaction on one object: preconditions, then writes, applied all or none.
-///
-/// ```no_run
-/// # async fn demo(room: larder_client::objects::ObjectHandle) -> Result<(), larder_client::ClientError> {
-/// let result = room
-///     .txn()
-///     .if_absent("owner")
-///     .put("owner", "alice")
-///     .add("members", 1)
-///     .commit()
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[must_use = "a transaction does nothing until committed"]
-pub struct Txn {
-    object: ObjectHandle,
-    preconditions: Vec<Precondition>,
-    writes: Vec<TransactionWrite>,
-}
-
-impl Txn {
-    fn check(mut self, key: impl Into<Vec<u8>>, check: pb::precondition::Check) -> Txn {
-        self.preconditions.push(Precondition {
-            key: key.into(),
-            check: Some(check),
-        });
-        self
-    }
-
-    fn write(mut self, key: impl Into<Vec<u8>>, write: pb::transaction_write::Write) -> Txn {
-        self.writes.push(TransactionWrite {
-            key: key.into(),
-            write: Some(write),
-        });
-        self
-    }
-
-    /// The key's version is `version` (0: absent).
-    pub fn if_version(self, key: impl Into<Vec<u8>>, version: u64) -> Txn {
-        self.check(key, pb::precondition::Check::VersionEquals(version))
-    }
-
-    pub fn if_absent(self, key: impl Into<Vec<u8>>) -> Txn {
-        self.check(key, pb::precondition::Check::Absent(true))
-    }
-
-    pub fn if_value(self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Txn {
-        self.check(key, pb::precondition::Check::ValueEquals(value.into()))
-    }
-
-    pub fn put(self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Txn {
-        self.write(key, pb::transaction_write::Write::Put(value.into()))
-    }
-
-    pub fn delete(self, key: impl Into<Vec<u8>>) -> Txn {
-        self.write(key, pb::transaction_write::Write::Delete(true))
-    }
-
-    pub fn add(self, key: impl Into<Vec<u8>>, delta: i64) -> Txn {
-        self.write(key, pb::transaction_write::Write::Add(delta))
-    }
-
-    /// Applies the writes if every precondition holds (`FAILED_PRECONDITION` naming
-    /// the first that does not, otherwise); one result per write, in order.
-    pub async fn commit(self) -> Result<pb::ObjectTransactionResponse, ClientError> {
-        self.object
-            .transaction(self.preconditions, self.writes)
-            .await
-    }
 }
 
 /// A fresh idempotency key: every retry of one call sends the same one.
@@ -390,141 +322,7 @@ impl ObjectHandle {
 
     /// A transaction builder on this object.
     pub fn txn(&self) -> Txn {
-        Txn {
-            object: self.clone(),
-            preconditions: Vec::new(),
-            writes: Vec::new(),
-        }
-    }
-
-    /// Sets (or replaces) the alarm `name`, due at `at`; when due, the object's
-    /// subscribers get an `alarm_fired` event carrying `payload`.
-    pub async fn set_alarm(
-        &self,
-        name: &str,
-        at: SystemTime,
-        payload: impl Into<Vec<u8>>,
-    ) -> Result<u64, ClientError> {
-        let at_ms = at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.alarm_call(
-            name,
-            pb::set_alarm_request::When::AtUnixMs(at_ms),
-            payload.into(),
-        )
-        .await
-    }
-
-    /// Sets the alarm `name` due `after` from now (by the node's clock).
-    pub async fn set_alarm_in(
-        &self,
-        name: &str,
-        after: Duration,
-        payload: impl Into<Vec<u8>>,
-    ) -> Result<u64, ClientError> {
-        let in_ms = after.as_millis() as u64;
-        self.alarm_call(
-            name,
-            pb::set_alarm_request::When::InMs(in_ms),
-            payload.into(),
-        )
-        .await
-    }
-
-    async fn alarm_call(
-        &self,
-        name: &str,
-        when: pb::set_alarm_request::When,
-        payload: Vec<u8>,
-    ) -> Result<u64, ClientError> {
-        let req = pb::SetAlarmRequest {
-            object: Some(self.object.clone()),
-            name: name.to_string(),
-            when: Some(when),
-            payload,
-            request_id: request_id(),
-        };
-        self.client
-            .with_retries(|ch| {
-                let req = req.clone();
-                async move { Ok(self.rpc(ch).set_alarm(req).await?.into_inner().version) }
-            })
-            .await
-    }
-
-    pub async fn delete_alarms(&self, names: &[&str]) -> Result<u64, ClientError> {
-        let req = pb::DeleteAlarmRequest {
-            object: Some(self.object.clone()),
-            names: names.iter().map(|n| n.to_string()).collect(),
-            request_id: request_id(),
-        };
-        self.client
-            .with_retries(|ch| {
-                let req = req.clone();
-                async move { Ok(self.rpc(ch).delete_alarm(req).await?.into_inner().version) }
-            })
-            .await
-    }
-
-    /// The object's alarms, in name order.
-    pub async fn alarms(&self) -> Result<Vec<Alarm>, ClientError> {
-        self.list_alarms("").await
-    }
-
-    /// The alarm `name`, if set.
-    pub async fn alarm(&self, name: &str) -> Result<Option<Alarm>, ClientError> {
-        Ok(self.list_alarms(name).await?.pop())
-    }
-
-    async fn list_alarms(&self, name: &str) -> Result<Vec<Alarm>, ClientError> {
-        let req = pb::ListAlarmsRequest {
-            object: Some(self.object.clone()),
-            name: name.to_string(),
-        };
-        self.client
-            .with_retries(|ch| {
-                let req = req.clone();
-                async move { Ok(self.rpc(ch).list_alarms(req).await?.into_inner().alarms) }
-            })
-            .await
-    }
-
-    /// Appends `message` to the object's event log (acknowledged once a majority holds
-    /// it); returns its sequence number.
-    pub async fn publish(&self, message: impl Into<Vec<u8>>) -> Result<u64, ClientError> {
-        let req = pb::PublishRequest {
-            object: Some(self.object.clone()),
-            message: message.into(),
-            request_id: request_id(),
-        };
-        self.client
-            .with_retries(|ch| {
-                let req = req.clone();
-                async move { Ok(self.rpc(ch).publish(req).await?.into_inner().seq) }
-            })
-            .await
-    }
-
-    /// The object's events after `after_seq` (None: from now on), then live, in order
-    /// and without duplicates; the node follows the object across failovers and moves.
-    pub async fn subscribe(
-        &self,
-        after_seq: Option<u64>,
-    ) -> Result<impl Stream<Item = Result<ObjectEvent, ClientError>> + use<>, ClientError> {
-        let req = pb::SubscribeRequest {
-            object: Some(self.object.clone()),
-            after_seq,
-        };
-        let stream = self
-            .client
-            .with_retries(|ch| {
-                let req = req.clone();
-                async move { Ok(self.rpc(ch).subscribe(req).await?.into_inner()) }
-            })
-            .await?;
-        Ok(errors_mapped(stream))
+        Txn::new(self.clone())
     }
 
     /// All writes or none, if every precondition holds (FAILED_PRECONDITION otherwise).
