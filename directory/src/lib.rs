@@ -1,5 +1,5 @@
-//! The directory: the cluster's Raft-replicated record of nodes (and, as they land,
-//! namespaces and object placement).
+//! The directory: the cluster's Raft-replicated record of nodes, namespaces and object
+//! placement.
 //!
 //! Layout:
 //! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ObjectError;
 
-/// Request limits of object storage (DESIGN.md §5).
+/// Request limits of object storage (`[objects.limits]` in deploy/larder.example.toml).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ObjectLimits {
