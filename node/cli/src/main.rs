@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    larder_node::cli::main()
+    larder_cli::main()
 }

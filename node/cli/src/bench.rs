@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
+use larder_base::{Clock, SystemClock};
 use larder_client::kv::PutItem;
 use larder_client::{Client, ClientConfig, ClientError};
 use serde_json::json;
@@ -286,7 +287,7 @@ async fn propagation(json_out: bool, args: PropagationArgs) -> anyhow::Result<()
     }
     let writer = Client::connect_lazy(&args.endpoints[0])?;
     ensure_namespace(&writer, &args.namespace).await?;
-    let run_id = larder_kv::now_ms();
+    let run_id = SystemClock.now_ms();
     let prefix = format!("prop-{run_id}/");
     // Watch first, at every other node.
     let seen: Arc<Mutex<HashMap<(usize, String), Instant>>> = Arc::default();
@@ -373,7 +374,7 @@ async fn objects(endpoint: &str, json_out: bool, args: ObjectBenchArgs) -> anyho
         .map(|_| Client::new(endpoint, config.clone()))
         .collect::<Result<_, _>>()?;
     ensure_namespace(&clients[0], &args.namespace).await?;
-    let run = larder_kv::now_ms();
+    let run = SystemClock.now_ms();
     let name = |i: usize| format!("bench-{run}-{i}");
     // Place and activate every object before measuring.
     let deadline = Instant::now() + Duration::from_secs(20);

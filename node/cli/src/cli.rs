@@ -8,9 +8,9 @@ use larder_client::Client;
 use larder_client::admin::{MembershipResponse, Node, NodeStatus, RaftRole, StatusResponse};
 use serde_json::{Value, json};
 
-use crate::config::NodeConfig;
 use crate::dev::{self, DevOptions};
-use crate::server::{RunningNode, termination_signal};
+use larder_node::config::NodeConfig;
+use larder_node::server::{RunningNode, termination_signal};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,10 +57,10 @@ pub enum Command {
     Raft(RaftCommand),
     /// The replicated key-value store.
     #[command(subcommand)]
-    Kv(crate::cli_kv::KvCommand),
+    Kv(crate::kv::KvCommand),
     /// Actor objects: storage calls, listing and inspection.
     #[command(subcommand)]
-    Object(crate::cli_objects::ObjectCommand),
+    Object(crate::objects::ObjectCommand),
     /// Load generator: throughput, latency and propagation figures.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -267,7 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Node(NodeCommand::Drain { id }) => {
-            crate::cli_objects::drain(&client(&cli.endpoint)?, cli.json, id).await
+            crate::objects::drain(&client(&cli.endpoint)?, cli.json, id).await
         }
         Command::Node(NodeCommand::Remove { id }) => {
             let resp = client(&cli.endpoint)?
@@ -278,12 +278,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Object(command) => {
-            crate::cli_objects::run(&client(&cli.endpoint)?, cli.json, command).await
+            crate::objects::run(&client(&cli.endpoint)?, cli.json, command).await
         }
         Command::Bench(command) => crate::bench::run(&cli.endpoint, cli.json, command).await,
-        Command::Kv(command) => {
-            crate::cli_kv::run(&client(&cli.endpoint)?, cli.json, command).await
-        }
+        Command::Kv(command) => crate::kv::run(&client(&cli.endpoint)?, cli.json, command).await,
         Command::Raft(command) => {
             let client = client(&cli.endpoint)?;
             let (what, resp) = match command {

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use larder_directory::DirectoryConfig;
 
-use crate::config::NodeConfig;
-use crate::server::{RunningNode, termination_signal};
+use larder_node::config::NodeConfig;
+use larder_node::server::{RunningNode, termination_signal};
 
 /// Largest dev cluster: each node is a full node with its own store and listeners.
 pub const DEV_NODES_MAX: usize = 32;
@@ -59,7 +58,7 @@ fn apply_setting(config: &NodeConfig, setting: &str) -> anyhow::Result<NodeConfi
 /// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
 fn jurisdiction_of(region: &str) -> Option<String> {
     let first = region.split('-').next()?;
-    (first != region && larder_directory::check_label(first).is_ok()).then(|| first.to_string())
+    (first != region && larder_base::check_label(first).is_ok()).then(|| first.to_string())
 }
 
 /// The configuration of every node of a dev cluster.
@@ -87,13 +86,6 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
     let voters: Vec<String> = (0..options.nodes.min(3))
         .map(|i| format!("{}@127.0.0.1:{}", i + 1, port(i, 1)))
         .collect();
-    let directory = DirectoryConfig {
-        heartbeat_interval_ms: 100,
-        election_timeout_min_ms: 600,
-        election_timeout_max_ms: 1200,
-        node_down_after_ms: 2000,
-        ..DirectoryConfig::default()
-    };
     let mut configs = Vec::new();
     for i in 0..options.nodes {
         let region = options.regions[i % options.regions.len()].clone();
@@ -109,7 +101,11 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
         if i >= 3 {
             config.cluster.join = Some(format!("127.0.0.1:{}", port(0, 1)));
         }
-        config.directory = directory.clone();
+        // Fast Raft timings: a local cluster elects and notices a stopped node quickly.
+        config.directory.heartbeat_interval_ms = 100;
+        config.directory.election_timeout_min_ms = 600;
+        config.directory.election_timeout_max_ms = 1200;
+        config.directory.node_down_after_ms = 2000;
         for setting in &options.settings {
             config = apply_setting(&config, setting)?;
         }
