@@ -8,21 +8,31 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-
+use clap::Args;
 use larder_node::config::NodeConfig;
-use larder_node::server::{RunningNode, termination_signal};
+use larder_node::server::RunningNode;
+
+use crate::serve::termination_signal;
 
 /// Largest dev cluster: each node is a full node with its own store and listeners.
 pub const DEV_NODES_MAX: usize = 32;
 const PORT_STRIDE: u16 = 10;
 
-#[derive(Debug, Clone)]
-pub struct DevOptions {
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    #[arg(long, default_value_t = 4)]
     pub nodes: usize,
+    /// Comma-separated regions, assigned to nodes round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east")]
     pub regions: Vec<String>,
+    /// Keep data here instead of a temporary directory.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
-    /// `section.key=value` overrides applied to every node's configuration.
+    /// Override a setting on every node, as in the config file: `--set
+    /// objects.idle_after_ms=500` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub settings: Vec<String>,
 }
 
@@ -62,7 +72,7 @@ fn jurisdiction_of(region: &str) -> Option<String> {
 }
 
 /// The configuration of every node of a dev cluster.
-pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
+pub fn dev_configs(options: &DevArgs, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
     if options.nodes == 0 || options.nodes > DEV_NODES_MAX {
         bail!(
             "--nodes must be between 1 and {DEV_NODES_MAX}, got {}",
@@ -117,7 +127,7 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
     Ok(configs)
 }
 
-pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+pub async fn run(options: DevArgs) -> anyhow::Result<()> {
     // A temp dir lives until this function returns; a given dir is kept.
     let temp;
     let data_root = match &options.data_dir {
@@ -193,8 +203,8 @@ async fn wait_ready(endpoint: &str, nodes: usize) -> anyhow::Result<u64> {
 mod tests {
     use super::*;
 
-    fn options(nodes: usize) -> DevOptions {
-        DevOptions {
+    fn options(nodes: usize) -> DevArgs {
+        DevArgs {
             nodes,
             regions: vec!["eu-west".into(), "us-east".into()],
             data_dir: None,
