@@ -13,12 +13,11 @@
 //! - [`admin`]: `larder status`, `larder node …` and `larder raft …`;
 //! - [`kv`]: `larder kv …`, values and namespaces;
 //! - [`objects`]: `larder object …`, storage calls, placement, alarms and events;
-//! - [`bench`]: `larder bench …`, the load generator, with [`bench_etcd`] its etcd
-//!   reference.
+//! - [`bench`]: `larder bench …`, the load generator (KV, propagation, objects, and
+//!   etcd as a reference).
 
 pub mod admin;
 pub mod bench;
-pub mod bench_etcd;
 pub mod cli;
 pub mod dev;
 pub mod kv;
