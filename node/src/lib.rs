@@ -4,7 +4,9 @@
 //!
 //! Layout:
 //! - [`config`]: the TOML configuration and its validation;
-//! - [`server`]: one node's listeners (api, peer, metrics), start and ordered shutdown;
+//! - [`server`]: one node: start in dependency order, fail-stop on a storage failure,
+//!   ordered shutdown;
+//! - `listeners`: the api, peer and metrics listeners and the services each serves;
 //! - [`cluster_view`]: the KV's view of the cluster, kept in step with the directory;
 //! - [`grpc`]: the admin service, the pure checks of admin requests and the one mapping
 //!   of errors to gRPC statuses;
@@ -13,5 +15,6 @@
 pub mod cluster_view;
 pub mod config;
 pub mod grpc;
+mod listeners;
 pub mod metrics;
 pub mod server;

@@ -8,8 +8,8 @@
 //! - [`objects`]: `bench object`, object writes (replicated to a majority) or reads at
 //!   the owner;
 //! - [`etcd`]: `bench etcd-put`, the same loop against etcd's `KV/Put`, as a reference;
-//! - [`load`]: the closed loop the throughput benches share;
-//! - [`report`]: latency histograms and the printed figures.
+//! - `load`: the closed loop the throughput benches share;
+//! - `report`: latency histograms and the printed figures.
 
 pub mod etcd;
 pub mod kv;

@@ -1,7 +1,7 @@
 //! `larder kv …`: the command tree, and one function per command in the modules below.
 //!
-//! - [`values`]: put, get, delete, list and watch;
-//! - [`namespace`]: `larder kv namespace …`.
+//! - `values`: put, get, delete, list and watch;
+//! - `namespace`: `larder kv namespace …`.
 
 mod namespace;
 mod values;

@@ -1,10 +1,10 @@
 //! `larder object …`: the command tree, and one function per command in the modules
 //! below.
 //!
-//! - [`storage`]: storage calls on one object (get, put, delete, list-keys, add, txn);
-//! - [`placement`]: where objects are (list, inspect, move; `larder node drain`);
-//! - [`alarms`]: `larder object alarm …`;
-//! - [`events`]: the event log (publish, subscribe).
+//! - `storage`: storage calls on one object (get, put, delete, list-keys, add, txn);
+//! - `placement`: where objects are (list, inspect, move; `larder node drain`);
+//! - `alarms`: `larder object alarm …`;
+//! - `events`: the event log (publish, subscribe).
 
 mod alarms;
 mod events;
