@@ -15,7 +15,6 @@ use serde_json::json;
 use tonic::transport::{Channel, Endpoint};
 
 use super::load::{self, Worker};
-use super::report::report;
 use super::{check_channels, check_concurrency};
 
 /// Deadline of one put; a put that runs out counts as an error.
@@ -92,16 +91,7 @@ pub(super) async fn run(json_out: bool, args: EtcdPutArgs) -> anyhow::Result<()>
         "etcd_member_ids": headers.iter().map(|h| format!("{:x}", h.member_id)).collect::<Vec<_>>(),
         "etcd_raft_term": headers[0].raft_term,
     });
-    let h = &measured.latencies;
-    report(
-        json_out,
-        "etcd put",
-        h.len(),
-        measured.errors,
-        measured.elapsed,
-        h,
-        params,
-    );
+    measured.report(json_out, "etcd put", params);
     Ok(())
 }
 

@@ -8,7 +8,6 @@ use larder_client::kv::{KvNamespace, PutItem};
 use serde_json::json;
 
 use super::load::{self, Worker};
-use super::report::report;
 use super::{check_channels, check_concurrency, clients, ensure_namespace};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -73,16 +72,7 @@ pub(super) async fn run(endpoint: &str, json_out: bool, args: KvBenchArgs) -> an
         BenchOp::Put => "kv put",
     };
     let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "channels": args.channels, "value_size": args.value_size, "keys": args.keys});
-    let h = &measured.latencies;
-    report(
-        json_out,
-        title,
-        h.len(),
-        measured.errors,
-        measured.elapsed,
-        h,
-        params,
-    );
+    measured.report(json_out, title, params);
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use super::report::histogram;
+use super::report::{histogram, report};
 
 /// One worker's requests.
 pub(super) trait Worker: Send + 'static {
@@ -22,6 +22,22 @@ pub(super) struct Measured {
     pub latencies: Histogram<u64>,
     pub errors: u64,
     pub elapsed: Duration,
+}
+
+impl Measured {
+    /// Prints the figures, with the run's parameters under `params` in JSON.
+    pub(super) fn report(&self, json_out: bool, title: &str, params: serde_json::Value) {
+        let h = &self.latencies;
+        report(
+            json_out,
+            title,
+            h.len(),
+            self.errors,
+            self.elapsed,
+            h,
+            params,
+        );
+    }
 }
 
 /// Runs every worker concurrently for `duration`, `requests_max` requests at the most

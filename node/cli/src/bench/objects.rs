@@ -76,16 +76,7 @@ pub(super) async fn run(
         ObjectOp::Read | ObjectOp::Cold => "object read (owner)",
     };
     let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
-    let h = &measured.latencies;
-    report(
-        json_out,
-        title,
-        h.len(),
-        measured.errors,
-        measured.elapsed,
-        h,
-        params,
-    );
+    measured.report(json_out, title, params);
     Ok(())
 }
 
