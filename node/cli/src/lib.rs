@@ -13,8 +13,8 @@
 //! - [`admin`]: `larder status`, `larder node …` and `larder raft …`;
 //! - [`kv`]: `larder kv …`, values and namespaces;
 //! - [`objects`]: `larder object …`, storage calls, placement, alarms and events;
-//! - [`bench`](mod@bench): `larder bench …`, the load generator (KV, propagation, objects, and
-//!   etcd as a reference).
+//! - [`bench`](mod@bench): `larder bench …`, the load generator (KV, propagation,
+//!   objects, and etcd as a reference).
 
 pub mod admin;
 pub mod bench;
