@@ -3,7 +3,7 @@
 # one machine: the figures of docs/benchmarks.md ("Objects").
 #
 # Usage (from anywhere; builds nothing):
-#   cargo build --release -p larder-node
+#   cargo build --release -p larder-cli
 #   deploy/bench/objects-vs-etcd.sh
 #
 # Starts `larder dev --nodes 4 --regions eu-west` on free ports (every object has three
@@ -36,7 +36,7 @@ esac
 PORT_STRIDE=10   # larder dev: node i listens on base + 10·(i−1) (+1 peer, +2 metrics)
 
 command -v curl >/dev/null || { echo "curl is missing" >&2; exit 1; }
-[[ -x $larder ]] || { echo "$larder missing: cargo build --release -p larder-node" >&2; exit 1; }
+[[ -x $larder ]] || { echo "$larder missing: cargo build --release -p larder-cli" >&2; exit 1; }
 if ! [[ $rounds =~ ^[0-9]+$ ]] || ((rounds < 1 || rounds > 10)); then
     echo "ROUNDS must be 1..10" >&2
     exit 2

@@ -172,7 +172,19 @@ impl NodeConfig {
         })
     }
 
+    /// Checks the whole configuration, section by section; the error names the first
+    /// offending field and its value.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_node()?;
+        let (listen_api, listen_peer) = self.check_listen()?;
+        self.check_advertise(listen_api, listen_peer)?;
+        self.check_cluster()?;
+        self.check_limits()?;
+        self.check_crate_sections()?;
+        self.check_across_sections()
+    }
+
+    fn check_node(&self) -> Result<(), ConfigError> {
         if self.node.id == 0 {
             return Err(invalid(
                 "node.id",
@@ -188,32 +200,34 @@ impl NodeConfig {
         if self.node.data_dir.as_os_str().is_empty() {
             return Err(invalid("node.data_dir", "", "must name a directory"));
         }
-        for (field, value) in [
-            ("listen.api", &self.listen.api),
-            ("listen.peer", &self.listen.peer),
-            ("listen.metrics", &self.listen.metrics),
-        ] {
+        Ok(())
+    }
+
+    /// The api and peer listen addresses, once every listen address parses.
+    fn check_listen(&self) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+        let parse = |field: &str, value: &str| {
             value
                 .parse::<SocketAddr>()
-                .map_err(|_| invalid(field, value, "must be IP:PORT"))?;
-        }
-        let listen_api: SocketAddr = self
-            .listen
-            .api
-            .parse()
-            .map_err(|_| invalid("listen.api", &self.listen.api, "must be IP:PORT"))?;
-        let listen_peer: SocketAddr = self
-            .listen
-            .peer
-            .parse()
-            .map_err(|_| invalid("listen.peer", &self.listen.peer, "must be IP:PORT"))?;
-        if listen_api.port() != 0 && listen_api == listen_peer {
+                .map_err(|_| invalid(field, value, "must be IP:PORT"))
+        };
+        let api = parse("listen.api", &self.listen.api)?;
+        let peer = parse("listen.peer", &self.listen.peer)?;
+        parse("listen.metrics", &self.listen.metrics)?;
+        if api.port() != 0 && api == peer {
             return Err(invalid(
                 "listen.peer",
                 &self.listen.peer,
                 "must differ from listen.api",
             ));
         }
+        Ok((api, peer))
+    }
+
+    fn check_advertise(
+        &self,
+        listen_api: SocketAddr,
+        listen_peer: SocketAddr,
+    ) -> Result<(), ConfigError> {
         for (field, value, listen) in [
             ("advertise.api", &self.advertise.api, listen_api),
             ("advertise.peer", &self.advertise.peer, listen_peer),
@@ -232,6 +246,10 @@ impl NodeConfig {
                 None => {}
             }
         }
+        Ok(())
+    }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
         let voters = self.initial_voters()?;
         if voters.is_empty() && self.cluster.join.is_none() {
             return Err(invalid(
@@ -243,6 +261,10 @@ impl NodeConfig {
         if let Some(join) = &self.cluster.join {
             check_host_port(join).map_err(|reason| invalid("cluster.join", join, reason))?;
         }
+        Ok(())
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
         if self.limits.api_requests_per_connection_max == 0 {
             return Err(invalid(
                 "limits.api_requests_per_connection_max",
@@ -264,6 +286,12 @@ impl NodeConfig {
                 "must be at least 4194304 (4 MiB)",
             ));
         }
+        Ok(())
+    }
+
+    /// The directory's, KV's and objects' own checks, their fields prefixed with the
+    /// section's name.
+    fn check_crate_sections(&self) -> Result<(), ConfigError> {
         self.directory
             .validate()
             .map_err(|err| invalid(&format!("directory.{}", err.field), &err.value, err.reason))?;
@@ -272,7 +300,11 @@ impl NodeConfig {
             .map_err(|err| invalid(&format!("kv.{}", err.field), &err.value, err.reason))?;
         self.objects
             .validate()
-            .map_err(|reason| invalid("objects", "", reason))?;
+            .map_err(|reason| invalid("objects", "", reason))
+    }
+
+    /// Settings that are valid alone but must agree with another section's.
+    fn check_across_sections(&self) -> Result<(), ConfigError> {
         if self.objects.lease_ms >= self.directory.node_down_after_ms {
             return Err(invalid(
                 "objects.lease_ms",

@@ -1,23 +1,20 @@
-//! The `larder` node: the composition root that wires the crates into a process.
+//! The Larder node as a library: the composition root that wires the crates into a
+//! running server. The `larder` binary (`larder-cli`, in `node/cli`) starts it for
+//! `serve` and `dev`; nothing else here knows about the command line.
 //!
 //! Layout:
-//! - [`config`]: the TOML configuration, CLI overrides and validation;
-//! - [`server`]: one node's listeners (api, peer, metrics), start and ordered shutdown;
+//! - [`config`]: the TOML configuration and its validation;
+//! - [`server`]: one node: start in dependency order, fail-stop on a storage failure,
+//!   ordered shutdown;
+//! - `listeners`: the api, peer and metrics listeners and the services each serves;
 //! - [`cluster_view`]: the KV's view of the cluster, kept in step with the directory;
-//! - [`grpc`]: the api services and the one mapping of errors to gRPC statuses;
-//! - [`metrics`]: the Prometheus endpoint;
-//! - [`dev`]: `larder dev`, a whole cluster in one process;
-//! - [`cli`]: the command line; [`bench`]: the load generator, with [`bench_etcd`] its
-//!   etcd reference.
+//! - [`grpc`]: the admin service, the pure checks of admin requests and the one mapping
+//!   of errors to gRPC statuses;
+//! - [`metrics`]: the Prometheus endpoint.
 
-pub mod bench;
-pub mod bench_etcd;
-pub mod cli;
-pub mod cli_kv;
-pub mod cli_objects;
 pub mod cluster_view;
 pub mod config;
-pub mod dev;
 pub mod grpc;
+mod listeners;
 pub mod metrics;
 pub mod server;

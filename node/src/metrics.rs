@@ -24,74 +24,12 @@ pub fn router(directory: Directory, kv: Kv, objects: ObjectHost) -> Router {
 async fn scrape(
     State((directory, kv, objects)): State<(Directory, Kv, ObjectHost)>,
 ) -> impl IntoResponse {
-    let view = directory.raft_view();
-    let state = directory.local_state().await;
     let mut registry = Registry::with_prefix("larder");
-    let gauge = |registry: &mut Registry, name: &str, help: &str, value: u64| {
-        let g: Gauge<u64, AtomicU64> = Gauge::default();
-        g.set(value);
-        registry.register(name, help, g);
-    };
-    gauge(
-        &mut registry,
-        "raft_term",
-        "Current Raft term of the directory",
-        view.term,
-    );
-    gauge(
-        &mut registry,
-        "raft_is_leader",
-        "1 if this node leads the directory",
-        u64::from(view.state == "leader"),
-    );
-    gauge(
-        &mut registry,
-        "raft_commit_index",
-        "Last committed directory log index",
-        view.committed_index,
-    );
-    gauge(
-        &mut registry,
-        "raft_applied_index",
-        "Last applied directory log index",
-        view.applied_index,
-    );
-    gauge(
-        &mut registry,
-        "raft_voters",
-        "Voters in the directory group",
-        view.voters.len() as u64,
-    );
-    let up = state
-        .nodes
-        .values()
-        .filter(|n| n.status == NodeStatus::Up)
-        .count() as u64;
-    gauge(&mut registry, "nodes_up", "Nodes recorded up", up);
-    gauge(
-        &mut registry,
-        "nodes_down",
-        "Nodes recorded down",
-        state.nodes.len() as u64 - up,
-    );
+    directory_metrics(&mut registry, &directory).await;
     for (name, help, value) in kv.stats().counters() {
-        let c: Counter<u64, AtomicU64> = Counter::default();
-        c.inc_by(value);
-        registry.register(name, help, c);
+        counter(&mut registry, name, help, value);
     }
-    let applied: Counter<u64, AtomicU64> = Counter::default();
-    applied.inc_by(objects.copy_writes_applied());
-    registry.register(
-        "objects_copy_writes",
-        "Object owners' writes applied to copies on this node",
-        applied,
-    );
-    gauge(
-        &mut registry,
-        "objects_active",
-        "Objects in memory on this node (owned, with a running actor)",
-        objects.active_objects() as u64,
-    );
+    objects_metrics(&mut registry, &objects);
     let behind: u64 = kv.lag().values().map(|lag| lag.writes_behind).sum();
     gauge(
         &mut registry,
@@ -115,4 +53,79 @@ async fn scrape(
             err.to_string(),
         ),
     }
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let g: Gauge<u64, AtomicU64> = Gauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter<u64, AtomicU64> = Counter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// The directory's Raft state and the nodes it records up and down.
+async fn directory_metrics(registry: &mut Registry, directory: &Directory) {
+    let view = directory.raft_view();
+    let state = directory.local_state().await;
+    gauge(
+        registry,
+        "raft_term",
+        "Current Raft term of the directory",
+        view.term,
+    );
+    gauge(
+        registry,
+        "raft_is_leader",
+        "1 if this node leads the directory",
+        u64::from(view.state == "leader"),
+    );
+    gauge(
+        registry,
+        "raft_commit_index",
+        "Last committed directory log index",
+        view.committed_index,
+    );
+    gauge(
+        registry,
+        "raft_applied_index",
+        "Last applied directory log index",
+        view.applied_index,
+    );
+    gauge(
+        registry,
+        "raft_voters",
+        "Voters in the directory group",
+        view.voters.len() as u64,
+    );
+    let up = state
+        .nodes
+        .values()
+        .filter(|n| n.status == NodeStatus::Up)
+        .count() as u64;
+    gauge(registry, "nodes_up", "Nodes recorded up", up);
+    gauge(
+        registry,
+        "nodes_down",
+        "Nodes recorded down",
+        state.nodes.len() as u64 - up,
+    );
+}
+
+fn objects_metrics(registry: &mut Registry, objects: &ObjectHost) {
+    counter(
+        registry,
+        "objects_copy_writes",
+        "Object owners' writes applied to copies on this node",
+        objects.copy_writes_applied(),
+    );
+    gauge(
+        registry,
+        "objects_active",
+        "Objects in memory on this node (owned, with a running actor)",
+        objects.active_objects() as u64,
+    );
 }

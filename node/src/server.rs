@@ -2,28 +2,18 @@
 //! serves until told to stop, then shuts down in order.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use larder_directory::{Directory, DirectoryConfig, NodeSpec, RegionId, liveness, peer_services};
+use larder_directory::{Directory, DirectoryConfig, NodeSpec, RegionId, liveness};
 use larder_kv::Kv;
-use larder_kv::grpc::kv_service::KvService;
-use larder_kv::grpc::peer_service::KvPeerService;
-use larder_objects::grpc::objects_service::ObjectsService;
-use larder_objects::grpc::peer_service::ObjectPeerService;
 use larder_objects::{ObjectHost, ObjectStore};
-use larder_proto::v1::admin_server::AdminServer;
-use larder_proto::v1::kv_server::KvServer;
-use larder_proto::v1::objects_server::ObjectsServer;
 use larder_store::Store;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::{ConfigError, NodeConfig};
-use crate::grpc::admin_service::AdminService;
+use crate::listeners::{Listeners, spawn_api_server, spawn_metrics_server, spawn_peer_server};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -62,227 +52,62 @@ pub struct RunningNode {
     shutdown_grace: Duration,
 }
 
-async fn bind(listener: &'static str, addr: &str) -> Result<TcpListener, NodeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| NodeError::Bind {
-            listener,
-            addr: addr.to_string(),
-            source,
-        })
-}
-
-/// Accepted connections with TCP_NODELAY: tonic's own `tcp_nodelay` setting only applies
-/// to listeners it binds itself, and without it small responses wait for delayed ACKs
-/// (measured: ~40 ms stalls at p99.9).
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
-}
-
-async fn signal(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 impl RunningNode {
+    /// Starts every part of the node, in dependency order: listeners, store, directory
+    /// member, KV and objects, the peer listener (before bootstrap, so that the first
+    /// voters can reach each other), the directory's own tasks, then the api and metrics
+    /// listeners.
     pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeError> {
         config.validate()?;
-        let api_listener = bind("api", &config.listen.api).await?;
-        let peer_listener = bind("peer", &config.listen.peer).await?;
-        let metrics_listener = bind("metrics", &config.listen.metrics).await?;
-        let local = |l: &TcpListener, name: &'static str| {
-            l.local_addr().map_err(|source| NodeError::Bind {
-                listener: name,
-                addr: String::new(),
-                source,
-            })
-        };
-        let api_addr = local(&api_listener, "api")?;
-        let peer_addr = local(&peer_listener, "peer")?;
-        let metrics_addr = local(&metrics_listener, "metrics")?;
-
-        let me = NodeSpec {
-            id: larder_directory::NodeId(config.node.id),
-            region: RegionId(config.node.region.clone()),
-            jurisdictions: config.jurisdictions(),
-            api_addr: config
-                .advertise
-                .api
-                .clone()
-                .unwrap_or_else(|| api_addr.to_string()),
-            peer_addr: config
-                .advertise
-                .peer
-                .clone()
-                .unwrap_or_else(|| peer_addr.to_string()),
-        };
-        let store = Store::open(config.node.data_dir.join("store"))?;
-        store
-            .health()
-            .set_min_free_bytes(config.limits.disk_free_min_bytes);
-        let directory = Directory::start(
-            me.clone(),
-            store.clone(),
-            DirectoryConfig {
-                peer_source_ip: Some(peer_addr.ip()).filter(|ip| !ip.is_unspecified()),
-                ..config.directory.clone()
-            },
-            config.cluster.join.clone(),
-        )
-        .await?;
+        let listeners = Listeners::bind(&config).await?;
+        let me = node_spec(&config, &listeners);
+        let (store, directory) = start_store_and_directory(&config, &me, &listeners).await?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut background = Vec::new();
-        background.push(tokio::spawn(stop_on_storage_failure(
+        let mut background = vec![tokio::spawn(stop_on_storage_failure(
             store.health().failure(),
             config.node.id,
             shutdown_rx.clone(),
-        )));
-
-        let (view_tx, view_rx) = watch::channel(Arc::new(crate::cluster_view::view_of(
-            &directory.local_state().await,
-            me.id.0,
-        )));
-        background.push(tokio::spawn(crate::cluster_view::follow(
-            directory.clone(),
-            view_tx,
-            shutdown_rx.clone(),
-        )));
-        let channels = directory.channels().clone();
-        let channel_factory: larder_kv::ChannelFactory =
-            Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
-        let (kv, kv_tasks) = Kv::start(
-            store.clone(),
-            config.kv.clone(),
-            view_rx,
-            channel_factory.clone(),
-            shutdown_rx.clone(),
-        )?;
-        let objects = ObjectHost::new(
-            directory.clone(),
-            ObjectStore::open(store.clone())?,
-            config.objects.clone(),
-            channel_factory,
-            larder_base::SystemClock::shared(),
+        ))];
+        let (kv, objects) =
+            start_kv_and_objects(&config, &store, &directory, &shutdown_rx, &mut background)
+                .await?;
+        let peer_server = spawn_peer_server(
+            &config,
+            &directory,
+            &kv,
+            &objects,
+            listeners.peer,
+            &shutdown_rx,
         );
-        background.extend(kv_tasks);
-
-        let (raft_service, forward_service) = peer_services(&directory);
-        background.push(tokio::spawn(larder_objects::failover::run(
-            objects.clone(),
-            shutdown_rx.clone(),
-        )));
-        background.push(tokio::spawn(larder_objects::alarms::run(
-            objects.clone(),
-            shutdown_rx.clone(),
-        )));
-        let kv_peer_service = KvPeerService::server(kv.clone());
-        let object_peer_service = ObjectPeerService::server(
-            objects.clone(),
-            config.directory.peer_message_bytes_max,
-            shutdown_rx.clone(),
-        );
-        let peer_server = tokio::spawn({
-            let stop = signal(shutdown_rx.clone());
-            let streams = config.limits.http2_streams_per_connection_max;
-            async move {
-                let result = tonic::transport::Server::builder()
-                    .tcp_nodelay(true)
-                    .max_concurrent_streams(streams)
-                    .add_service(raft_service)
-                    .add_service(forward_service)
-                    .add_service(kv_peer_service)
-                    .add_service(object_peer_service)
-                    .serve_with_incoming_shutdown(incoming(peer_listener), stop)
-                    .await;
-                if let Err(err) = result {
-                    tracing::error!(error = %err, "peer listener failed");
-                }
-            }
-        });
-
-        let voters = config.initial_voters()?;
-        if voters.contains_key(&me.id) && config.cluster.join.is_none() {
-            directory.bootstrap(voters).await?;
-        }
-
-        background.push(tokio::spawn({
-            let directory = directory.clone();
-            let stop = shutdown_rx.clone();
-            async move { directory.register_self(stop).await }
-        }));
-        background.push(tokio::spawn(liveness::run(
-            directory.clone(),
-            shutdown_rx.clone(),
-        )));
-
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<AdminServer<AdminService>>()
-            .await;
-        health_reporter.set_serving::<KvServer<KvService>>().await;
-        health_reporter
-            .set_serving::<ObjectsServer<ObjectsService>>()
-            .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(larder_proto::V1_FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|err| NodeError::Reflection(err.to_string()))?;
-        let bytes_max = config.limits.api_message_bytes_max;
-        let admin = AdminServer::new(AdminService::new(directory.clone(), kv.clone()))
-            .max_decoding_message_size(bytes_max)
-            .max_encoding_message_size(bytes_max);
-        let kv_api = KvServer::new(KvService::new(kv.clone()))
-            .max_decoding_message_size(bytes_max)
-            .max_encoding_message_size(bytes_max);
-        let objects_api = ObjectsServer::new(ObjectsService::new(objects.clone()))
-            .max_decoding_message_size(bytes_max)
-            .max_encoding_message_size(bytes_max);
-        let api_server = tokio::spawn({
-            let stop = signal(shutdown_rx.clone());
-            let limits = config.limits.clone();
-            async move {
-                let result = tonic::transport::Server::builder()
-                    .tcp_nodelay(true)
-                    .concurrency_limit_per_connection(limits.api_requests_per_connection_max)
-                    .max_concurrent_streams(limits.http2_streams_per_connection_max)
-                    .add_service(health_service)
-                    .add_service(reflection)
-                    .add_service(admin)
-                    .add_service(kv_api)
-                    .add_service(objects_api)
-                    .serve_with_incoming_shutdown(incoming(api_listener), stop)
-                    .await;
-                if let Err(err) = result {
-                    tracing::error!(error = %err, "api listener failed");
-                }
-            }
-        });
-
-        background.push(tokio::spawn({
-            let stop = signal(shutdown_rx.clone());
-            let app = crate::metrics::router(directory.clone(), kv.clone(), objects.clone());
-            async move {
-                if let Err(err) = axum::serve(metrics_listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await
-                {
-                    tracing::error!(error = %err, "metrics listener failed");
-                }
-            }
-        }));
-
+        start_directory_tasks(&config, &directory, &me, &shutdown_rx, &mut background).await?;
+        let api_server = spawn_api_server(
+            &config,
+            &directory,
+            &kv,
+            &objects,
+            listeners.api,
+            &shutdown_rx,
+        )
+        .await?;
+        background.push(spawn_metrics_server(
+            &directory,
+            &kv,
+            &objects,
+            listeners.metrics,
+            &shutdown_rx,
+        ));
         tracing::info!(
             node_id = %me.id,
             region = %me.region,
-            api = %api_addr,
-            peer = %peer_addr,
-            metrics = %metrics_addr,
+            api = %listeners.api_addr,
+            peer = %listeners.peer_addr,
+            metrics = %listeners.metrics_addr,
             "node started"
         );
         Ok(RunningNode {
-            api_addr,
-            peer_addr,
-            metrics_addr,
+            api_addr: listeners.api_addr,
+            peer_addr: listeners.peer_addr,
+            metrics_addr: listeners.metrics_addr,
             directory,
             kv,
             store,
@@ -326,27 +151,118 @@ impl RunningNode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn termination_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+/// This node as the directory records it: the advertised addresses, else the bound ones.
+fn node_spec(config: &NodeConfig, listeners: &Listeners) -> NodeSpec {
+    NodeSpec {
+        id: larder_directory::NodeId(config.node.id),
+        region: RegionId(config.node.region.clone()),
+        jurisdictions: config.jurisdictions(),
+        api_addr: config
+            .advertise
+            .api
+            .clone()
+            .unwrap_or_else(|| listeners.api_addr.to_string()),
+        peer_addr: config
+            .advertise
+            .peer
+            .clone()
+            .unwrap_or_else(|| listeners.peer_addr.to_string()),
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+}
+
+/// Opens the store, with its free-space guard, and starts the directory member on it.
+async fn start_store_and_directory(
+    config: &NodeConfig,
+    me: &NodeSpec,
+    listeners: &Listeners,
+) -> Result<(Store, Directory), NodeError> {
+    let store = Store::open(config.node.data_dir.join("store"))?;
+    store
+        .health()
+        .set_min_free_bytes(config.limits.disk_free_min_bytes);
+    let directory = Directory::start(
+        me.clone(),
+        store.clone(),
+        DirectoryConfig {
+            peer_source_ip: Some(listeners.peer_addr.ip()).filter(|ip| !ip.is_unspecified()),
+            ..config.directory.clone()
+        },
+        config.cluster.join.clone(),
+    )
+    .await?;
+    Ok((store, directory))
+}
+
+/// Starts the KV (fed the cluster view the directory keeps current) and the object
+/// host with its failover and alarm tasks.
+async fn start_kv_and_objects(
+    config: &NodeConfig,
+    store: &Store,
+    directory: &Directory,
+    shutdown: &watch::Receiver<bool>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<(Kv, ObjectHost), NodeError> {
+    let (view_tx, view_rx) = watch::channel(Arc::new(crate::cluster_view::view_of(
+        &directory.local_state().await,
+        directory.me().id.0,
+    )));
+    background.push(tokio::spawn(crate::cluster_view::follow(
+        directory.clone(),
+        view_tx,
+        shutdown.clone(),
+    )));
+    let channels = directory.channels().clone();
+    let channel_factory: larder_kv::ChannelFactory =
+        Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+    let (kv, kv_tasks) = Kv::start(
+        store.clone(),
+        config.kv.clone(),
+        view_rx,
+        channel_factory.clone(),
+        shutdown.clone(),
+    )?;
+    let objects = ObjectHost::new(
+        directory.clone(),
+        ObjectStore::open(store.clone())?,
+        config.objects.clone(),
+        channel_factory,
+        larder_base::SystemClock::shared(),
+    );
+    background.extend(kv_tasks);
+    background.push(tokio::spawn(larder_objects::failover::run(
+        objects.clone(),
+        shutdown.clone(),
+    )));
+    background.push(tokio::spawn(larder_objects::alarms::run(
+        objects.clone(),
+        shutdown.clone(),
+    )));
+    Ok((kv, objects))
+}
+
+/// Bootstraps the directory when this node is one of the first voters (and not told to
+/// join), then starts registering itself and the liveness checks.
+async fn start_directory_tasks(
+    config: &NodeConfig,
+    directory: &Directory,
+    me: &NodeSpec,
+    shutdown: &watch::Receiver<bool>,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<(), NodeError> {
+    let voters = config.initial_voters()?;
+    if voters.contains_key(&me.id) && config.cluster.join.is_none() {
+        directory.bootstrap(voters).await?;
     }
+    background.push(tokio::spawn({
+        let directory = directory.clone();
+        let stop = shutdown.clone();
+        async move { directory.register_self(stop).await }
+    }));
+    background.push(tokio::spawn(liveness::run(
+        directory.clone(),
+        shutdown.clone(),
+    )));
+    Ok(())
 }
 
 /// Exit code of a node stopped by a storage failure (EX_IOERR).

@@ -1,7 +1,9 @@
 //! The one place where errors become gRPC statuses.
 
-use larder_client::{LEADER_ENDPOINT_METADATA, LEADER_ID_METADATA};
 use larder_directory::DirectoryError;
+use larder_proto::metadata::{
+    LEADER_ENDPOINT as LEADER_ENDPOINT_METADATA, LEADER_ID as LEADER_ID_METADATA,
+};
 use tonic::Status;
 
 pub fn directory_status(err: DirectoryError) -> Status {

@@ -1,4 +1,4 @@
 //! The `larder` binary, built inside the test package so its tests can start it.
 fn main() -> std::process::ExitCode {
-    larder_node::cli::main()
+    larder_cli::main()
 }

@@ -8,22 +8,31 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use larder_directory::DirectoryConfig;
+use clap::Args;
+use larder_node::config::NodeConfig;
+use larder_node::server::RunningNode;
 
-use crate::config::NodeConfig;
-use crate::server::{RunningNode, termination_signal};
+use crate::serve::termination_signal;
 
 /// Largest dev cluster: each node is a full node with its own store and listeners.
 pub const DEV_NODES_MAX: usize = 32;
 const PORT_STRIDE: u16 = 10;
 
-#[derive(Debug, Clone)]
-pub struct DevOptions {
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    #[arg(long, default_value_t = 4)]
     pub nodes: usize,
+    /// Comma-separated regions, assigned to nodes round-robin.
+    #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east")]
     pub regions: Vec<String>,
+    /// Keep data here instead of a temporary directory.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
-    /// `section.key=value` overrides applied to every node's configuration.
+    /// Override a setting on every node, as in the config file: `--set
+    /// objects.idle_after_ms=500` (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub settings: Vec<String>,
 }
 
@@ -59,11 +68,11 @@ fn apply_setting(config: &NodeConfig, setting: &str) -> anyhow::Result<NodeConfi
 /// Jurisdiction implied by a region name: its first dash-separated part (`eu-west` → `eu`).
 fn jurisdiction_of(region: &str) -> Option<String> {
     let first = region.split('-').next()?;
-    (first != region && larder_directory::check_label(first).is_ok()).then(|| first.to_string())
+    (first != region && larder_base::check_label(first).is_ok()).then(|| first.to_string())
 }
 
 /// The configuration of every node of a dev cluster.
-pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
+pub fn dev_configs(options: &DevArgs, data_root: &Path) -> anyhow::Result<Vec<NodeConfig>> {
     if options.nodes == 0 || options.nodes > DEV_NODES_MAX {
         bail!(
             "--nodes must be between 1 and {DEV_NODES_MAX}, got {}",
@@ -87,13 +96,6 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
     let voters: Vec<String> = (0..options.nodes.min(3))
         .map(|i| format!("{}@127.0.0.1:{}", i + 1, port(i, 1)))
         .collect();
-    let directory = DirectoryConfig {
-        heartbeat_interval_ms: 100,
-        election_timeout_min_ms: 600,
-        election_timeout_max_ms: 1200,
-        node_down_after_ms: 2000,
-        ..DirectoryConfig::default()
-    };
     let mut configs = Vec::new();
     for i in 0..options.nodes {
         let region = options.regions[i % options.regions.len()].clone();
@@ -109,7 +111,11 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
         if i >= 3 {
             config.cluster.join = Some(format!("127.0.0.1:{}", port(0, 1)));
         }
-        config.directory = directory.clone();
+        // Fast Raft timings: a local cluster elects and notices a stopped node quickly.
+        config.directory.heartbeat_interval_ms = 100;
+        config.directory.election_timeout_min_ms = 600;
+        config.directory.election_timeout_max_ms = 1200;
+        config.directory.node_down_after_ms = 2000;
         for setting in &options.settings {
             config = apply_setting(&config, setting)?;
         }
@@ -121,7 +127,7 @@ pub fn dev_configs(options: &DevOptions, data_root: &Path) -> anyhow::Result<Vec
     Ok(configs)
 }
 
-pub async fn run(options: DevOptions) -> anyhow::Result<()> {
+pub async fn run(options: DevArgs) -> anyhow::Result<()> {
     // A temp dir lives until this function returns; a given dir is kept.
     let temp;
     let data_root = match &options.data_dir {
@@ -197,8 +203,8 @@ async fn wait_ready(endpoint: &str, nodes: usize) -> anyhow::Result<u64> {
 mod tests {
     use super::*;
 
-    fn options(nodes: usize) -> DevOptions {
-        DevOptions {
+    fn options(nodes: usize) -> DevArgs {
+        DevArgs {
             nodes,
             regions: vec!["eu-west".into(), "us-east".into()],
             data_dir: None,

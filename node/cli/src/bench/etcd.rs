@@ -5,19 +5,17 @@
 //! slice of etcd's `rpc.proto`): no etcd client library, so both systems are driven by
 //! the same runtime, HTTP/2 stack and measurement loop.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use larder_proto::bench::etcd::PutRequest;
 use larder_proto::bench::etcd::kv_client::KvClient;
+use larder_proto::bench::etcd::{PutRequest, ResponseHeader};
 use serde_json::json;
-use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::bench::{CHANNELS_MAX, CONCURRENCY_MAX, histogram, report};
+use super::load::{self, Worker};
+use super::{check_channels, check_concurrency};
 
 /// Deadline of one put; a put that runs out counts as an error.
 const PUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,21 +63,44 @@ fn channel(endpoint: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-pub async fn run(json_out: bool, args: EtcdPutArgs) -> anyhow::Result<()> {
-    if args.concurrency == 0 || args.concurrency > CONCURRENCY_MAX {
-        bail!("--concurrency must be 1..={CONCURRENCY_MAX}");
-    }
-    if args.channels == 0 || args.channels > CHANNELS_MAX {
-        bail!("--channels must be 1..={CHANNELS_MAX}");
-    }
+pub(super) async fn run(json_out: bool, args: EtcdPutArgs) -> anyhow::Result<()> {
+    check_concurrency(args.concurrency)?;
+    check_channels(args.channels)?;
     if args.keys == 0 || args.value_size > VALUE_SIZE_MAX {
         bail!("--keys must be at least 1 and --value-size at most {VALUE_SIZE_MAX}");
     }
     let clients: Vec<KvClient<Channel>> = (0..args.channels)
         .map(|i| channel(&args.endpoints[i % args.endpoints.len()]).map(KvClient::new))
         .collect::<Result<_, _>>()?;
-    // One put per channel before measuring: connects, and shows the peer is etcd (the
-    // answering member and the cluster are reported with the figures).
+    let headers = warm_up(&clients, &args).await?;
+    let workers = (0..args.concurrency)
+        .map(|w| EtcdWorker {
+            client: clients[w % clients.len()].clone(),
+            worker: w,
+            i: w,
+            keys: args.keys,
+            value_size: args.value_size,
+            prefix: args.prefix.clone(),
+        })
+        .collect();
+    let measured = load::run(workers, args.duration, args.requests_max).await?;
+    let params = json!({
+        "endpoints": args.endpoints, "concurrency": args.concurrency, "channels": args.channels,
+        "value_size": args.value_size, "keys": args.keys,
+        "etcd_cluster_id": format!("{:x}", headers[0].cluster_id),
+        "etcd_member_ids": headers.iter().map(|h| format!("{:x}", h.member_id)).collect::<Vec<_>>(),
+        "etcd_raft_term": headers[0].raft_term,
+    });
+    measured.report(json_out, "etcd put", params);
+    Ok(())
+}
+
+/// One put per channel before measuring: connects, and shows the peer is etcd (the
+/// answering member and the cluster are reported with the figures).
+async fn warm_up(
+    clients: &[KvClient<Channel>],
+    args: &EtcdPutArgs,
+) -> anyhow::Result<Vec<ResponseHeader>> {
     let mut headers = Vec::new();
     for (i, client) in clients.iter().enumerate() {
         let put = PutRequest {
@@ -100,63 +121,30 @@ pub async fn run(json_out: bool, args: EtcdPutArgs) -> anyhow::Result<()> {
                 .context("etcd answered a put without a response header")?,
         );
     }
-    let done = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let merged = Arc::new(Mutex::new(histogram()?));
-    let started = Instant::now();
-    let deadline = started + args.duration;
-    let mut workers = Vec::new();
-    for w in 0..args.concurrency {
-        let mut client = clients[w % clients.len()].clone();
-        let (done, errors, merged) = (done.clone(), errors.clone(), merged.clone());
-        let (keys, value_size, requests_max) = (args.keys, args.value_size, args.requests_max);
-        let prefix = args.prefix.clone();
-        workers.push(tokio::spawn(async move {
-            let mut h = histogram().expect("valid bounds");
-            let mut i = w;
-            while Instant::now() < deadline && done.fetch_add(1, Ordering::Relaxed) < requests_max {
-                // Unique values, as in `bench kv`.
-                let mut value = format!("{w}:{i}:").into_bytes();
-                value.resize(value_size.max(value.len()), b'v');
-                let put = PutRequest {
-                    key: format!("{prefix}{:08}", i % keys).into_bytes(),
-                    value,
-                    ..Default::default()
-                };
-                let t = Instant::now();
-                match client.put(put).await {
-                    Ok(_) => {
-                        let _ = h.record(t.elapsed().as_micros() as u64);
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                i += 7919;
-            }
-            let _ = merged.lock().await.add(&h);
-        }));
+    Ok(headers)
+}
+
+struct EtcdWorker {
+    client: KvClient<Channel>,
+    worker: usize,
+    /// Steps through the keys by a prime stride, as `bench kv` does.
+    i: usize,
+    keys: usize,
+    value_size: usize,
+    prefix: String,
+}
+
+impl Worker for EtcdWorker {
+    fn request(&mut self) -> impl Future<Output = bool> + Send {
+        // Unique values, as in `bench kv`.
+        let mut value = format!("{}:{}:", self.worker, self.i).into_bytes();
+        value.resize(self.value_size.max(value.len()), b'v');
+        let put = PutRequest {
+            key: format!("{}{:08}", self.prefix, self.i % self.keys).into_bytes(),
+            value,
+            ..Default::default()
+        };
+        self.i += 7919;
+        async move { self.client.put(put).await.is_ok() }
     }
-    for worker in workers {
-        worker.await?;
-    }
-    let elapsed = started.elapsed();
-    let h = merged.lock().await;
-    let params = json!({
-        "endpoints": args.endpoints, "concurrency": args.concurrency, "channels": args.channels,
-        "value_size": args.value_size, "keys": args.keys,
-        "etcd_cluster_id": format!("{:x}", headers[0].cluster_id),
-        "etcd_member_ids": headers.iter().map(|h| format!("{:x}", h.member_id)).collect::<Vec<_>>(),
-        "etcd_raft_term": headers[0].raft_term,
-    });
-    report(
-        json_out,
-        "etcd put",
-        h.len(),
-        errors.load(Ordering::Relaxed),
-        elapsed,
-        &h,
-        params,
-    );
-    Ok(())
 }

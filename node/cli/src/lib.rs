@@ -1,0 +1,27 @@
+//! The `larder` command line: one binary for operators, workers' developers and benches.
+//! It is a library as well so that the integration tests can build the same entry point
+//! into their own binary (`larder-under-test`); `main.rs` only calls [`main`].
+//!
+//! Everything a command does to a cluster goes through `larder-client`; `larder-node`
+//! is used only to run nodes in this process (`serve`, `dev`). Being the program's
+//! `main`, the crate reports errors with `anyhow`, each with the command's context.
+//!
+//! Layout:
+//! - [`cli`]: the argument parser, the entry point and the dispatch of every command;
+//! - [`serve`]: `larder serve`, one node from a config file and flags, until a signal;
+//! - [`dev`]: `larder dev`, a whole cluster in one process;
+//! - [`admin`]: `larder status`, `larder node …` and `larder raft …`;
+//! - [`kv`]: `larder kv …`, values and namespaces;
+//! - [`objects`]: `larder object …`, storage calls, placement, alarms and events;
+//! - [`bench`](mod@bench): `larder bench …`, the load generator (KV, propagation,
+//!   objects, and etcd as a reference).
+
+pub mod admin;
+pub mod bench;
+pub mod cli;
+pub mod dev;
+pub mod kv;
+pub mod objects;
+pub mod serve;
+
+pub use cli::main;

@@ -1,3 +1,0 @@
-fn main() -> std::process::ExitCode {
-    larder_node::cli::main()
-}
