@@ -147,26 +147,21 @@ fn free_bytes(path: &Path) -> Option<u64> {
 mod tests {
     use crate::Store;
 
+    /// The fault tests' failpoint: armed only while its file exists. (What a failed flush
+    /// does next, on either engine, is in tests/conformance.)
     #[tokio::test]
-    async fn a_failed_flush_is_final_and_announced() {
+    async fn the_flush_failpoint_fails_flushes_while_its_file_exists() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("db")).expect("open");
-        let mut failure = store.health().failure();
-        store.flush().await.expect("healthy flush");
         let trigger = dir.path().join("fail");
         store.health().set_flush_failpoint(Some(trigger.clone()));
         store.flush().await.expect("not armed yet");
         std::fs::write(&trigger, b"").expect("arm");
         let err = store.flush().await.expect_err("armed");
         assert!(err.to_string().contains("simulated EIO"), "{err}");
-        failure.changed().await.expect("announced");
-        assert!(failure.borrow().is_some());
-        // Disarmed, the store still refuses: nothing more is acknowledged.
-        std::fs::remove_file(&trigger).expect("disarm");
-        let err = store.flush().await.expect_err("latched");
-        assert!(matches!(err, crate::StoreError::Failed(_)), "{err}");
     }
 
+    /// sled only: a `MemoryDisk` has no filesystem to measure.
     #[test]
     fn writes_are_refused_below_the_free_space_reserve() {
         let dir = tempfile::tempdir().expect("tempdir");

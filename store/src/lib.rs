@@ -10,6 +10,9 @@
 //! - [`MemoryDisk`]: an in-memory engine for simulation tests, which keeps only flushed
 //!   writes when its simulated machine crashes.
 //!
+//! Both engines pass one behaviour suite (`tests/conformance/`): key order, batches,
+//! scans, flushes, what a restart keeps, and a `BTreeMap` model under property tests.
+//!
 //! Durability: sled writes land in its page cache; [`Store::flush`] makes them durable
 //! (sled's `flush`, which uses `sync_file_range` on Linux — see docs/architecture.md for
 //! what that primitive does and does not cover). Callers flush before they acknowledge.

@@ -203,21 +203,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    //! What only sled has; the behaviour both engines share is in tests/conformance.
     use super::*;
-
-    #[test]
-    fn reopen_keeps_flushed_data_and_format() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(dir.path()).expect("open");
-            let tree = store.tree("t").expect("tree");
-            tree.insert(b"k", b"v").expect("insert");
-            store.flush_blocking().expect("flush");
-        }
-        let store = Store::open(dir.path()).expect("reopen");
-        let tree = store.tree("t").expect("tree");
-        assert_eq!(tree.get(b"k").expect("get"), Some(b"v".to_vec()));
-    }
 
     #[test]
     fn reopens_right_after_a_handle_is_dropped() {
@@ -235,43 +222,30 @@ mod tests {
         assert_eq!(store.tree("t").expect("tree").len(), 20);
     }
 
-    #[test]
-    fn refuses_a_newer_format() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// Writes a newer format version, then opens again with `open`.
+    fn refuses_a_newer_format(open: impl Fn() -> Result<Store, StoreError>) {
         {
-            let store = Store::open(dir.path()).expect("open");
+            let store = open().expect("open");
             let meta = store.tree(META_TREE).expect("meta");
             meta.insert(FORMAT_KEY, (FORMAT_VERSION + 1).to_be_bytes())
                 .expect("insert");
             store.flush_blocking().expect("flush");
         }
-        let err = Store::open(dir.path()).expect_err("newer format must be refused");
+        let err = open().expect_err("newer format must be refused");
         assert!(
             matches!(err, StoreError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1)
         );
     }
 
-    #[tokio::test]
-    async fn async_flush_from_many_tasks_completes() {
+    #[test]
+    fn sled_refuses_a_newer_format() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let tree = store.tree("t").expect("tree");
-        let mut tasks = Vec::new();
-        for i in 0u32..32 {
-            let store = store.clone();
-            let tree = tree.clone();
-            tasks.push(tokio::spawn(async move {
-                tree.insert(i.to_be_bytes(), i.to_le_bytes())
-                    .expect("insert");
-                store.flush().await.expect("flush");
-            }));
-        }
-        for task in tasks {
-            tokio::time::timeout(std::time::Duration::from_secs(30), task)
-                .await
-                .expect("flush must not hang")
-                .expect("task");
-        }
-        assert_eq!(tree.len(), 32);
+        refuses_a_newer_format(|| Store::open(dir.path()));
+    }
+
+    #[test]
+    fn memory_refuses_a_newer_format() {
+        let disk = MemoryDisk::new();
+        refuses_a_newer_format(|| Store::open_memory(&disk));
     }
 }

@@ -210,31 +210,3 @@ impl Tree {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::Store;
-
-    #[test]
-    fn batch_and_range_in_key_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let tree = store.tree("t").expect("tree");
-        let mut batch = super::Batch::default();
-        for i in [3u64, 1, 2, 5] {
-            batch.insert(i.to_be_bytes(), i.to_string());
-        }
-        batch.remove(5u64.to_be_bytes());
-        tree.apply_batch(batch).expect("batch");
-        let keys: Vec<u64> = tree
-            .range(2u64.to_be_bytes()..)
-            .map(|r| {
-                let (k, _) = r.expect("row");
-                u64::from_be_bytes(k.try_into().expect("8 bytes"))
-            })
-            .collect();
-        assert_eq!(keys, vec![2, 3]);
-        let last = tree.last().expect("last").expect("some");
-        assert_eq!(last.1, b"3".to_vec());
-    }
-}

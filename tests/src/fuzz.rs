@@ -7,7 +7,7 @@
 //! numbers versions and events without gaps, and applies a retried request id once.
 //! Requests from clients go through the services' own checks: a refusal is a client's
 //! error with a message, and what is accepted is within the limits
-//! ([`api_requests`], its checks in `fuzz/api_requests.rs`).
+//! ([`api_requests`], its checks in `fuzz/api_requests/`).
 
 mod api_requests;
 

@@ -6,10 +6,15 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use larder_client::ClientError;
+use larder_client::kv::KvNamespace;
+use larder_client::objects::ObjectHandle;
 use support::{TestCluster, wait_for};
+use tokio::task::JoinHandle;
 
 const STEP: Duration = Duration::from_secs(30);
 
@@ -198,13 +203,46 @@ async fn a_full_disk_refuses_writes_quickly_keeps_reads_and_recovers_without_a_r
     );
 }
 
+/// Puts unique keys until `stop`; the keys acknowledged.
+fn spawn_kv_load(kv: KvNamespace, stop: Arc<AtomicBool>) -> JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let key = format!("k{i:06}");
+            if kv.put(key.clone(), key.clone()).send().await.is_ok() {
+                acked.push(key);
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        acked
+    })
+}
+
+/// Adds 1 to `n` until `stop`; the adds acknowledged, and those of unknown outcome.
+fn spawn_add_load(counter: ObjectHandle, stop: Arc<AtomicBool>) -> JoinHandle<(i64, i64)> {
+    tokio::spawn(async move {
+        let (mut acked, mut unknown) = (0i64, 0i64);
+        while !stop.load(Ordering::Relaxed) {
+            match counter.add("n", 1).await {
+                Ok(_) => acked += 1,
+                Err(_) => {
+                    unknown += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        (acked, unknown)
+    })
+}
+
 /// Kill -9 cycles under load: every write a node acknowledged before it was killed is
 /// there after it restarts, and its store always reopens. `CRASH_CYCLES` sets the count
 /// (default 12 in CI; the soak runs 200).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_restart_cycles_under_load_lose_no_acknowledged_write() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let cycles: u64 = std::env::var("CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -217,40 +255,9 @@ async fn crash_restart_cycles_under_load_lose_no_acknowledged_write() {
 
     let stop = Arc::new(AtomicBool::new(false));
     // KV writes at the node that keeps getting killed, with unique keys.
-    let kv_load = {
-        let (kv, stop) = (cluster.node(3).client().kv("crash"), stop.clone());
-        tokio::spawn(async move {
-            let mut acked = Vec::new();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let key = format!("k{i:06}");
-                if kv.put(key.clone(), key.clone()).send().await.is_ok() {
-                    acked.push(key);
-                } else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            acked
-        })
-    };
+    let kv_load = spawn_kv_load(cluster.node(3).client().kv("crash"), stop.clone());
     // Increments of a counter replicated to the killed node.
-    let add_load = {
-        let (counter, stop) = (counter.clone(), stop.clone());
-        tokio::spawn(async move {
-            let (mut acked, mut unknown) = (0i64, 0i64);
-            while !stop.load(Ordering::Relaxed) {
-                match counter.add("n", 1).await {
-                    Ok(_) => acked += 1,
-                    Err(_) => {
-                        unknown += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            }
-            (acked, unknown)
-        })
-    };
+    let add_load = spawn_add_load(counter.clone(), stop.clone());
 
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut random = move |bound: u64| {
@@ -331,12 +338,7 @@ async fn an_owner_that_crashed_behind_its_replicas_loses_no_later_write() {
     // Nodes 1, 3 and 5 are in eu-west: first used at node 1, it lives on them.
     assert_eq!((placed.owner, placed.epoch), (1, 1));
     assert_eq!(placed.replicas, vec![1, 3, 5]);
-    let applied = |node: u64| {
-        cluster
-            .node(node)
-            .metric("objects_copy_writes")
-            .unwrap_or(0)
-    };
+    let applied = |node: u64| cluster.node(node).copy_writes();
     let before = (applied(3), applied(5));
 
     cluster.node(1).stall_writes();

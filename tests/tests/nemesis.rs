@@ -39,17 +39,7 @@ const SETTINGS: &[support::Setting] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_moves() {
-    let run_for = Duration::from_secs(env_number("NEMESIS_SECS").unwrap_or(60));
-    let faults_on = Fault::parse_list(&std::env::var("NEMESIS_FAULTS").unwrap_or_else(|_| {
-        let all: Vec<&str> = DEFAULT_FAULTS.iter().map(|f| f.name()).collect();
-        all.join(",")
-    }))
-    .expect("NEMESIS_FAULTS");
-    let seed = env_number("NEMESIS_SEED").unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-    });
+    let (run_for, faults_on, seed) = run_settings();
     println!("nemesis seed {seed} (NEMESIS_SEED={seed} replays the fault schedule)");
     let mut cluster = TestCluster::start_on_own_hosts(NODES as usize, SETTINGS, &["eu-west"])
         .await
@@ -58,19 +48,7 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
         .create_namespace(NAMESPACE)
         .await
         .expect("namespace");
-    // Place both objects (through different nodes) before the clock starts.
-    let first = cluster.node(1).client().objects(NAMESPACE);
-    first
-        .by_name(REGISTER.0)
-        .put(REGISTER.1, "0")
-        .await
-        .expect("register");
-    let second = cluster.node(2).client().objects(NAMESPACE);
-    second
-        .by_name(COUNTER.0)
-        .add(COUNTER.1, 0)
-        .await
-        .expect("counter");
+    place_objects(&cluster).await;
 
     let recorder = Recorder::new();
     recorder.register_starts_at_zero();
@@ -84,12 +62,68 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
             connect: Arc::new(channel_to),
         }
     });
-
-    // One fault at a time, each healed before the next; the last ends before the
-    // clients stop, so the run closes on a healed cluster. With the partitions this run
-    // found acknowledged writes lost after two failovers in a row (docs/reliability.md):
-    // it is that bug's regression test.
     let mut nemesis = Nemesis::new(seed, NAMESPACE, faults_on, routes);
+    let rounds = inject_faults(&mut nemesis, &mut cluster, until, seed).await;
+    for client in clients {
+        client.await.expect("client");
+    }
+
+    // Final reads, after every write has completed, until each answers.
+    // (Membership changes may have replaced nodes: ids are not 1..=NODES any more.)
+    let final_node = cluster.nodes[rounds as usize % cluster.nodes.len()].id;
+    final_reads(
+        &recorder,
+        channel_to(&cluster.node(final_node).api),
+        final_node,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err} (seed {seed})"));
+    judge(&recorder, &cluster, &nemesis, run_for, seed);
+}
+
+/// The run's length, its faults and its seed, from the environment.
+fn run_settings() -> (Duration, Vec<Fault>, u64) {
+    let run_for = Duration::from_secs(env_number("NEMESIS_SECS").unwrap_or(60));
+    let faults_on = Fault::parse_list(&std::env::var("NEMESIS_FAULTS").unwrap_or_else(|_| {
+        let all: Vec<&str> = DEFAULT_FAULTS.iter().map(|f| f.name()).collect();
+        all.join(",")
+    }))
+    .expect("NEMESIS_FAULTS");
+    let seed = env_number("NEMESIS_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    (run_for, faults_on, seed)
+}
+
+/// Places both objects (through different nodes) before the clock starts.
+async fn place_objects(cluster: &TestCluster) {
+    let first = cluster.node(1).client().objects(NAMESPACE);
+    first
+        .by_name(REGISTER.0)
+        .put(REGISTER.1, "0")
+        .await
+        .expect("register");
+    let second = cluster.node(2).client().objects(NAMESPACE);
+    second
+        .by_name(COUNTER.0)
+        .add(COUNTER.1, 0)
+        .await
+        .expect("counter");
+}
+
+/// One fault at a time, each healed before the next; the last ends before the clients
+/// stop (`until`), so the run closes on a healed cluster. With the partitions this run
+/// found acknowledged writes lost after two failovers in a row (docs/reliability.md): it
+/// is that bug's regression test. Returns the number of rounds.
+async fn inject_faults(
+    nemesis: &mut Nemesis,
+    cluster: &mut TestCluster,
+    until: Instant,
+    seed: u64,
+) -> u64 {
     let mut round: u64 = 0;
     while Instant::now() + FAULT_MAX < until {
         tokio::time::sleep(nemesis.gap()).await;
@@ -99,7 +133,7 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
         } else {
             COUNTER.0
         };
-        if let Err(err) = nemesis.step(&mut cluster, object).await {
+        if let Err(err) = nemesis.step(cluster, object).await {
             let logs = cluster.keep_logs("nemesis");
             panic!(
                 "fault (seed {seed}): {err:#}\nfaults before it:\n{}\nnode logs kept in {}",
@@ -108,22 +142,18 @@ async fn objects_stay_linearizable_through_crashes_pauses_partitions_loss_and_mo
             );
         }
     }
-    for client in clients {
-        client.await.expect("client");
-    }
+    round
+}
 
-    // Final reads, after every write has completed, until each answers.
-    // (Membership changes may have replaced nodes: ids are not 1..=NODES any more.)
-    let final_node = cluster.nodes[round as usize % cluster.nodes.len()].id;
-    final_reads(
-        &recorder,
-        channel_to(&cluster.node(final_node).api),
-        final_node,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap_or_else(|err| panic!("{err} (seed {seed})"));
-
+/// Runs the checkers on the recorded history, prints their report, and fails the test
+/// unless every one passes (node logs are kept then).
+fn judge(
+    recorder: &Recorder,
+    cluster: &TestCluster,
+    nemesis: &Nemesis,
+    run_for: Duration,
+    seed: u64,
+) {
     let events = recorder.events();
     let path = std::env::temp_dir().join(format!("larder-nemesis-{}.jsonl", std::process::id()));
     larder_checker::write_history_file(&path, &events).expect("write history");

@@ -1,5 +1,5 @@
 //! A skewed wall clock for one test node, through libfaketime (Debian package
-//! `libfaketime`; `.ci/run` installs it).
+//! `libfaketime`; `scripts/test` installs it).
 //!
 //! The node starts with libfaketime preloaded and reads its offset from a file in its data
 //! directory on every clock call, so [`FakeClock::set_offset_ms`] makes its wall clock jump
@@ -27,7 +27,9 @@ impl FakeClock {
     /// real wall clock.
     pub fn install(node: &mut TestNode, offset_ms: i64) -> anyhow::Result<FakeClock> {
         if !Path::new(LIBFAKETIME).exists() {
-            bail!("{LIBFAKETIME} is missing: `apt-get install libfaketime` (.ci/run installs it)");
+            bail!(
+                "{LIBFAKETIME} is missing: `apt-get install libfaketime` (scripts/test installs it)"
+            );
         }
         let clock = FakeClock {
             file: node.data_dir.join("faketime-offset"),

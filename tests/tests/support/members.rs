@@ -14,16 +14,22 @@
 //!
 //! Afterwards no placement may name a node that is no longer in the cluster: objects
 //! that a removed node replicated get a new replica set.
+//!
+//! `view`: the directory's membership as its leader shows it, and admin calls resent
+//! until a change shows; `placements`: where the objects are, and the wait for that.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod placements;
+mod view;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use larder_client::{Client, ClientConfig};
 
 use super::nemesis::{Rng, directory_leader};
 use super::{TestCluster, TestNode};
+use placements::{placements_on_members, replica_sets};
+use view::{Act, admin, ensure};
 
 /// How long one membership step may take to show everywhere.
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -82,119 +88,6 @@ impl Routes {
         for slot in which {
             slots[*slot] = (to.id, to.api.clone());
         }
-    }
-}
-
-/// The directory's membership as its leader shows it.
-#[derive(Debug, Clone)]
-struct View {
-    leader: u64,
-    voters: BTreeSet<u64>,
-    learners: BTreeSet<u64>,
-    /// Nodes the directory records (any status), and those of them recorded up.
-    known: BTreeSet<u64>,
-    up: BTreeSet<u64>,
-}
-
-impl View {
-    fn member(&self, id: u64) -> bool {
-        self.voters.contains(&id) || self.learners.contains(&id)
-    }
-
-    /// Gone from the Raft membership and from the directory's nodes.
-    fn removed(&self, id: u64) -> bool {
-        !self.member(id) && !self.known.contains(&id)
-    }
-}
-
-/// The leader's view, once every running member reports the same voters and learners
-/// (the change reached them all).
-async fn agreed_view(cluster: &TestCluster) -> Option<View> {
-    let leader = directory_leader(cluster).await?;
-    let status = cluster.node(leader).status().await?;
-    let raft = status.raft?;
-    let view = View {
-        leader,
-        voters: raft.voters.iter().copied().collect(),
-        learners: raft.learners.iter().copied().collect(),
-        known: status.nodes.iter().map(|n| n.id).collect(),
-        up: status
-            .nodes
-            .iter()
-            .filter(|n| n.status == larder_proto::v1::NodeStatus::Up as i32)
-            .map(|n| n.id)
-            .collect(),
-    };
-    for node in cluster.running().filter(|n| view.member(n.id)) {
-        let raft = node.status().await?.raft?;
-        let voters: BTreeSet<u64> = raft.voters.iter().copied().collect();
-        let learners: BTreeSet<u64> = raft.learners.iter().copied().collect();
-        if voters != view.voters || learners != view.learners {
-            return None;
-        }
-    }
-    Some(view)
-}
-
-/// An admin call of one step.
-#[derive(Debug, Clone, Copy)]
-enum Act {
-    /// Nothing to send: the node does it itself (a joiner registers).
-    Await,
-    RemoveVoter(u64),
-    AddVoter(u64),
-    RemoveNode(u64),
-}
-
-fn admin(node: &TestNode) -> Client {
-    let config = ClientConfig {
-        request_timeout: ADMIN_TIMEOUT,
-        attempts_max: 1,
-        ..Default::default()
-    };
-    Client::new(&node.api, config).expect("valid endpoint")
-}
-
-/// Sends `act` through node `via` (again every [`RESEND_AFTER`] while the change does
-/// not show) until `done` holds for the agreed view; returns the calls sent.
-async fn ensure(
-    cluster: &TestCluster,
-    via: u64,
-    what: &str,
-    act: Act,
-    done: impl Fn(&View) -> bool,
-) -> anyhow::Result<u32> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    let (mut sent, mut last_sent, mut last_error) = (0u32, None::<Instant>, None::<String>);
-    let mut last_view = None;
-    loop {
-        if let Some(view) = agreed_view(cluster).await {
-            if done(&view) {
-                return Ok(sent);
-            }
-            last_view = Some(view);
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {STEP_TIMEOUT:?} waiting for {what} (calls sent: {sent}, last error: {last_error:?}, last view: {last_view:?})"
-            );
-        }
-        let due = last_sent.is_none_or(|at| at.elapsed() >= RESEND_AFTER);
-        if due && !matches!(act, Act::Await) {
-            let client = admin(cluster.node(via));
-            let result = match act {
-                Act::RemoveVoter(id) => client.remove_voter(id).await,
-                Act::AddVoter(id) => client.add_voter(id).await,
-                Act::RemoveNode(id) => client.remove_node(id).await,
-                Act::Await => unreachable!("nothing to send"),
-            };
-            sent += 1;
-            last_sent = Some(Instant::now());
-            if let Err(err) = result {
-                last_error = Some(err.to_string());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -429,66 +322,5 @@ async fn drain(via: &TestNode, victim: u64) -> String {
             Err(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Owner, replicas and epoch of each object of `namespace` (by id), as a running node
-/// lists them; empty if none answers.
-async fn replica_sets(
-    cluster: &TestCluster,
-    namespace: &str,
-) -> BTreeMap<String, (u64, Vec<u64>, u64)> {
-    for node in cluster.running() {
-        let listed = node
-            .client()
-            .objects(namespace)
-            .list_objects("", "", "", 100)
-            .await;
-        if let Ok((objects, _)) = listed {
-            return objects
-                .into_iter()
-                .map(|o| (o.id, (o.owner, o.replicas, o.epoch)))
-                .collect();
-        }
-    }
-    BTreeMap::new()
-}
-
-/// Waits until no placement of `namespace` names a node the cluster no longer has;
-/// returns how long that took.
-async fn placements_on_members(cluster: &TestCluster, namespace: &str) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let members: BTreeSet<u64> = cluster.nodes.iter().map(|n| n.id).collect();
-    let mut last = Vec::new();
-    loop {
-        let listed = cluster
-            .node(cluster.nodes[0].id)
-            .client()
-            .objects(namespace)
-            .list_objects("", "", "", 100)
-            .await;
-        if let Ok((objects, _)) = listed {
-            last = objects
-                .iter()
-                .filter(|o| {
-                    !members.contains(&o.owner) || o.replicas.iter().any(|r| !members.contains(r))
-                })
-                .map(|o| {
-                    format!(
-                        "{} owner {} replicas {:?} epoch {}",
-                        o.id, o.owner, o.replicas, o.epoch
-                    )
-                })
-                .collect();
-            if last.is_empty() {
-                return Ok(started.elapsed());
-            }
-        }
-        if started.elapsed() >= REPAIR_TIMEOUT {
-            bail!(
-                "placements still name nodes no longer in the cluster {members:?} after {REPAIR_TIMEOUT:?}: {last:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
