@@ -16,9 +16,8 @@ use tonic::transport::Channel;
 use crate::copies::ObjectStore;
 use crate::op::Answer;
 use crate::peer_messages::{
-    CopyError, CopyRequest, CopyResponse, DropRequest, DropResponse, ExecuteRequest,
-    ExecuteResponse, FenceRequest, FenceResponse, FetchRequest, FetchResponse, InstallRequest,
-    OBJECTS_WIRE,
+    CopyError, CopyRequest, CopyResponse, DropRequest, ExecuteRequest, ExecuteResponse,
+    FenceRequest, FetchRequest, InstallRequest, OBJECTS_WIRE,
 };
 use crate::placements::Placements;
 use crate::replication_link::{LinkError, ReplicationLinks};
@@ -51,6 +50,13 @@ impl From<PeerError> for ObjectError {
             retry_at: None,
         }
     }
+}
+
+/// The unary calls on another node's copy.
+enum CopyCall {
+    Fence,
+    Fetch,
+    Drop,
 }
 
 /// This node's peer client for objects. Cheap to clone.
@@ -174,16 +180,8 @@ impl Peers {
             key: key.clone(),
             epoch,
         };
-        let mut client = self.client_of(replica).await?;
-        let response = client
-            .fence(self.call(replica, &request)?)
+        self.ask_copy::<_, ReplicaMeta>(replica, CopyCall::Fence, &request)
             .await
-            .map_err(|status| unreachable(replica, &status))?;
-        let result: FenceResponse = open(replica, response.get_ref())?;
-        result.map_err(|error| PeerError::Copy {
-            node: replica,
-            error,
-        })
     }
 
     /// Reads `node`'s copy of `key`.
@@ -196,13 +194,8 @@ impl Peers {
             return self.local_copy(node, self.inner.local.load(key));
         }
         let request = FetchRequest { key: key.clone() };
-        let mut client = self.client_of(node).await?;
-        let response = client
-            .fetch(self.call(node, &request)?)
+        self.ask_copy::<_, (ReplicaMeta, ObjectState)>(node, CopyCall::Fetch, &request)
             .await
-            .map_err(|status| unreachable(node, &status))?;
-        let result: FetchResponse = open(node, response.get_ref())?;
-        result.map_err(|error| PeerError::Copy { node, error })
     }
 
     /// Removes `node`'s copy of `key`, unless it has seen an epoch after `epoch`.
@@ -219,12 +212,26 @@ impl Peers {
             key: key.clone(),
             epoch,
         };
-        let mut client = self.client_of(node).await?;
-        let response = client
-            .drop(self.call(node, &request)?)
+        self.ask_copy::<_, bool>(node, CopyCall::Drop, &request)
             .await
-            .map_err(|status| unreachable(node, &status))?;
-        let result: DropResponse = open(node, response.get_ref())?;
+    }
+
+    /// One unary call to `node`'s copy service; the copy's own failure is `Copy`.
+    async fn ask_copy<T: Serialize, R: DeserializeOwned>(
+        &self,
+        node: NodeId,
+        method: CopyCall,
+        request: &T,
+    ) -> Result<R, PeerError> {
+        let mut client = self.client_of(node).await?;
+        let call = self.call(node, request)?;
+        let response = match method {
+            CopyCall::Fence => client.fence(call).await,
+            CopyCall::Fetch => client.fetch(call).await,
+            CopyCall::Drop => client.drop(call).await,
+        }
+        .map_err(|status| unreachable(node, &status))?;
+        let result: Result<R, CopyError> = open(node, response.get_ref())?;
         result.map_err(|error| PeerError::Copy { node, error })
     }
 

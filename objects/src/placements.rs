@@ -200,6 +200,25 @@ impl Placements {
             .await
     }
 
+    /// Up to `limit` of what `pick` makes of the placements it picks, in key order, read
+    /// in place: a scan over every placement without a copy of the directory.
+    pub async fn scan<T>(
+        &self,
+        limit: usize,
+        pick: impl Fn(&DirectoryState, &ObjectPlacement) -> Option<T>,
+    ) -> Vec<T> {
+        self.directory
+            .read_local(|state| {
+                state
+                    .placements
+                    .values()
+                    .filter_map(|p| pick(state, p))
+                    .take(limit)
+                    .collect()
+            })
+            .await
+    }
+
     /// `node`'s api address, for redirects.
     pub async fn api_addr(&self, node: NodeId) -> Option<String> {
         self.directory

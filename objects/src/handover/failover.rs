@@ -72,17 +72,10 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
 async fn fail_over_orphans(host: &ObjectHost) {
     // Looked up in place: copying the whole directory every check would cost time in
     // proportion to the number of objects.
-    let orphans: Vec<ObjectPlacement> = host
+    let orphans = host
         .placements()
-        .directory()
-        .read_local(|state| {
-            state
-                .placements
-                .values()
-                .filter(|p| choice::orphaned(state, p))
-                .take(OBJECTS_PER_CHECK_MAX)
-                .cloned()
-                .collect()
+        .scan(OBJECTS_PER_CHECK_MAX, |state, p| {
+            choice::orphaned(state, p).then(|| p.clone())
         })
         .await;
     for placement in orphans {
@@ -105,19 +98,13 @@ async fn start_repairs(host: &ObjectHost, repairing: &Arc<Mutex<BTreeSet<ObjectK
         return;
     }
     let factor = host.config().replication_factor;
-    let stale: Vec<ObjectPlacement> = host
+    let busy = repairing.lock().expect("repairs lock").clone();
+    let stale = host
         .placements()
-        .directory()
-        .read_local(|state| {
-            let busy = repairing.lock().expect("repairs lock");
-            state
-                .placements
-                .values()
-                .filter(|p| !busy.contains(&p.key))
-                .filter(|p| choice::repaired_replicas(state, p, factor).is_some())
-                .take(room)
-                .cloned()
-                .collect()
+        .scan(room, |state, p| {
+            let due =
+                !busy.contains(&p.key) && choice::repaired_replicas(state, p, factor).is_some();
+            due.then(|| p.clone())
         })
         .await;
     for placement in stale {

@@ -69,16 +69,11 @@ pub async fn repair_replicas(
 /// two that still named it would need it for every write and failover.
 pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Vec<String>) {
     let factor = host.config().replication_factor;
-    let plans: Vec<(ObjectPlacement, Option<Vec<NodeId>>)> = host
+    let plans = host
         .placements()
-        .directory()
-        .read_local(|state| {
-            state
-                .placements
-                .values()
-                .filter(|p| p.replicas.contains(&node))
-                .map(|p| (p.clone(), choice::drained_replicas(state, p, node, factor)))
-                .collect()
+        .scan(usize::MAX, |state, p| {
+            let holds = p.replicas.contains(&node);
+            holds.then(|| (p.clone(), choice::drained_replicas(state, p, node, factor)))
         })
         .await;
     let (mut moved, mut failed) = (Vec::new(), Vec::new());

@@ -131,9 +131,6 @@ pub(super) fn refuse_all(calls: Vec<Call>, err: &ObjectError) {
 
 #[cfg(test)]
 mod tests {
-    use larder_base::{Epoch, NodeId};
-    use larder_directory::{ObjectKey, RegionId};
-
     use super::*;
 
     fn call(
@@ -164,18 +161,7 @@ mod tests {
     }
 
     fn placement() -> ObjectPlacement {
-        ObjectPlacement {
-            key: ObjectKey {
-                namespace: "rooms".into(),
-                id: "r".into(),
-            },
-            region: RegionId("eu".into()),
-            jurisdiction: None,
-            owner: NodeId(1),
-            replicas: vec![NodeId(1)],
-            epoch: Epoch(4),
-            placed_at_ms: 0,
-        }
+        crate::testing::placement(1, &[1])
     }
 
     #[test]
@@ -238,7 +224,7 @@ mod tests {
         assert_eq!(state.version(), 1);
         executed.answer(&placement());
         let first = first_rx.await.expect("answered").expect("added");
-        assert_eq!((first.owner, first.epoch), (1, 4));
+        assert_eq!((first.owner, first.epoch), (1, 3));
         assert!(matches!(
             first.reply,
             Reply::Added {

@@ -168,24 +168,13 @@ impl ReplicationRound {
 
 #[cfg(test)]
 mod tests {
-    use larder_directory::{ObjectKey, RegionId};
     use proptest::prelude::*;
 
     use super::*;
 
     fn placement(replicas: u64) -> ObjectPlacement {
-        ObjectPlacement {
-            key: ObjectKey {
-                namespace: "rooms".into(),
-                id: "r".into(),
-            },
-            region: RegionId("eu".into()),
-            jurisdiction: None,
-            owner: NodeId(1),
-            replicas: (1..=replicas).map(NodeId).collect(),
-            epoch: Epoch(3),
-            placed_at_ms: 0,
-        }
+        let ids: Vec<u64> = (1..=replicas).collect();
+        crate::testing::placement(1, &ids)
     }
 
     const APPLIED: ApplyOutcome = ApplyOutcome::Applied { version: 7 };
