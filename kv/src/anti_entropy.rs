@@ -21,7 +21,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::peer_messages::{SyncRequest, SyncResponse};
 use crate::writer::Job;
-use crate::{ClusterView, Kv, KvError, NodeId, now_ms, wire};
+use crate::{ClusterView, Kv, KvError, NodeId, wire};
 
 /// Pages one exchange may take before it stops (the next round continues).
 const SYNC_PAGES_MAX: usize = 1000;
@@ -32,7 +32,7 @@ const FULL_RESYNC_KEYS_MAX: usize = 5_000_000;
 pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     let interval = kv.config().anti_entropy_interval();
     loop {
-        let jitter = Duration::from_millis(rand::random_range(0..=interval.as_millis() as u64 / 4));
+        let jitter = Duration::from_millis(kv.inner().draws.up_to(interval.as_millis() as u64 / 4));
         let wanted = tokio::select! {
             _ = tokio::time::sleep(interval + jitter) => None,
             nudged = kv.inner().replicator.nudged() => nudged,
@@ -43,7 +43,7 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
         let partner = match wanted {
             Some(origin) if partners.contains(&origin) => origin,
             _ if partners.is_empty() => continue,
-            _ => partners[rand::random_range(0..partners.len())],
+            _ => partners[kv.inner().draws.below(partners.len())],
         };
         let synced_at = kv.inner().synced_at_ms.load(Ordering::Relaxed);
         // Never synced: data may have arrived by push alone, so a node that went away
@@ -54,7 +54,7 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
                 .map(|ns| !ns.is_empty())
                 .unwrap_or(true)
         } else {
-            now_ms().saturating_sub(synced_at) > kv.config().tombstone_grace_ms
+            kv.now_ms().saturating_sub(synced_at) > kv.config().tombstone_grace_ms
         };
         if full {
             tracing::warn!(peer = %partner, synced_at_ms = synced_at, "no sync within the tombstone grace period: full re-sync");
@@ -100,7 +100,7 @@ pub async fn sync_with(
     if namespaces.is_empty() {
         return Ok(0);
     }
-    let started_at = now_ms();
+    let started_at = kv.now_ms();
     let mut client = kv.inner().replicator.client(&peer.peer_addr)?;
     let mut cursor = None;
     let mut served = None;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::Kv;
 use crate::writer::Job;
-use crate::{Kv, now_ms};
 
 pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(kv.config().collect_interval_ms);
@@ -43,7 +43,7 @@ pub async fn collect_once(kv: &Kv) -> Result<usize, crate::KvError> {
     let mut cursor = None;
     loop {
         let (entries, next) = kv.keyspace().scan_entries(cursor, step)?;
-        let now = now_ms();
+        let now = kv.now_ms();
         for (namespace, key, entry) in entries {
             let expired = !entry.tombstone && entry.expires_at_ms.is_some_and(|at| at <= now);
             let old_tombstone =

@@ -6,13 +6,14 @@ use larder_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::env::{Draws, KvEnv};
 use crate::keyspace::Keyspace;
 use crate::peer_messages::{PushRequest, SyncCursor, SyncRequest, SyncResponse};
 use crate::replication::{ChannelFactory, Replicator};
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{
     ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
-    VersionVector, now_ms, token, validate,
+    VersionVector, token, validate,
 };
 
 /// One write of a `put`.
@@ -59,15 +60,19 @@ pub(crate) struct Inner {
     /// Unix ms of the last complete anti-entropy exchange (0: never).
     pub synced_at_ms: std::sync::atomic::AtomicU64,
     pub stats: Arc<crate::KvStats>,
+    pub clock: larder_base::SharedClock,
+    pub draws: Draws,
 }
 
 impl Kv {
     /// Opens the KV in `store` and starts its writer, replication, anti-entropy and
     /// collection tasks. The returned tasks stop when `shutdown` turns true; the writer
     /// (not returned) stops once every handle is dropped, after committing what it holds.
+    /// `env` gives the wall clock and the seed of the random draws.
     pub fn start(
         store: Store,
         config: KvConfig,
+        env: KvEnv,
         cluster: watch::Receiver<Arc<ClusterView>>,
         channels: ChannelFactory,
         shutdown: watch::Receiver<bool>,
@@ -105,6 +110,7 @@ impl Kv {
             outgoing: Arc::new(replicator.clone()),
             group_max: config.group_commit_jobs_max,
             stats: stats.clone(),
+            clock: env.clock.clone(),
         };
         let kv = Kv {
             inner: Arc::new(Inner {
@@ -119,6 +125,8 @@ impl Kv {
                 replicator,
                 synced_at_ms: std::sync::atomic::AtomicU64::new(keyspace_synced_at),
                 stats,
+                clock: env.clock,
+                draws: Draws::new(env.rng_seed),
             }),
         };
         tokio::spawn(writer.run(jobs_rx));
@@ -139,6 +147,11 @@ impl Kv {
 
     pub fn me(&self) -> NodeId {
         self.inner.me
+    }
+
+    /// Wall-clock Unix milliseconds, from the injected clock.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
@@ -205,7 +218,7 @@ impl Kv {
     }
 
     pub async fn put(&self, namespace: &str, items: Vec<PutItem>) -> Result<WriteOutcome, KvError> {
-        let mutations = validate::puts(&self.inner.config, items, now_ms())?;
+        let mutations = validate::puts(&self.inner.config, items, self.now_ms())?;
         self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
     }
@@ -230,7 +243,7 @@ impl Kv {
         validate::key(&self.inner.config, key)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(self
             .inner
             .keyspace
@@ -247,7 +260,7 @@ impl Kv {
         validate::get_many(&self.inner.config, keys)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         keys.iter()
             .map(|key| {
                 Ok(self
@@ -277,7 +290,7 @@ impl Kv {
             cursor,
             limit,
             config.list_scan_max,
-            now_ms(),
+            self.now_ms(),
         )?;
         Ok(ListPage { entries, cursor })
     }

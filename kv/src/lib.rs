@@ -14,6 +14,7 @@
 //! - [`collector`]: expiry, tombstone and deleted-namespace collection;
 //! - [`watch`]: resumable change streams;
 //! - [`kv`]: the `Kv` handle the services call; [`validate`]: its pure request checks;
+//! - `env`: [`KvEnv`], the injected wall clock and the seed of the KV's random draws;
 //!   [`grpc`]: the api and peer services and the error-to-status mapping.
 
 pub mod anti_entropy;
@@ -21,6 +22,7 @@ mod cluster_view;
 pub mod collector;
 mod config;
 pub mod entry;
+mod env;
 mod error;
 pub mod grpc;
 pub mod keyspace;
@@ -40,6 +42,7 @@ mod writer;
 pub use cluster_view::{ClusterView, NamespaceInfo, PeerInfo};
 pub use config::{KvConfig, KvConfigError};
 pub use entry::{Entry, merge};
+pub use env::KvEnv;
 pub use error::KvError;
 pub use kv::{Kv, ListPage, PutItem, WriteOutcome};
 pub use progress::{Lag, Progress, VersionVector};
@@ -53,9 +56,9 @@ pub use writer::Mutation;
 /// `NodeId` every crate shares).
 pub use larder_base::NodeId;
 
-/// Wall-clock Unix milliseconds.
+/// The operating system's wall-clock Unix milliseconds, for tools and tests. The KV
+/// itself reads the clock it was started with ([`KvEnv`], [`Kv::now_ms`]).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    use larder_base::Clock;
+    larder_base::SystemClock.now_ms()
 }

@@ -12,7 +12,6 @@ use crate::entry::supersedes;
 use crate::keyspace::{Keyspace, entry_key, origin_key};
 use crate::{
     Change, ChangeBatch, ClusterView, Entry, Hlc, KvError, NodeId, Progress, Segment, Version,
-    now_ms,
 };
 
 /// A write requested by a client of this node.
@@ -79,6 +78,7 @@ pub(crate) struct Writer {
     pub outgoing: Arc<dyn Outgoing>,
     pub group_max: usize,
     pub stats: Arc<crate::KvStats>,
+    pub clock: larder_base::SharedClock,
 }
 
 /// Staged state of one group: the batch and what it will make the store look like.
@@ -172,7 +172,7 @@ impl Writer {
     }
 
     async fn commit(&self, jobs: Vec<Job>) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let view = self.cluster.borrow().clone();
         let mut progress = self
             .progress

@@ -152,6 +152,7 @@ impl RunningNode {
         let (kv, kv_tasks) = Kv::start(
             store.clone(),
             config.kv.clone(),
+            larder_kv::KvEnv::system(),
             view_rx,
             channel_factory.clone(),
             shutdown_rx.clone(),
