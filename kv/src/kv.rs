@@ -8,8 +8,9 @@ use tokio::task::JoinHandle;
 
 use crate::env::{Draws, KvEnv};
 use crate::keyspace::Keyspace;
-use crate::peer_messages::{PushRequest, SyncCursor, SyncRequest, SyncResponse};
+use crate::peer_messages::{PushRequest, SyncRequest, SyncResponse};
 use crate::replication::{ChannelFactory, Replicator};
+use crate::sync_pager::SyncPager;
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{
     ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
@@ -403,73 +404,25 @@ impl Kv {
     pub fn serve_sync(&self, request: &SyncRequest) -> Result<SyncResponse, KvError> {
         let view = self.view();
         let config = &self.inner.config;
-        let mine = self.vector();
-        let mut response = SyncResponse::default();
-        let mut budget_writes = config.sync_page_writes_max;
-        let mut budget_bytes = config.sync_page_bytes_max;
-        let start_ns = request.cursor.as_ref().map(|c| c.namespace.clone());
-        for (namespace, theirs) in &request.namespaces {
-            if start_ns.as_ref().is_some_and(|start| namespace < start) {
-                continue;
-            }
-            // Residency: serve only namespaces both ends may hold.
-            if !view.allows(namespace, self.inner.me) || !view.allows(namespace, request.from) {
-                continue;
-            }
-            if request.cursor.is_none() {
-                response
-                    .served
-                    .insert(namespace.clone(), mine.namespace(namespace));
-            }
-            let mut cursor = request
-                .cursor
-                .as_ref()
-                .filter(|c| &c.namespace == namespace)
-                .map(|c| (c.origin, c.seq));
-            loop {
-                let (writes, next) = self.inner.keyspace.writes_after(
-                    namespace,
-                    theirs,
-                    cursor,
-                    budget_writes.min(256),
-                )?;
-                let mut by_origin: BTreeMap<NodeId, Vec<(Vec<u8>, Entry)>> = BTreeMap::new();
-                for write in writes {
-                    let bytes = write.key.len() + write.entry.value.len() + 64;
-                    budget_writes = budget_writes.saturating_sub(1);
-                    budget_bytes = budget_bytes.saturating_sub(bytes);
-                    cursor = Some((write.origin, write.seq));
-                    by_origin
-                        .entry(write.origin)
-                        .or_default()
-                        .push((write.key, write.entry));
-                    if budget_writes == 0 || budget_bytes == 0 {
-                        break;
-                    }
-                }
-                for (origin, writes) in by_origin {
-                    response.segments.push(Segment {
-                        namespace: namespace.clone(),
-                        origin,
-                        covered: None,
-                        writes,
-                    });
-                }
-                if budget_writes == 0 || budget_bytes == 0 {
-                    response.next = cursor.map(|(origin, seq)| SyncCursor {
-                        namespace: namespace.clone(),
-                        origin,
-                        seq,
-                    });
-                    return Ok(response);
-                }
-                if next.is_none() {
-                    break;
-                }
-                cursor = next;
-            }
+        // Residency: serve only namespaces both ends may hold.
+        let serves = |ns: &str| view.allows(ns, self.inner.me) && view.allows(ns, request.from);
+        let mut pager = SyncPager::new(
+            request,
+            serves,
+            &self.vector(),
+            config.sync_page_writes_max,
+            config.sync_page_bytes_max,
+        );
+        while let Some(read) = pager.next_read() {
+            let (writes, next) = self.inner.keyspace.writes_after(
+                &read.namespace,
+                &read.floor,
+                read.cursor,
+                read.limit,
+            )?;
+            pager.take(writes, next);
         }
-        Ok(response)
+        Ok(pager.finish())
     }
 
     /// Waits until this replica's contiguous progress includes `vector` (tests, tools).

@@ -10,7 +10,9 @@
 //!   storage seam;
 //! - [`writer`]: the single group-commit writer: one batch, one flush, then acknowledge;
 //! - [`replication`]: eager push with per-peer bounded queues and regional relays;
-//! - [`anti_entropy`]: periodic pairwise sync that repairs any gap;
+//! - [`anti_entropy`]: periodic pairwise sync that repairs any gap: it times rounds and
+//!   does the RPCs; [`sync_exchange`] decides what one exchange asks for and does with
+//!   each page, [`sync_pager`] what one answered page carries;
 //! - [`collector`]: expiry, tombstone and deleted-namespace collection;
 //! - [`watch`]: resumable change streams;
 //! - [`kv`]: the `Kv` handle the services call; [`validate`]: its pure request checks;
@@ -32,6 +34,10 @@ pub mod progress;
 pub mod replication;
 mod segment;
 mod stats;
+pub mod sync_exchange;
+pub mod sync_pager;
+#[cfg(test)]
+mod test_support;
 pub mod token;
 pub mod validate;
 pub mod version;
