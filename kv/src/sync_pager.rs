@@ -35,9 +35,6 @@ pub struct SyncPager {
     writes_left: usize,
     bytes_left: usize,
     response: SyncResponse,
-    /// On a first page: this replica's progress in each namespace, moved into the
-    /// response's `served` as the page reaches the namespace.
-    unserved: BTreeMap<String, BTreeMap<NodeId, u64>>,
     full: bool,
 }
 
@@ -63,7 +60,6 @@ impl SyncPager {
             writes_left: writes_max,
             bytes_left: bytes_max,
             response: SyncResponse::default(),
-            unserved: BTreeMap::new(),
             full: false,
         };
         for (namespace, theirs) in &request.namespaces {
@@ -75,9 +71,13 @@ impl SyncPager {
                     .filter(|c| c.namespace == *namespace)
                     .map(|c| (c.origin, c.seq));
             }
+            // The first page serves the progress of every namespace, also those it has
+            // no room to reach: the caller adopts only what is served, and a full
+            // re-sync drops deleted keys only there.
             if start.is_none() {
                 pager
-                    .unserved
+                    .response
+                    .served
                     .insert(namespace.clone(), mine.namespace(namespace));
             }
             pager
@@ -108,9 +108,6 @@ impl SyncPager {
             return;
         };
         let namespace = namespace.clone();
-        if let Some(progress) = self.unserved.remove(&namespace) {
-            self.response.served.insert(namespace.clone(), progress);
-        }
         let mut by_origin: BTreeMap<NodeId, Vec<(Vec<u8>, Entry)>> = BTreeMap::new();
         for write in writes {
             if let Some(cursor) = self.cursor {
@@ -282,6 +279,18 @@ mod tests {
         );
         assert_eq!(keys(&shared), ["a/k1-1", "a/k2-1", "c/k1-1", "c/k2-1"]);
         assert_eq!(shared.served.keys().collect::<Vec<_>>(), ["a", "c"]);
+        let filled_early = page(
+            &keyspace,
+            &request(&["a", "b", "c"], &[], None),
+            |_| true,
+            (1, 1 << 20),
+        );
+        assert_eq!(keys(&filled_early), ["a/k1-1"]);
+        assert_eq!(
+            filled_early.served.keys().collect::<Vec<_>>(),
+            ["a", "b", "c"],
+            "served in full although the page filled in the first namespace"
+        );
         let cursor = SyncCursor {
             namespace: "b".into(),
             origin: NodeId(1),
