@@ -8,7 +8,8 @@
 //!   (`VersionVector`), out-of-order ranges and lag;
 //! - [`keyspace`]: the on-disk layout (entries, origin index, progress) through the
 //!   storage seam;
-//! - [`writer`]: the single group-commit writer: one batch, one flush, then acknowledge;
+//! - `writer`: the single group-commit writer: one batch, one flush, then acknowledge;
+//!   `group_stage` decides, without I/O, what a group of jobs writes and answers;
 //! - [`replication`]: eager push with per-peer bounded queues and regional relays;
 //! - [`anti_entropy`]: periodic pairwise sync that repairs any gap: it times rounds and
 //!   does the RPCs; [`sync_exchange`] decides what one exchange asks for and does with
@@ -26,6 +27,7 @@ mod config;
 pub mod entry;
 mod env;
 mod error;
+mod group_stage;
 pub mod grpc;
 pub mod keyspace;
 mod kv;

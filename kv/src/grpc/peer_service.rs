@@ -30,10 +30,7 @@ impl KvReplication for KvPeerService {
         let push: PushRequest = wire::KV_WIRE
             .open(request.get_ref())
             .map_err(|err| kv_status(err.into()))?;
-        self.kv
-            .apply_push(push)
-            .await
-            .map_err(|err| kv_status(err.into()))?;
+        self.kv.apply_push(push).await.map_err(kv_status)?;
         Ok(Response::new(
             wire::KV_WIRE
                 .seal(&PushResponse::default())
@@ -45,10 +42,7 @@ impl KvReplication for KvPeerService {
         let sync: SyncRequest = wire::KV_WIRE
             .open(request.get_ref())
             .map_err(|err| kv_status(err.into()))?;
-        let response = self
-            .kv
-            .serve_sync(&sync)
-            .map_err(|err| kv_status(err.into()))?;
+        let response = self.kv.serve_sync(&sync).map_err(kv_status)?;
         Ok(Response::new(
             wire::KV_WIRE
                 .seal(&response)
