@@ -183,8 +183,8 @@ impl Writer {
                 None => {}
             }
         }
-        let staged = stage.finish();
-        if let Err(err) = self.persist(&staged).await {
+        let mut staged = stage.finish();
+        if let Err(err) = self.persist(&mut staged).await {
             tracing::error!(error = %err, "KV group commit failed; its writes are not acknowledged");
             for (reply, _) in acknowledged {
                 reply.fail(err.clone());
@@ -265,9 +265,10 @@ impl Writer {
 
     /// Applies the group's batch with the progress and the clock it leads to, and
     /// flushes once.
-    async fn persist(&self, staged: &StagedGroup) -> Result<(), KvError> {
+    async fn persist(&self, staged: &mut StagedGroup) -> Result<(), KvError> {
         let mut batch = Batch::default();
-        for (key, value) in &staged.rows {
+        // Drained: each value is held once, in the batch, not also in the staged rows.
+        for (key, value) in staged.rows.drain(..) {
             match value {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),

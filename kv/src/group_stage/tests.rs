@@ -241,6 +241,24 @@ fn writes_of_a_namespace_this_node_may_not_hold_are_refused() {
 }
 
 #[test]
+fn a_segment_carrying_writes_it_does_not_cover_is_refused_whole() {
+    let mut model = Model::default();
+    let hlc = Hlc::new(ME, 60_000);
+    let foreign = remote("ns", 2, Some((1, 1)), &[("k", entry(3, 1, 10, "v"))]);
+    let outside = remote("ns", 2, Some((1, 1)), &[("k", entry(2, 2, 10, "v"))]);
+    let empty = remote("ns", 2, Some((2, 1)), &[]);
+    let (answers, staged) = model.commit(&hlc, 0, vec![foreign, outside, empty]);
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Answer::Remote(Err(KvError::InvalidArgument(_))))),
+        "{answers:?}"
+    );
+    assert!(staged.rows.is_empty());
+    assert_eq!(model.progress.vector(), &VersionVector::default());
+}
+
+#[test]
 fn collection_removes_only_the_version_it_found() {
     let mut model = Model::default();
     let hlc = Hlc::new(ME, 60_000);
