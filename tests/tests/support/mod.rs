@@ -7,16 +7,20 @@
 //! - [`wait_for`]: poll a condition until it holds or a deadline passes — no fixed sleeps;
 //! - [`Partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss);
 //! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG;
-//! - [`members`]: its membership changes (demote, replace, rejoin) and client routes.
+//! - [`members`]: its membership changes (demote, replace, rejoin) and client routes;
+//! - [`kv_calls`]: KV puts, deletes and session reads recorded as a history;
+//! - [`sim_net`]: what the simulation tiers share (turmoil network, seeds, digests).
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
 
 pub mod faketime;
+pub mod kv_calls;
 pub mod kv_dump;
 pub mod members;
 pub mod nemesis;
 pub mod objects_workload;
+pub mod sim_net;
 
 /// A number from the environment (`None` when unset; a panic naming it when malformed).
 pub fn env_number(name: &str) -> Option<u64> {
