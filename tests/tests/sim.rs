@@ -42,6 +42,7 @@ use support::objects_workload::{
     COUNTER, NAMESPACE, REGISTER, Recorder, Route, assert_checkers_are_not_blind, figures,
     final_reads, spawn_clients,
 };
+use support::sim_faults::{Fault, cut_off, heal, host, inject};
 use support::sim_net::{self, RESULT_PREFIX, channel_to, connector, digest, run_in_child};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -54,10 +55,6 @@ const REGION: &str = "eu-west";
 const PROCESSES: u64 = 5;
 /// How long after the workload the healed cluster has to answer the final reads.
 const SETTLE: Duration = Duration::from_secs(60);
-
-fn host(id: u64) -> String {
-    format!("n{id}")
-}
 
 fn addr(id: u64) -> String {
     format!("{}:{PORT}", host(id))
@@ -264,38 +261,6 @@ async fn mover(seed: u64, run_for: Duration, log: Arc<Mutex<Vec<String>>>) -> tu
     Ok(())
 }
 
-/// One fault of the schedule, with what healing it takes.
-enum Fault {
-    Crash(u64),
-    /// Links held both ways: messages wait and arrive late, after the heal.
-    Hold(Vec<(u64, u64)>),
-    /// Links that drop every message.
-    Drop(Vec<(u64, u64)>),
-}
-
-impl Fault {
-    fn describe(&self) -> String {
-        match self {
-            Fault::Crash(id) => format!("crash n{id}"),
-            Fault::Hold(links) => format!("hold {links:?}"),
-            Fault::Drop(links) => format!("drop {links:?}"),
-        }
-    }
-}
-
-/// Links between `side` and every other node.
-fn cut_off(side: &[u64]) -> Vec<(u64, u64)> {
-    let mut links = Vec::new();
-    for a in side {
-        for b in 1..=NODES {
-            if !side.contains(&b) {
-                links.push((*a, b));
-            }
-        }
-    }
-    links
-}
-
 fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
     let any = 1 + rng.below(NODES);
     let owner = {
@@ -316,17 +281,17 @@ fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
     match rng.below(7) {
         0 => Fault::Crash(owner),
         1 => Fault::Crash(any),
-        2 => Fault::Hold(cut_off(&[owner])),
-        3 => Fault::Hold(cut_off(&[leader])),
+        2 => Fault::Hold(cut_off(&[owner], NODES)),
+        3 => Fault::Hold(cut_off(&[leader], NODES)),
         4 => {
             let mut nodes: Vec<u64> = (1..=NODES).collect();
             rng.shuffle(&mut nodes);
             // The owner on the minority side when it is known.
             nodes.retain(|n| *n != owner);
-            Fault::Hold(cut_off(&[owner, nodes[0]]))
+            Fault::Hold(cut_off(&[owner, nodes[0]], NODES))
         }
-        5 => Fault::Drop(cut_off(&[owner])),
-        _ => Fault::Drop(cut_off(&[any])),
+        5 => Fault::Drop(cut_off(&[owner], NODES)),
+        _ => Fault::Drop(cut_off(&[any], NODES)),
     }
 }
 
@@ -451,54 +416,6 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
         history_events: events.len(),
         operations: figures(&history, &events),
         digest: digest(&events),
-    }
-}
-
-fn inject(
-    sim: &mut turmoil::Sim,
-    fault: &Fault,
-    disks: &BTreeMap<u64, MemoryDisk>,
-    rng: &mut Rng,
-    crashed: &mut Vec<u64>,
-) {
-    match fault {
-        Fault::Crash(id) => {
-            sim.crash(host(*id));
-            let disk = &disks[id];
-            let pending = disk.pending_writes() as u64;
-            disk.crash(rng.below(pending + 1) as usize);
-            crashed.push(*id);
-        }
-        Fault::Hold(links) => {
-            for (a, b) in links {
-                sim.hold(host(*a), host(*b));
-            }
-        }
-        Fault::Drop(links) => {
-            for (a, b) in links {
-                sim.partition(host(*a), host(*b));
-            }
-        }
-    }
-}
-
-fn heal(sim: &mut turmoil::Sim, fault: &Fault, crashed: &mut Vec<u64>) {
-    match fault {
-        Fault::Crash(_) => {
-            for id in crashed.drain(..) {
-                sim.bounce(host(id));
-            }
-        }
-        Fault::Hold(links) => {
-            for (a, b) in links {
-                sim.release(host(*a), host(*b));
-            }
-        }
-        Fault::Drop(links) => {
-            for (a, b) in links {
-                sim.repair(host(*a), host(*b));
-            }
-        }
     }
 }
 

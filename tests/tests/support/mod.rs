@@ -9,7 +9,8 @@
 //! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG;
 //! - [`members`]: its membership changes (demote, replace, rejoin) and client routes;
 //! - [`kv_calls`]: KV puts, deletes and session reads recorded as a history;
-//! - [`sim_net`]: what the simulation tiers share (turmoil network, seeds, digests).
+//! - [`sim_net`], [`sim_faults`]: what the simulation tiers share (turmoil network,
+//!   seeds, digests; crashes and cut links).
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
@@ -20,6 +21,7 @@ pub mod kv_dump;
 pub mod members;
 pub mod nemesis;
 pub mod objects_workload;
+pub mod sim_faults;
 pub mod sim_net;
 
 /// A number from the environment (`None` when unset; a panic naming it when malformed).
