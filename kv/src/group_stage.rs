@@ -70,6 +70,13 @@ pub(crate) enum Work {
         key: Vec<u8>,
         version: Version,
     },
+    /// Replace an expired entry by a tombstone of its version, if it is still the stored
+    /// version.
+    Bury {
+        namespace: String,
+        key: Vec<u8>,
+        version: Version,
+    },
     /// Remove these stored rows (read by the writer) of a deleted namespace.
     DropNamespace {
         namespace: String,
@@ -96,7 +103,9 @@ impl Work {
                         .map(|(key, _)| (s.namespace.as_str(), key.as_slice()))
                 })
                 .collect(),
-            Work::Collect { namespace, key, .. } => vec![(namespace.as_str(), key.as_slice())],
+            Work::Collect { namespace, key, .. } | Work::Bury { namespace, key, .. } => {
+                vec![(namespace.as_str(), key.as_slice())]
+            }
             Work::SyncDone { .. } | Work::DropNamespace { .. } => Vec::new(),
         }
     }
@@ -215,6 +224,14 @@ impl<'a> GroupStage<'a> {
                 version,
             } => {
                 self.collect(&namespace, &key, version);
+                Answer::None
+            }
+            Work::Bury {
+                namespace,
+                key,
+                version,
+            } => {
+                self.bury(&namespace, &key, version);
                 Answer::None
             }
             Work::DropNamespace { namespace, rows } => {
@@ -364,9 +381,10 @@ impl<'a> GroupStage<'a> {
             .expect("reads are checked before a job is staged");
         if let Some(old) = current {
             if entry.version == old.version {
-                // One origin never reuses a stamp: the same version is the same write.
+                // One origin never reuses a stamp: the same version is the same write
+                // (an expired one perhaps already buried on one side).
                 debug_assert!(
-                    entry.seq == old.seq && entry.tombstone == old.tombstone,
+                    entry.seq == old.seq,
                     "one version names one write: {} arrived as seq {} over seq {}",
                     entry.version,
                     entry.seq,
@@ -394,6 +412,38 @@ impl<'a> GroupStage<'a> {
             key,
             entry,
         });
+    }
+
+    /// Replaces the expired entry of `key` by a tombstone of its version if it is still
+    /// `version` (its origin index row stays: same write).
+    fn bury(&mut self, namespace: &str, key: &[u8], version: Version) {
+        let old = match self.current(namespace, key) {
+            Ok(Some(old)) if old.version == version && !old.tombstone => old,
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(namespace = %namespace, error = %err, "collection skipped");
+                return;
+            }
+        };
+        let tombstone = Entry {
+            value: Vec::new(),
+            metadata: Vec::new(),
+            expires_at_ms: None,
+            version,
+            seq: old.seq,
+            tombstone: true,
+        };
+        let encoded = match codec::encode(&tombstone) {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::warn!(namespace = %namespace, error = %err, "collection skipped");
+                return;
+            }
+        };
+        let ekey = entry_key(namespace, key);
+        self.out.rows.push((ekey.clone(), Some(encoded)));
+        self.overlay.insert(ekey, Some(Head::of(&tombstone)));
+        self.out.counts.expired_collected += 1;
     }
 
     /// Removes the entry of `key` if it is still `version` (else a newer write replaced

@@ -93,6 +93,13 @@ pub(crate) enum Job {
         key: Vec<u8>,
         version: Version,
     },
+    /// Replace an expired entry by a tombstone of its version, if it is still the stored
+    /// version.
+    Bury {
+        namespace: String,
+        key: Vec<u8>,
+        version: Version,
+    },
     /// Drop up to `limit` stored records of a deleted namespace.
     DropNamespace { namespace: String, limit: usize },
 }
@@ -230,6 +237,18 @@ impl Writer {
                 version,
             } => (
                 Work::Collect {
+                    namespace,
+                    key,
+                    version,
+                },
+                None,
+            ),
+            Job::Bury {
+                namespace,
+                key,
+                version,
+            } => (
+                Work::Bury {
                     namespace,
                     key,
                     version,

@@ -293,6 +293,39 @@ fn collection_removes_only_the_version_it_found() {
 }
 
 #[test]
+fn a_buried_expired_entry_keeps_a_late_older_write_out() {
+    let mut model = Model::default();
+    let hlc = Hlc::new(ME, 60_000);
+    let mut expiring = entry(2, 1, 20, "short-lived");
+    expiring.expires_at_ms = Some(25);
+    model.commit(
+        &hlc,
+        0,
+        vec![remote("ns", 2, None, &[("k", expiring.clone())])],
+    );
+    let bury = Work::Bury {
+        namespace: "ns".into(),
+        key: b"k".to_vec(),
+        version: expiring.version,
+    };
+    let (_, staged) = model.commit(&hlc, 30, vec![bury]);
+    assert_eq!(staged.counts.expired_collected, 1);
+    let buried = model.entry("ns", b"k").expect("a tombstone");
+    assert!(buried.tombstone && buried.value.is_empty());
+    assert_eq!(
+        (buried.version, buried.seq),
+        (expiring.version, expiring.seq)
+    );
+    assert_eq!(model.contents().1, [(b"k".to_vec(), NodeId(2), 1)].into());
+    let late = remote("ns", 3, None, &[("k", entry(3, 1, 10, "older, late"))]);
+    model.commit(&hlc, 40, vec![late]);
+    assert!(
+        model.entry("ns", b"k").expect("k").tombstone,
+        "the older write stays out"
+    );
+}
+
+#[test]
 fn a_job_whose_read_failed_stages_nothing_and_the_others_go_on() {
     let mut model = Model::default();
     model.unreadable.insert(b"bad".to_vec());
