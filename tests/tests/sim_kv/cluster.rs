@@ -81,10 +81,13 @@ impl Clock for SimClock {
     }
 }
 
-/// Settings for a small simulated cluster: quick anti-entropy and collection, and no
-/// tombstone collected during a run (the final dumps compare tombstones).
+/// Settings for a small simulated cluster: quick anti-entropy and collection, no
+/// tombstone collected during a run (the final dumps compare tombstones), and pages and
+/// push batches small enough that a run's few thousand writes take many of them.
 pub fn kv_config() -> KvConfig {
     KvConfig {
+        sync_page_writes_max: 16,
+        push_batch_writes_max: 32,
         anti_entropy_interval_ms: 300,
         collect_interval_ms: 1000,
         tombstone_grace_ms: 3_600_000,
