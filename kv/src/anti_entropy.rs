@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
+use crate::group_stage::Work;
 use crate::peer_messages::SyncResponse;
 use crate::sync_exchange::{DeletedElsewhere, Ending, ExchangeLimits, SyncExchange};
 use crate::writer::Job;
@@ -146,11 +147,11 @@ pub async fn sync_with(
                 drop_deleted(kv, deleted).await?;
             }
             for (namespace, origins) in served {
-                kv.submit_background(Job::SyncDone {
+                kv.submit_background(Job::background(Work::SyncDone {
                     namespace,
                     origins,
                     at_ms: synced_at_ms,
-                })
+                }))
                 .await?;
             }
             kv.inner()
@@ -168,11 +169,7 @@ async fn apply(kv: &Kv, segments: Vec<Segment>) -> Result<(), KvError> {
     }
     kv.keyspace().store().health().check_space()?;
     let (reply, done) = oneshot::channel();
-    kv.submit_background(Job::Remote {
-        segments,
-        reply: Some(reply),
-    })
-    .await?;
+    kv.submit_background(Job::remote(segments, reply)).await?;
     done.await.map_err(|_| KvError::ShuttingDown)?
 }
 
@@ -186,11 +183,11 @@ async fn drop_deleted(kv: &Kv, deleted: &DeletedElsewhere) -> Result<usize, KvEr
             .scan_entries(cursor, kv.config().collect_scan_max)?;
         for (namespace, key, entry) in entries {
             if deleted.drops(&namespace, &key, &entry) {
-                kv.submit_background(Job::Collect {
+                kv.submit_background(Job::background(Work::Collect {
                     namespace,
                     key,
                     version: entry.version,
-                })
+                }))
                 .await?;
                 dropped += 1;
             }

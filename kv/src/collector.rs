@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::group_stage::Work;
 use crate::writer::Job;
 use crate::{Entry, Kv};
 
@@ -62,10 +63,10 @@ pub async fn collect_once(kv: &Kv) -> Result<usize, crate::KvError> {
     for namespace in kv.keyspace().stored_namespaces()? {
         if view.deleted_namespaces.contains(&namespace) && !view.namespaces.contains_key(&namespace)
         {
-            kv.submit_background(Job::DropNamespace {
+            kv.submit_background(Job::background(Work::DropNamespace {
                 namespace,
                 limit: step,
-            })
+            }))
             .await?;
             queued += 1;
         }
@@ -76,20 +77,20 @@ pub async fn collect_once(kv: &Kv) -> Result<usize, crate::KvError> {
         let now = kv.now_ms();
         for (namespace, key, entry) in entries {
             let version = entry.version;
-            let job = match collection(&entry, now, grace) {
+            let work = match collection(&entry, now, grace) {
                 Collection::Keep => continue,
-                Collection::Bury => Job::Bury {
+                Collection::Bury => Work::Bury {
                     namespace,
                     key,
                     version,
                 },
-                Collection::Remove => Job::Collect {
+                Collection::Remove => Work::Collect {
                     namespace,
                     key,
                     version,
                 },
             };
-            kv.submit_background(job).await?;
+            kv.submit_background(Job::background(work)).await?;
             queued += 1;
         }
         match next {

@@ -1,5 +1,5 @@
 //! What one group commit does, decided without I/O: the writer reads the current entries
-//! its jobs touch ([`Work::reads`]), and [`GroupStage`] turns the jobs into the writes of
+//! its jobs touch ([`Work::reads`]) and the rows of namespaces they drop, and [`GroupStage`] turns the jobs into the writes of
 //! one atomic batch (entries, origin index rows), the progress after it, each job's
 //! answer, the changes for watchers and the segments to push. The writer then applies
 //! the batch, flushes once and sends the answers (`writer.rs`).
@@ -36,6 +36,14 @@ impl Head {
 /// The current entries a group reads, by [`entry_key`], as read before staging (an
 /// error fails the jobs that need that entry).
 pub(crate) type StoredHeads = HashMap<Vec<u8>, Result<Option<Head>, KvError>>;
+
+/// What the writer reads for a group before staging it.
+#[derive(Debug, Default)]
+pub(crate) struct GroupReads {
+    pub heads: StoredHeads,
+    /// Per namespace dropped by the group: the stored rows to remove.
+    pub dropped_rows: HashMap<String, Vec<Vec<u8>>>,
+}
 
 /// One row of the batch: a key of the KV tree and its new value (None removes it).
 pub(crate) type Row = (Vec<u8>, Option<Vec<u8>>);
@@ -77,11 +85,8 @@ pub(crate) enum Work {
         key: Vec<u8>,
         version: Version,
     },
-    /// Remove these stored rows (read by the writer) of a deleted namespace.
-    DropNamespace {
-        namespace: String,
-        rows: Vec<Vec<u8>>,
-    },
+    /// Drop up to `limit` stored rows of a deleted namespace.
+    DropNamespace { namespace: String, limit: usize },
 }
 
 impl Work {
@@ -165,27 +170,29 @@ pub(crate) struct GroupStage<'a> {
     view: &'a ClusterView,
     now_ms: u64,
     stored: StoredHeads,
+    dropped_rows: HashMap<String, Vec<Vec<u8>>>,
     /// Entries this group has staged so far, by entry key (None: removed).
     overlay: HashMap<Vec<u8>, Option<Head>>,
     out: StagedGroup,
 }
 
 impl<'a> GroupStage<'a> {
-    /// Starts a group at `now_ms` from `progress`, with the entries `stored` read for it.
+    /// Starts a group at `now_ms` from `progress`, with what was read for it.
     pub fn new(
         me: NodeId,
         hlc: &'a Hlc,
         view: &'a ClusterView,
         now_ms: u64,
         progress: Progress,
-        stored: StoredHeads,
+        reads: GroupReads,
     ) -> GroupStage<'a> {
         GroupStage {
             me,
             hlc,
             view,
             now_ms,
-            stored,
+            stored: reads.heads,
+            dropped_rows: reads.dropped_rows,
             overlay: HashMap::new(),
             out: StagedGroup {
                 rows: Vec::new(),
@@ -234,7 +241,8 @@ impl<'a> GroupStage<'a> {
                 self.bury(&namespace, &key, version);
                 Answer::None
             }
-            Work::DropNamespace { namespace, rows } => {
+            Work::DropNamespace { namespace, .. } => {
+                let rows = self.dropped_rows.remove(&namespace).unwrap_or_default();
                 self.out
                     .rows
                     .extend(rows.into_iter().map(|row| (row, None)));

@@ -10,7 +10,7 @@ use crate::env::{Draws, KvEnv};
 use crate::keyspace::Keyspace;
 use crate::peer_messages::{PushRequest, SyncRequest, SyncResponse};
 use crate::replication::{ChannelFactory, Replicator};
-use crate::sync_pager::SyncPager;
+use crate::sync_pager::{SyncPager, read_page};
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{
     ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
@@ -203,12 +203,8 @@ impl Kv {
     ) -> Result<WriteOutcome, KvError> {
         self.inner.keyspace.store().health().check_space()?;
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Local {
-            namespace: namespace.to_string(),
-            mutations,
-            reply,
-        })
-        .await?;
+        self.submit(Job::local(namespace.to_string(), mutations, reply))
+            .await?;
         let LocalOutcome { versions, last_seq } = rx.await.map_err(|_| KvError::ShuttingDown)??;
         let mut vector = VersionVector::default();
         vector.raise(namespace, self.inner.me, last_seq);
@@ -384,11 +380,7 @@ impl Kv {
         self.inner.keyspace.store().health().check_space()?;
         let segments: Vec<Segment> = request.segments.iter().map(|s| s.segment.clone()).collect();
         let (reply, rx) = oneshot::channel();
-        self.submit_background(Job::Remote {
-            segments,
-            reply: Some(reply),
-        })
-        .await?;
+        self.submit_background(Job::remote(segments, reply)).await?;
         rx.await.map_err(|_| KvError::ShuttingDown)??;
         for relayed in request.segments {
             if !relayed.relay_to.is_empty() {
@@ -406,23 +398,14 @@ impl Kv {
         let config = &self.inner.config;
         // Residency: serve only namespaces both ends may hold.
         let serves = |ns: &str| view.allows(ns, self.inner.me) && view.allows(ns, request.from);
-        let mut pager = SyncPager::new(
+        let pager = SyncPager::new(
             request,
             serves,
             &self.vector(),
             config.sync_page_writes_max,
             config.sync_page_bytes_max,
         );
-        while let Some(read) = pager.next_read() {
-            let (writes, next) = self.inner.keyspace.writes_after(
-                &read.namespace,
-                &read.floor,
-                read.cursor,
-                read.limit,
-            )?;
-            pager.take(writes, next);
-        }
-        Ok(pager.finish())
+        read_page(&self.inner.keyspace, pager)
     }
 
     /// Waits until this replica's contiguous progress includes `vector` (tests, tools).

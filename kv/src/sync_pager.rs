@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::keyspace::IndexedWrite;
+use crate::keyspace::{IndexedWrite, Keyspace};
 use crate::peer_messages::{SyncCursor, SyncRequest, SyncResponse};
-use crate::{Entry, NodeId, Segment, VersionVector};
+use crate::{Entry, KvError, NodeId, Segment, VersionVector};
 
 /// Writes one read of the origin index returns at most, so that a read never holds
 /// far more than the page can take.
@@ -158,10 +158,23 @@ impl SyncPager {
     }
 }
 
+/// Answers `pager`'s reads from the origin index of `keyspace`: the page
+/// `Kv::serve_sync` sends (here so that tests page through the same loop).
+pub(crate) fn read_page(
+    keyspace: &Keyspace,
+    mut pager: SyncPager,
+) -> Result<SyncResponse, KvError> {
+    while let Some(read) = pager.next_read() {
+        let (writes, next) =
+            keyspace.writes_after(&read.namespace, &read.floor, read.cursor, read.limit)?;
+        pager.take(writes, next);
+    }
+    Ok(pager.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyspace::Keyspace;
     use crate::test_support::{entry, keyspace, store_entry};
 
     /// A request from node 9 holding `theirs` in every namespace listed.
@@ -188,20 +201,9 @@ mod tests {
         serves: impl Fn(&str) -> bool,
         (writes_max, bytes_max): (usize, usize),
     ) -> SyncResponse {
-        let mut pager = SyncPager::new(
-            request,
-            serves,
-            &VersionVector::default(),
-            writes_max,
-            bytes_max,
-        );
-        while let Some(read) = pager.next_read() {
-            let (writes, next) = keyspace
-                .writes_after(&read.namespace, &read.floor, read.cursor, read.limit)
-                .expect("read");
-            pager.take(writes, next);
-        }
-        pager.finish()
+        let held = VersionVector::default();
+        let pager = SyncPager::new(request, serves, &held, writes_max, bytes_max);
+        read_page(keyspace, pager).expect("read")
     }
 
     fn keys(response: &SyncResponse) -> Vec<String> {

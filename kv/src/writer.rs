@@ -4,14 +4,13 @@
 //! under concurrency). What a group does is decided by `GroupStage` (`group_stage.rs`)
 //! without I/O; this task reads, applies, flushes and answers.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use larder_store::Batch;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use crate::group_stage::LocalOutcome;
-use crate::group_stage::{Answer, GroupStage, Head, StagedGroup, StoredHeads, Work};
+use crate::group_stage::{Answer, GroupReads, GroupStage, Head, StagedGroup, Work};
 use crate::keyspace::{Keyspace, entry_key};
 use crate::{ChangeBatch, ClusterView, Entry, Hlc, KvError, NodeId, Progress, Segment, Version};
 
@@ -71,37 +70,40 @@ impl Mutation {
     }
 }
 
-pub(crate) enum Job {
-    Local {
+/// A job for the writer: what to do, and where its answer goes (None: nobody waits).
+pub(crate) struct Job {
+    pub work: Work,
+    pub reply: Option<Reply>,
+}
+
+impl Job {
+    /// Writes of a client of this node.
+    pub fn local(
         namespace: String,
         mutations: Vec<Mutation>,
         reply: oneshot::Sender<Result<LocalOutcome, KvError>>,
-    },
-    Remote {
-        segments: Vec<Segment>,
-        reply: Option<oneshot::Sender<Result<(), KvError>>>,
-    },
-    /// Anti-entropy finished a namespace: adopt the partner's progress.
-    SyncDone {
-        namespace: String,
-        origins: BTreeMap<NodeId, u64>,
-        at_ms: u64,
-    },
-    /// Remove an expired entry or an old tombstone, if it is still the stored version.
-    Collect {
-        namespace: String,
-        key: Vec<u8>,
-        version: Version,
-    },
-    /// Replace an expired entry by a tombstone of its version, if it is still the stored
-    /// version.
-    Bury {
-        namespace: String,
-        key: Vec<u8>,
-        version: Version,
-    },
-    /// Drop up to `limit` stored records of a deleted namespace.
-    DropNamespace { namespace: String, limit: usize },
+    ) -> Job {
+        Job {
+            work: Work::Local {
+                namespace,
+                mutations,
+            },
+            reply: Some(Reply::Local(reply)),
+        }
+    }
+
+    /// Writes replicated from other nodes.
+    pub fn remote(segments: Vec<Segment>, reply: oneshot::Sender<Result<(), KvError>>) -> Job {
+        Job {
+            work: Work::Remote { segments },
+            reply: Some(Reply::Remote(reply)),
+        }
+    }
+
+    /// Background work (anti-entropy's progress, collection): nobody waits for it.
+    pub fn background(work: Work) -> Job {
+        Job { work, reply: None }
+    }
 }
 
 /// Hands local segments to replication after they are durable.
@@ -124,7 +126,7 @@ pub(crate) struct Writer {
 }
 
 /// Where a job's answer goes.
-enum Reply {
+pub(crate) enum Reply {
     Local(oneshot::Sender<Result<LocalOutcome, KvError>>),
     Remote(oneshot::Sender<Result<(), KvError>>),
 }
@@ -174,9 +176,9 @@ impl Writer {
             .expect("progress lock is never poisoned: no panics under it")
             .clone();
         let (works, replies): (Vec<Work>, Vec<Option<Reply>>) =
-            jobs.into_iter().map(|job| self.split(job)).unzip();
-        let stored = self.read_current(&works);
-        let mut stage = GroupStage::new(self.me, &self.hlc, &view, now, progress, stored);
+            jobs.into_iter().map(|job| (job.work, job.reply)).unzip();
+        let reads = self.read(&works);
+        let mut stage = GroupStage::new(self.me, &self.hlc, &view, now, progress, reads);
         let mut acknowledged = Vec::with_capacity(replies.len());
         for (work, reply) in works.into_iter().zip(replies) {
             let answer = stage.stage(work);
@@ -201,85 +203,32 @@ impl Writer {
         self.publish(staged, acknowledged);
     }
 
-    /// The work of `job` and where its answer goes; a namespace drop reads the rows to
-    /// remove here.
-    fn split(&self, job: Job) -> (Work, Option<Reply>) {
-        match job {
-            Job::Local {
-                namespace,
-                mutations,
-                reply,
-            } => (
-                Work::Local {
-                    namespace,
-                    mutations,
-                },
-                Some(Reply::Local(reply)),
-            ),
-            Job::Remote { segments, reply } => {
-                (Work::Remote { segments }, reply.map(Reply::Remote))
-            }
-            Job::SyncDone {
-                namespace,
-                origins,
-                at_ms,
-            } => (
-                Work::SyncDone {
-                    namespace,
-                    origins,
-                    at_ms,
-                },
-                None,
-            ),
-            Job::Collect {
-                namespace,
-                key,
-                version,
-            } => (
-                Work::Collect {
-                    namespace,
-                    key,
-                    version,
-                },
-                None,
-            ),
-            Job::Bury {
-                namespace,
-                key,
-                version,
-            } => (
-                Work::Bury {
-                    namespace,
-                    key,
-                    version,
-                },
-                None,
-            ),
-            Job::DropNamespace { namespace, limit } => {
-                let rows = self
-                    .keyspace
-                    .namespace_keys(&namespace, limit)
-                    .unwrap_or_else(|err| {
-                        tracing::warn!(namespace = %namespace, error = %err, "namespace drop skipped");
-                        Vec::new()
-                    });
-                (Work::DropNamespace { namespace, rows }, None)
-            }
-        }
-    }
-
-    /// The current entry of every key the jobs touch (an error is kept for the jobs that
-    /// need that key).
-    fn read_current(&self, works: &[Work]) -> StoredHeads {
-        let mut stored = StoredHeads::new();
+    /// What staging the jobs needs from the store: the current entry of every key they
+    /// touch (an error is kept for the jobs that need that key), and the rows of the
+    /// namespaces they drop.
+    fn read(&self, works: &[Work]) -> GroupReads {
+        let mut reads = GroupReads::default();
         for (namespace, key) in works.iter().flat_map(Work::reads) {
-            stored.entry(entry_key(namespace, key)).or_insert_with(|| {
+            let ekey = entry_key(namespace, key);
+            reads.heads.entry(ekey).or_insert_with(|| {
                 self.keyspace
                     .get(namespace, key)
                     .map(|entry| entry.as_ref().map(Head::of))
             });
         }
-        stored
+        for work in works {
+            if let Work::DropNamespace { namespace, limit } = work {
+                let rows = self
+                    .keyspace
+                    .namespace_keys(namespace, *limit)
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(namespace = %namespace, error = %err, "namespace drop skipped");
+                        Vec::new()
+                    });
+                reads.dropped_rows.insert(namespace.clone(), rows);
+            }
+        }
+        reads
     }
 
     /// Applies the group's batch with the progress and the clock it leads to, and

@@ -423,27 +423,13 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
 #[test]
 #[ignore = "run by the other tests of this file, one process per seed"]
 fn one_seed() {
-    if !sim_net::is_child() {
+    let Some((seed, run_for)) = sim_net::child_seed(20) else {
         return;
-    }
-    let seed = env_number("SIM_SEED").expect("SIM_SEED");
-    let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
-    sim_net::init_log();
+    };
     let started = std::time::Instant::now();
     let run = run_seed(seed, run_for);
-    println!(
-        "seed {seed} passed in {:.1} s: {} events; {}\nfaults:\n{}",
-        started.elapsed().as_secs_f64(),
-        run.history_events,
-        run.operations,
-        run.faults.join("\n")
-    );
-    println!(
-        "{RESULT_PREFIX} {:016x} {} events {} faults",
-        run.digest,
-        run.history_events,
-        run.faults.len()
-    );
+    let summary = format!("{} events; {}", run.history_events, run.operations);
+    sim_net::report_pass(seed, started, &summary, &run.faults, run.digest);
 }
 
 #[test]
@@ -452,15 +438,7 @@ fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
     for seed in sim_net::seeds(4) {
         let started = std::time::Instant::now();
         let outcome = run_in_child("one_seed", seed, run_for);
-        let summary = outcome
-            .output
-            .lines()
-            .find_map(|line| {
-                line.find(&format!("seed {seed} passed"))
-                    .map(|at| &line[at..])
-            })
-            .unwrap_or_default()
-            .to_string();
+        let summary = outcome.summary(seed);
         let faults: Vec<&str> = outcome
             .output
             .lines()
@@ -479,13 +457,5 @@ fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
 /// A seed is a reproduction: the same seed gives the same history, event for event.
 #[test]
 fn a_seed_replays_exactly() {
-    let seed = env_number("SIM_SEED").unwrap_or(7);
-    let run_for = Duration::from_secs(10);
-    let first = run_in_child("one_seed", seed, run_for);
-    let second = run_in_child("one_seed", seed, run_for);
-    assert_eq!(
-        first.digest, second.digest,
-        "seed {seed} gave two different histories: something in the nodes draws on \
-         randomness or time the simulation does not control"
-    );
+    sim_net::assert_seed_replays("one_seed", 7, Duration::from_secs(10));
 }

@@ -42,7 +42,7 @@ use support::env_number;
 use support::nemesis::Rng;
 use support::objects_workload::Recorder;
 use support::sim_faults::{Fault, cut_off, heal, host, inject};
-use support::sim_net::{self, RESULT_PREFIX, run_in_child};
+use support::sim_net::{self, run_in_child};
 
 const NODES: u64 = 5;
 const CLIENTS: u64 = 5;
@@ -321,25 +321,12 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
 #[test]
 #[ignore = "run by the other tests of this file, one process per seed"]
 fn one_seed() {
-    if !sim_net::is_child() {
+    let Some((seed, run_for)) = sim_net::child_seed(15) else {
         return;
-    }
-    let seed = env_number("SIM_SEED").expect("SIM_SEED");
-    let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(15));
-    sim_net::init_log();
+    };
     let started = std::time::Instant::now();
     let run = run_seed(seed, run_for);
-    println!(
-        "seed {seed} passed in {:.1} s: {}\nfaults:\n{}",
-        started.elapsed().as_secs_f64(),
-        run.summary,
-        run.faults.join("\n")
-    );
-    println!(
-        "{RESULT_PREFIX} {:016x} {} faults",
-        run.digest,
-        run.faults.len()
-    );
+    sim_net::report_pass(seed, started, &run.summary, &run.faults, run.digest);
 }
 
 #[test]
@@ -348,15 +335,7 @@ fn kv_converges_and_loses_nothing_across_seeds_of_crashes_partitions_and_skew() 
     for seed in sim_net::seeds(2) {
         let started = std::time::Instant::now();
         let outcome = run_in_child("one_seed", seed, run_for);
-        let summary = outcome
-            .output
-            .lines()
-            .find_map(|line| {
-                line.find(&format!("seed {seed} passed"))
-                    .map(|at| &line[at..])
-            })
-            .unwrap_or_default()
-            .to_string();
+        let summary = outcome.summary(seed);
         println!(
             "{summary} [{:.1} s, digest {}] (SIM_SEED={seed} replays it)",
             started.elapsed().as_secs_f64(),
@@ -368,13 +347,5 @@ fn kv_converges_and_loses_nothing_across_seeds_of_crashes_partitions_and_skew() 
 /// A seed is a reproduction: the same seed gives the same history, event for event.
 #[test]
 fn a_seed_replays_exactly() {
-    let seed = env_number("SIM_SEED").unwrap_or(7);
-    let run_for = Duration::from_secs(8);
-    let first = run_in_child("one_seed", seed, run_for);
-    let second = run_in_child("one_seed", seed, run_for);
-    assert_eq!(
-        first.digest, second.digest,
-        "seed {seed} gave two different histories: something in the KV draws on \
-         randomness or time the simulation does not control"
-    );
+    sim_net::assert_seed_replays("one_seed", 7, Duration::from_secs(8));
 }

@@ -41,8 +41,10 @@ struct Model {
 }
 
 impl Model {
-    fn heads(&self, works: &[Work]) -> StoredHeads {
-        let mut stored = StoredHeads::new();
+    /// What the writer would read for `works`: the entries they touch, and every row of
+    /// a namespace they drop (all rows are of namespace `ns` in these tests).
+    fn reads(&self, works: &[Work]) -> GroupReads {
+        let mut reads = GroupReads::default();
         for (namespace, key) in works.iter().flat_map(Work::reads) {
             let ekey = entry_key(namespace, key);
             let head = if self.unreadable.contains(key) {
@@ -50,16 +52,22 @@ impl Model {
             } else {
                 Ok(self.entry(namespace, key).as_ref().map(Head::of))
             };
-            stored.insert(ekey, head);
+            reads.heads.insert(ekey, head);
         }
-        stored
+        for work in works {
+            if let Work::DropNamespace { namespace, limit } = work {
+                let rows = self.rows.keys().take(*limit).cloned().collect();
+                reads.dropped_rows.insert(namespace.clone(), rows);
+            }
+        }
+        reads
     }
 
     /// Stages `works` as one group at `now_ms` and applies its rows.
     fn commit(&mut self, hlc: &Hlc, now_ms: u64, works: Vec<Work>) -> (Vec<Answer>, StagedGroup) {
         let view = view();
-        let stored = self.heads(&works);
-        let mut stage = GroupStage::new(ME, hlc, &view, now_ms, self.progress.clone(), stored);
+        let reads = self.reads(&works);
+        let mut stage = GroupStage::new(ME, hlc, &view, now_ms, self.progress.clone(), reads);
         let answers = works.into_iter().map(|w| stage.stage(w)).collect();
         let staged = stage.finish();
         for (key, value) in &staged.rows {
@@ -364,10 +372,9 @@ fn a_finished_sync_adopts_progress_and_a_dropped_namespace_is_forgotten() {
     let (_, staged) = model.commit(&hlc, 0, vec![sync]);
     assert_eq!(staged.synced_at_ms, Some(55));
     assert_eq!(model.progress.vector().get("ns", NodeId(2)), 7);
-    let rows: Vec<Vec<u8>> = model.rows.keys().cloned().collect();
     let drop = Work::DropNamespace {
         namespace: "ns".into(),
-        rows,
+        limit: 100,
     };
     model.commit(&hlc, 0, vec![drop]);
     assert!(model.rows.is_empty());

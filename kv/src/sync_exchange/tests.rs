@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::keyspace::Keyspace;
-use crate::sync_pager::SyncPager;
+use crate::sync_pager::{SyncPager, read_page};
 use crate::test_support::{entry, keyspace, store_entry};
 use crate::{NamespaceInfo, PeerInfo};
 
@@ -46,6 +46,19 @@ fn view() -> ClusterView {
         namespaces,
         deleted_namespaces: BTreeSet::new(),
     }
+}
+
+/// An exchange with the partner by a replica that holds nothing yet, begun at 100.
+fn from_scratch(full: bool, limits: ExchangeLimits) -> SyncExchange {
+    SyncExchange::plan(
+        &view(),
+        PARTNER,
+        &VersionVector::default(),
+        full,
+        100,
+        limits,
+    )
+    .expect("shared namespaces")
 }
 
 fn vector(entries: &[(&str, u64, u64)]) -> VersionVector {
@@ -93,15 +106,7 @@ fn it_asks_for_shared_namespaces_above_what_it_holds_or_for_everything_when_full
 #[test]
 fn pages_are_applied_in_turn_and_the_first_page_s_progress_is_adopted() {
     let limits = ExchangeLimits::default();
-    let mut exchange = SyncExchange::plan(
-        &view(),
-        PARTNER,
-        &VersionVector::default(),
-        false,
-        100,
-        limits,
-    )
-    .expect("plan");
+    let mut exchange = from_scratch(false, limits);
     let cursor = SyncCursor {
         namespace: "a".into(),
         origin: PARTNER,
@@ -141,15 +146,7 @@ fn an_exchange_cut_short_by_the_page_limit_adopts_nothing() {
         pages_max: 2,
         ..ExchangeLimits::default()
     };
-    let mut exchange = SyncExchange::plan(
-        &view(),
-        PARTNER,
-        &VersionVector::default(),
-        false,
-        100,
-        limits,
-    )
-    .expect("plan");
+    let mut exchange = from_scratch(false, limits);
     for seq in 1..=2 {
         exchange.answer(SyncResponse {
             segments: vec![segment("a", &[("k", entry(2, seq, seq, "v"))])],
@@ -170,15 +167,7 @@ fn an_exchange_cut_short_by_the_page_limit_adopts_nothing() {
 
 #[test]
 fn a_full_resync_drops_covered_entries_the_partner_did_not_send() {
-    let mut exchange = SyncExchange::plan(
-        &view(),
-        PARTNER,
-        &VersionVector::default(),
-        true,
-        100,
-        ExchangeLimits::default(),
-    )
-    .expect("plan");
+    let mut exchange = from_scratch(true, ExchangeLimits::default());
     exchange.answer(SyncResponse {
         segments: vec![segment("a", &[("kept", entry(2, 3, 10, "v"))])],
         served: vector(&[("a", 2, 5)]).0,
@@ -216,15 +205,7 @@ fn a_full_resync_too_large_to_track_drops_nothing() {
         full_resync_keys_max: 1,
         ..ExchangeLimits::default()
     };
-    let mut exchange = SyncExchange::plan(
-        &view(),
-        PARTNER,
-        &VersionVector::default(),
-        true,
-        100,
-        limits,
-    )
-    .expect("plan");
+    let mut exchange = from_scratch(true, limits);
     let writes = [("k1", entry(2, 1, 1, "v")), ("k2", entry(2, 2, 2, "v"))];
     let step = exchange.answer(SyncResponse {
         segments: vec![segment("a", &writes)],
@@ -245,14 +226,8 @@ fn serve(
     held: &VersionVector,
     budget: (usize, usize),
 ) -> SyncResponse {
-    let mut pager = SyncPager::new(request, |_| true, held, budget.0, budget.1);
-    while let Some(read) = pager.next_read() {
-        let (writes, next) = keyspace
-            .writes_after(&read.namespace, &read.floor, read.cursor, read.limit)
-            .expect("read");
-        pager.take(writes, next);
-    }
-    pager.finish()
+    let pager = SyncPager::new(request, |_| true, held, budget.0, budget.1);
+    read_page(keyspace, pager).expect("read")
 }
 
 fn written() -> impl Strategy<Value = BTreeSet<(usize, u64, u64)>> {

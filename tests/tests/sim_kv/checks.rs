@@ -13,50 +13,21 @@
 use std::collections::BTreeMap;
 
 use larder_checker::{
-    CheckInputs, Event, EventKind, History, KvEntry, KvState, NodeDump, NodeId, ObjectId, OpName,
-    Report, Snapshot, Value, Version, check_all, check_kv_sessions,
+    CheckInputs, Event, EventKind, History, KvState, NodeDump, OpName, Report, Snapshot, Value,
+    check_all, check_kv_sessions,
 };
 use larder_kv::keyspace::Keyspace;
 use larder_store::{MemoryDisk, Store};
 
-use super::{CONVERGENCE_BOUND, replica_sets};
-
-/// Index rows scanned per page of a dump.
-const DUMP_PAGE: usize = 10_000;
+use super::support::kv_dump::keyspace_dump;
+use super::{CONVERGENCE_BOUND, EU, OPEN, replica_sets};
 
 /// Node `id`'s stored entries, tombstones included; one expired at its clock `now_ms` is
 /// shown as the tombstone collection turns it into.
 pub fn dump(id: u64, disk: &MemoryDisk, now_ms: u64) -> NodeDump {
     let store = Store::open_memory(disk).expect("the node's simulated disk");
     let keyspace = Keyspace::open(store).expect("the KV tree");
-    let mut dump = NodeDump {
-        node: NodeId(id),
-        namespaces: BTreeMap::new(),
-    };
-    let mut cursor = None;
-    loop {
-        let (page, next) = keyspace.scan_entries(cursor, DUMP_PAGE).expect("scan");
-        for (namespace, key, entry) in page {
-            let dead = entry.tombstone || entry.expires_at_ms.is_some_and(|at| at <= now_ms);
-            let v = entry.version;
-            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-            dump.namespaces
-                .entry(ObjectId::from(namespace.as_str()))
-                .or_default()
-                .insert(
-                    text(&key),
-                    KvEntry {
-                        value: (!dead).then(|| text(&entry.value)),
-                        version: Version(vec![v.physical_ms, u64::from(v.logical), v.origin.0]),
-                        tombstone: dead,
-                    },
-                );
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return dump,
-        }
-    }
+    keyspace_dump(id, &keyspace, &[OPEN, EU], Some(now_ms)).expect("dump the store")
 }
 
 /// The history with each put that carried a TTL (its value starts with `t`) turned into

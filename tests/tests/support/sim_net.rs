@@ -116,10 +116,65 @@ pub fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
+/// In a seed's process (see [`run_in_child`]): its seed and the workload's length
+/// (`SIM_SECS`, default `default_secs`), with the nodes' logs set up; None elsewhere.
+pub fn child_seed(default_secs: u64) -> Option<(u64, Duration)> {
+    if !is_child() {
+        return None;
+    }
+    let seed = env_number("SIM_SEED").expect("SIM_SEED");
+    init_log();
+    Some((
+        seed,
+        Duration::from_secs(env_number("SIM_SECS").unwrap_or(default_secs)),
+    ))
+}
+
+/// What a seed's process prints when every checker passed: its summary and faults, then
+/// the result line (with the history's digest) the parent reads.
+pub fn report_pass(
+    seed: u64,
+    started: std::time::Instant,
+    summary: &str,
+    faults: &[String],
+    digest: u64,
+) {
+    println!(
+        "seed {seed} passed in {:.1} s: {summary}\nfaults:\n{}",
+        started.elapsed().as_secs_f64(),
+        faults.join("\n")
+    );
+    println!("{RESULT_PREFIX} {digest:016x} {} faults", faults.len());
+}
+
 /// What one seed's process reported.
 pub struct ChildOutcome {
     pub digest: String,
     pub output: String,
+}
+
+impl ChildOutcome {
+    /// The child's `seed <seed> passed …` line.
+    pub fn summary(&self, seed: u64) -> String {
+        let passed = format!("seed {seed} passed");
+        self.output
+            .lines()
+            .find_map(|line| line.find(&passed).map(|at| line[at..].to_string()))
+            .unwrap_or_default()
+    }
+}
+
+/// A seed is a reproduction: runs `seed` (or `SIM_SEED`) twice through the ignored test
+/// `test`, each in a fresh process, and asserts the same history digest.
+pub fn assert_seed_replays(test: &str, default_seed: u64, run_for: Duration) {
+    let seed = env_number("SIM_SEED").unwrap_or(default_seed);
+    let first = run_in_child(test, seed, run_for);
+    let second = run_in_child(test, seed, run_for);
+    assert_eq!(
+        first.digest, second.digest,
+        "seed {seed} gave two different histories: something in the nodes draws on \
+         randomness or time the simulation does not control"
+    );
 }
 
 /// Runs one seed in a fresh process of this test binary: its ignored test `test`, with
@@ -172,7 +227,7 @@ pub fn seeds(default_count: u64) -> Vec<u64> {
 
 /// `SIM_LOG=info,openraft=warn`: the nodes' logs of a replayed seed on stderr, each line
 /// stamped with simulated time and the host (turmoil's span) it came from.
-pub fn init_log() {
+fn init_log() {
     if let Ok(filter) = std::env::var("SIM_LOG") {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
