@@ -349,7 +349,7 @@ impl<'a> GroupStage<'a> {
                 tracing::warn!(namespace = %segment.namespace, origin = %segment.origin, "refused writes of a namespace this node may not hold");
                 continue;
             }
-            check_segment(&segment)?;
+            segment.check()?;
             for (key, entry) in &segment.writes {
                 self.hlc.observe(entry.version, self.now_ms);
                 writes.push(StagedWrite {
@@ -476,33 +476,6 @@ impl<'a> GroupStage<'a> {
         } else {
             self.out.counts.expired_collected += 1;
         }
-    }
-}
-
-/// A segment's writes are its origin's, inside the range it covers: else receiving the
-/// range would count another origin's writes, or writes not sent, as received.
-fn check_segment(segment: &Segment) -> Result<(), KvError> {
-    let range = segment.covered.unwrap_or((1, u64::MAX));
-    let stray = segment.writes.iter().find(|(_, entry)| {
-        entry.version.origin != segment.origin || entry.seq < range.0 || entry.seq > range.1
-    });
-    match (stray, segment.covered) {
-        (Some((_, entry)), _) => Err(KvError::InvalidArgument(format!(
-            "a segment of node {} covering {:?} in {:?} carries write {} of node {} ({})",
-            segment.origin,
-            segment.covered,
-            segment.namespace,
-            entry.seq,
-            entry.version.origin,
-            entry.version
-        ))),
-        (None, Some((from, to))) if from > to || from == 0 => {
-            Err(KvError::InvalidArgument(format!(
-                "a segment of node {} covers the empty range {from}..={to}",
-                segment.origin
-            )))
-        }
-        _ => Ok(()),
     }
 }
 
