@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use larder_base::{SharedClock, SystemClock};
 use larder_proto::peer::directory_client::DirectoryClient;
 use larder_store::Store;
 use openraft::rt::WatchReceiver;
@@ -39,6 +40,8 @@ struct Inner {
     config: DirectoryConfig,
     /// Peer address of a node to send requests to while no leader is known (`--join`).
     seed: Option<String>,
+    /// Stamps records (node status changes, placements); never a decision.
+    clock: SharedClock,
 }
 
 /// Role of a node in the directory's Raft membership.
@@ -74,12 +77,6 @@ impl RaftView {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Directory {
     /// Opens the directory's storage in `store` and starts this node's Raft member.
     pub async fn start(
@@ -100,6 +97,19 @@ impl Directory {
         config: DirectoryConfig,
         seed: Option<String>,
         connector: Option<PeerConnector>,
+    ) -> Result<Directory, DirectoryError> {
+        Directory::start_with(me, store, config, seed, connector, SystemClock::shared()).await
+    }
+
+    /// [`Directory::start_with_connector`], with the wall clock that stamps the
+    /// directory's records (a simulation's clock in simulation tests).
+    pub async fn start_with(
+        me: NodeSpec,
+        store: Store,
+        config: DirectoryConfig,
+        seed: Option<String>,
+        connector: Option<PeerConnector>,
+        clock: SharedClock,
     ) -> Result<Directory, DirectoryError> {
         config
             .validate()
@@ -123,6 +133,7 @@ impl Directory {
                 channels,
                 config,
                 seed,
+                clock,
             }),
         })
     }
@@ -133,6 +144,11 @@ impl Directory {
 
     pub fn config(&self) -> &DirectoryConfig {
         &self.inner.config
+    }
+
+    /// Wall-clock Unix milliseconds, from the clock the directory was started with.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     pub fn raft(&self) -> &DirectoryRaft {
@@ -384,7 +400,7 @@ impl Directory {
                 let written = self
                     .write(Command::RegisterNode {
                         spec,
-                        at_ms: now_ms(),
+                        at_ms: self.now_ms(),
                     })
                     .await?;
                 match self.peer_addr_of(id) {
@@ -608,7 +624,7 @@ impl Directory {
             owner: replicas[0],
             replicas,
             epoch: crate::Epoch::FIRST,
-            placed_at_ms: now_ms(),
+            placed_at_ms: self.now_ms(),
         };
         match self
             .request(DirectoryRequest::Write(Command::PlaceObject(placement)))

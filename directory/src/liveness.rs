@@ -13,7 +13,6 @@ use openraft::rt::Instant as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::directory::now_ms;
 use crate::{Command, CommandOutcome, Directory, DirectoryState, Leadership, NodeId, NodeStatus};
 
 /// Decides status changes. Pure: inputs in, changes out.
@@ -144,7 +143,7 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
             let command = Command::SetNodeStatus {
                 id,
                 status,
-                at_ms: now_ms(),
+                at_ms: directory.now_ms(),
                 seen_by: leadership,
             };
             match directory.propose_as_leader(command).await {

@@ -11,28 +11,28 @@
 //! partner's progress covers (deleted, with its tombstone collected). Entries newer than
 //! the partner's progress are kept, so a full re-sync never loses a write the partner has
 //! not seen.
+//!
+//! The decisions are plain functions and types: [`choose_partner`] and
+//! [`full_resync_due`] here, [`SyncExchange`] for one exchange's requests and pages
+//! (`sync_exchange`), `SyncPager` for the partner's pages (`sync_pager`). This module
+//! only times rounds, sends requests and applies what they decide.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::peer_messages::{SyncRequest, SyncResponse};
+use crate::group_stage::Work;
+use crate::peer_messages::SyncResponse;
+use crate::sync_exchange::{DeletedElsewhere, Ending, ExchangeLimits, SyncExchange};
 use crate::writer::Job;
-use crate::{ClusterView, Kv, KvError, NodeId, now_ms, wire};
-
-/// Pages one exchange may take before it stops (the next round continues).
-const SYNC_PAGES_MAX: usize = 1000;
-/// Keys a full re-sync remembers to decide what to drop; past it the drop is skipped
-/// (and logged) rather than using unbounded memory.
-const FULL_RESYNC_KEYS_MAX: usize = 5_000_000;
+use crate::{ClusterView, Kv, KvError, NodeId, Segment, wire};
 
 pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     let interval = kv.config().anti_entropy_interval();
     loop {
-        let jitter = Duration::from_millis(rand::random_range(0..=interval.as_millis() as u64 / 4));
+        let jitter = Duration::from_millis(kv.inner().draws.up_to(interval.as_millis() as u64 / 4));
         let wanted = tokio::select! {
             _ = tokio::time::sleep(interval + jitter) => None,
             nudged = kv.inner().replicator.nudged() => nudged,
@@ -40,22 +40,18 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
         };
         let view = kv.view();
         let partners = view.sync_partners();
-        let partner = match wanted {
-            Some(origin) if partners.contains(&origin) => origin,
-            _ if partners.is_empty() => continue,
-            _ => partners[rand::random_range(0..partners.len())],
+        let Some(partner) = choose_partner(&partners, wanted, |n| kv.inner().draws.below(n)) else {
+            continue;
         };
         let synced_at = kv.inner().synced_at_ms.load(Ordering::Relaxed);
-        // Never synced: data may have arrived by push alone, so a node that went away
-        // before its first exchange gets the same treatment (cheap when it holds nothing).
-        let full = if synced_at == 0 {
+        let holds_data = || {
             kv.keyspace()
                 .stored_namespaces()
                 .map(|ns| !ns.is_empty())
                 .unwrap_or(true)
-        } else {
-            now_ms().saturating_sub(synced_at) > kv.config().tombstone_grace_ms
         };
+        let grace = kv.config().tombstone_grace_ms;
+        let full = full_resync_due(synced_at, kv.now_ms(), grace, holds_data);
         if full {
             tracing::warn!(peer = %partner, synced_at_ms = synced_at, "no sync within the tombstone grace period: full re-sync");
         }
@@ -69,6 +65,38 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// The partner of a round: the origin a waiting reader needs if it is a partner,
+/// otherwise one drawn at random (`draw(n)` is uniform in `0..n`); None without partners.
+pub fn choose_partner(
+    partners: &[NodeId],
+    wanted: Option<NodeId>,
+    draw: impl FnOnce(usize) -> usize,
+) -> Option<NodeId> {
+    match wanted {
+        Some(origin) if partners.contains(&origin) => Some(origin),
+        _ if partners.is_empty() => None,
+        _ => Some(partners[draw(partners.len())]),
+    }
+}
+
+/// Whether a round must re-sync fully: its last complete exchange (`synced_at_ms`, 0:
+/// never) is older than the tombstone grace period, so deletes may have been collected
+/// elsewhere meanwhile. A replica that never synced re-syncs fully if it holds data
+/// (it may have arrived by push alone, before the node went away); `holds_data` is only
+/// asked then.
+pub fn full_resync_due(
+    synced_at_ms: u64,
+    now_ms: u64,
+    tombstone_grace_ms: u64,
+    holds_data: impl FnOnce() -> bool,
+) -> bool {
+    if synced_at_ms == 0 {
+        holds_data()
+    } else {
+        now_ms.saturating_sub(synced_at_ms) > tombstone_grace_ms
+    }
+}
+
 /// One anti-entropy exchange with `partner`; returns how many writes it received.
 /// `full`: ask for everything and drop what the partner shows was deleted.
 pub async fn sync_with(
@@ -77,41 +105,17 @@ pub async fn sync_with(
     partner: NodeId,
     full: bool,
 ) -> Result<usize, KvError> {
-    let me = kv.me();
     let Some(peer) = view.nodes.get(&partner) else {
         return Ok(0);
     };
-    let mine = kv.vector();
-    let namespaces: BTreeMap<String, BTreeMap<NodeId, u64>> = view
-        .namespaces
-        .keys()
-        .filter(|ns| view.allows(ns, me) && view.allows(ns, partner))
-        .map(|ns| {
-            (
-                ns.clone(),
-                if full {
-                    BTreeMap::new()
-                } else {
-                    mine.namespace(ns)
-                },
-            )
-        })
-        .collect();
-    if namespaces.is_empty() {
+    let limits = ExchangeLimits::default();
+    let Some(mut exchange) =
+        SyncExchange::plan(view, partner, &kv.vector(), full, kv.now_ms(), limits)
+    else {
         return Ok(0);
-    }
-    let started_at = now_ms();
+    };
     let mut client = kv.inner().replicator.client(&peer.peer_addr)?;
-    let mut cursor = None;
-    let mut served = None;
-    let mut received = 0;
-    let mut seen: Option<HashSet<(String, Vec<u8>)>> = full.then(HashSet::new);
-    for _ in 0..SYNC_PAGES_MAX {
-        let request = SyncRequest {
-            from: me,
-            namespaces: namespaces.clone(),
-            cursor: cursor.take(),
-        };
+    while let Some(request) = exchange.next_request() {
         let mut call = tonic::Request::new(wire::KV_WIRE.seal(&request)?);
         call.set_timeout(kv.config().peer_rpc_timeout());
         let response = client
@@ -122,67 +126,55 @@ pub async fn sync_with(
                 reason: format!("{}: {}", status.code(), status.message()),
             })?;
         let page: SyncResponse = wire::KV_WIRE.open(response.get_ref())?;
-        if served.is_none() {
-            served = Some(page.served);
+        let step = exchange.answer(page);
+        if let Some(keys) = step.stopped_tracking_at {
+            tracing::warn!(
+                keys,
+                "full re-sync too large to track; deleted keys may survive"
+            );
         }
-        if let Some(keys) = seen.as_mut() {
-            for segment in &page.segments {
-                keys.extend(
-                    segment
-                        .writes
-                        .iter()
-                        .map(|(key, _)| (segment.namespace.clone(), key.clone())),
-                );
+        apply(kv, step.apply).await?;
+    }
+    match exchange.ending() {
+        Ending::Unfinished { received } => Ok(received),
+        Ending::Complete {
+            served,
+            deleted,
+            synced_at_ms,
+            received,
+        } => {
+            if let Some(deleted) = &deleted {
+                drop_deleted(kv, deleted).await?;
             }
-            if keys.len() > FULL_RESYNC_KEYS_MAX {
-                tracing::warn!(
-                    keys = keys.len(),
-                    "full re-sync too large to track; deleted keys may survive"
-                );
-                seen = None;
+            for (namespace, origins) in served {
+                kv.submit_background(Job::background(Work::SyncDone {
+                    namespace,
+                    origins,
+                    at_ms: synced_at_ms,
+                }))
+                .await?;
             }
-        }
-        if !page.segments.is_empty() {
-            received += page.segments.iter().map(|s| s.writes.len()).sum::<usize>();
-            kv.keyspace().store().health().check_space()?;
-            let (reply, done) = oneshot::channel();
-            kv.submit_background(Job::Remote {
-                segments: page.segments,
-                reply: Some(reply),
-            })
-            .await?;
-            done.await.map_err(|_| KvError::ShuttingDown)??;
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => {
-                let served = served.unwrap_or_default();
-                if let Some(seen) = &seen {
-                    drop_deleted(kv, &served, seen).await?;
-                }
-                for (namespace, origins) in served {
-                    kv.submit_background(Job::SyncDone {
-                        namespace,
-                        origins,
-                        at_ms: started_at,
-                    })
-                    .await?;
-                }
-                kv.inner().synced_at_ms.store(started_at, Ordering::Relaxed);
-                return Ok(received);
-            }
+            kv.inner()
+                .synced_at_ms
+                .store(synced_at_ms, Ordering::Relaxed);
+            Ok(received)
         }
     }
-    Ok(received)
 }
 
-/// After a full re-sync: removes local entries of the served namespaces that the partner
-/// did not send although its progress covers them.
-async fn drop_deleted(
-    kv: &Kv,
-    served: &BTreeMap<String, BTreeMap<NodeId, u64>>,
-    seen: &HashSet<(String, Vec<u8>)>,
-) -> Result<usize, KvError> {
+/// Applies one page's writes through the writer and waits until they are durable.
+async fn apply(kv: &Kv, segments: Vec<Segment>) -> Result<(), KvError> {
+    if segments.is_empty() {
+        return Ok(());
+    }
+    kv.keyspace().store().health().check_space()?;
+    let (reply, done) = oneshot::channel();
+    kv.submit_background(Job::remote(segments, reply)).await?;
+    done.await.map_err(|_| KvError::ShuttingDown)?
+}
+
+/// After a full re-sync: removes the local entries `deleted` names.
+async fn drop_deleted(kv: &Kv, deleted: &DeletedElsewhere) -> Result<usize, KvError> {
     let mut cursor = None;
     let mut dropped = 0;
     loop {
@@ -190,18 +182,12 @@ async fn drop_deleted(
             .keyspace()
             .scan_entries(cursor, kv.config().collect_scan_max)?;
         for (namespace, key, entry) in entries {
-            let Some(progress) = served.get(&namespace) else {
-                continue;
-            };
-            let covered = progress
-                .get(&entry.version.origin)
-                .is_some_and(|seq| entry.seq <= *seq);
-            if covered && !seen.contains(&(namespace.clone(), key.clone())) {
-                kv.submit_background(Job::Collect {
+            if deleted.drops(&namespace, &key, &entry) {
+                kv.submit_background(Job::background(Work::Collect {
                     namespace,
                     key,
                     version: entry.version,
-                })
+                }))
                 .await?;
                 dropped += 1;
             }
@@ -218,4 +204,38 @@ async fn drop_deleted(
         );
     }
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_origin_a_reader_waits_for_goes_first_if_it_is_a_partner() {
+        let partners = [NodeId(2), NodeId(3), NodeId(4)];
+        assert_eq!(
+            choose_partner(&partners, Some(NodeId(4)), |_| 0),
+            Some(NodeId(4))
+        );
+        assert_eq!(
+            choose_partner(&partners, Some(NodeId(9)), |n| n - 1),
+            Some(NodeId(4)),
+            "not a partner: drawn"
+        );
+        assert_eq!(choose_partner(&partners, None, |_| 1), Some(NodeId(3)));
+        assert_eq!(choose_partner(&[], Some(NodeId(2)), |_| 0), None);
+    }
+
+    #[test]
+    fn a_full_resync_is_due_after_the_grace_period_or_before_a_first_sync_with_data() {
+        let grace = 1000;
+        assert!(!full_resync_due(5000, 6000, grace, || unreachable!()));
+        assert!(full_resync_due(5000, 6001, grace, || unreachable!()));
+        assert!(
+            !full_resync_due(5000, 4000, grace, || unreachable!()),
+            "clock went back"
+        );
+        assert!(full_resync_due(0, 10, grace, || true));
+        assert!(!full_resync_due(0, 10, grace, || false));
+    }
 }

@@ -6,13 +6,15 @@ use larder_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::env::{Draws, KvEnv};
 use crate::keyspace::Keyspace;
-use crate::peer_messages::{PushRequest, SyncCursor, SyncRequest, SyncResponse};
+use crate::peer_messages::{PushRequest, SyncRequest, SyncResponse};
 use crate::replication::{ChannelFactory, Replicator};
+use crate::sync_pager::{SyncPager, read_page};
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{
     ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
-    VersionVector, now_ms, token, validate,
+    VersionVector, token, validate,
 };
 
 /// One write of a `put`.
@@ -59,15 +61,19 @@ pub(crate) struct Inner {
     /// Unix ms of the last complete anti-entropy exchange (0: never).
     pub synced_at_ms: std::sync::atomic::AtomicU64,
     pub stats: Arc<crate::KvStats>,
+    pub clock: larder_base::SharedClock,
+    pub draws: Draws,
 }
 
 impl Kv {
     /// Opens the KV in `store` and starts its writer, replication, anti-entropy and
     /// collection tasks. The returned tasks stop when `shutdown` turns true; the writer
     /// (not returned) stops once every handle is dropped, after committing what it holds.
+    /// `env` gives the wall clock and the seed of the random draws.
     pub fn start(
         store: Store,
         config: KvConfig,
+        env: KvEnv,
         cluster: watch::Receiver<Arc<ClusterView>>,
         channels: ChannelFactory,
         shutdown: watch::Receiver<bool>,
@@ -105,6 +111,7 @@ impl Kv {
             outgoing: Arc::new(replicator.clone()),
             group_max: config.group_commit_jobs_max,
             stats: stats.clone(),
+            clock: env.clock.clone(),
         };
         let kv = Kv {
             inner: Arc::new(Inner {
@@ -119,6 +126,8 @@ impl Kv {
                 replicator,
                 synced_at_ms: std::sync::atomic::AtomicU64::new(keyspace_synced_at),
                 stats,
+                clock: env.clock,
+                draws: Draws::new(env.rng_seed),
             }),
         };
         tokio::spawn(writer.run(jobs_rx));
@@ -139,6 +148,11 @@ impl Kv {
 
     pub fn me(&self) -> NodeId {
         self.inner.me
+    }
+
+    /// Wall-clock Unix milliseconds, from the injected clock.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
     }
 
     pub fn view(&self) -> Arc<ClusterView> {
@@ -189,12 +203,8 @@ impl Kv {
     ) -> Result<WriteOutcome, KvError> {
         self.inner.keyspace.store().health().check_space()?;
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Local {
-            namespace: namespace.to_string(),
-            mutations,
-            reply,
-        })
-        .await?;
+        self.submit(Job::local(namespace.to_string(), mutations, reply))
+            .await?;
         let LocalOutcome { versions, last_seq } = rx.await.map_err(|_| KvError::ShuttingDown)??;
         let mut vector = VersionVector::default();
         vector.raise(namespace, self.inner.me, last_seq);
@@ -205,7 +215,7 @@ impl Kv {
     }
 
     pub async fn put(&self, namespace: &str, items: Vec<PutItem>) -> Result<WriteOutcome, KvError> {
-        let mutations = validate::puts(&self.inner.config, items, now_ms())?;
+        let mutations = validate::puts(&self.inner.config, items, self.now_ms())?;
         self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
     }
@@ -230,7 +240,7 @@ impl Kv {
         validate::key(&self.inner.config, key)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         Ok(self
             .inner
             .keyspace
@@ -247,7 +257,7 @@ impl Kv {
         validate::get_many(&self.inner.config, keys)?;
         self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
-        let now = now_ms();
+        let now = self.now_ms();
         keys.iter()
             .map(|key| {
                 Ok(self
@@ -277,7 +287,7 @@ impl Kv {
             cursor,
             limit,
             config.list_scan_max,
-            now_ms(),
+            self.now_ms(),
         )?;
         Ok(ListPage { entries, cursor })
     }
@@ -370,11 +380,7 @@ impl Kv {
         self.inner.keyspace.store().health().check_space()?;
         let segments: Vec<Segment> = request.segments.iter().map(|s| s.segment.clone()).collect();
         let (reply, rx) = oneshot::channel();
-        self.submit_background(Job::Remote {
-            segments,
-            reply: Some(reply),
-        })
-        .await?;
+        self.submit_background(Job::remote(segments, reply)).await?;
         rx.await.map_err(|_| KvError::ShuttingDown)??;
         for relayed in request.segments {
             if !relayed.relay_to.is_empty() {
@@ -390,73 +396,16 @@ impl Kv {
     pub fn serve_sync(&self, request: &SyncRequest) -> Result<SyncResponse, KvError> {
         let view = self.view();
         let config = &self.inner.config;
-        let mine = self.vector();
-        let mut response = SyncResponse::default();
-        let mut budget_writes = config.sync_page_writes_max;
-        let mut budget_bytes = config.sync_page_bytes_max;
-        let start_ns = request.cursor.as_ref().map(|c| c.namespace.clone());
-        for (namespace, theirs) in &request.namespaces {
-            if start_ns.as_ref().is_some_and(|start| namespace < start) {
-                continue;
-            }
-            // Residency: serve only namespaces both ends may hold.
-            if !view.allows(namespace, self.inner.me) || !view.allows(namespace, request.from) {
-                continue;
-            }
-            if request.cursor.is_none() {
-                response
-                    .served
-                    .insert(namespace.clone(), mine.namespace(namespace));
-            }
-            let mut cursor = request
-                .cursor
-                .as_ref()
-                .filter(|c| &c.namespace == namespace)
-                .map(|c| (c.origin, c.seq));
-            loop {
-                let (writes, next) = self.inner.keyspace.writes_after(
-                    namespace,
-                    theirs,
-                    cursor,
-                    budget_writes.min(256),
-                )?;
-                let mut by_origin: BTreeMap<NodeId, Vec<(Vec<u8>, Entry)>> = BTreeMap::new();
-                for write in writes {
-                    let bytes = write.key.len() + write.entry.value.len() + 64;
-                    budget_writes = budget_writes.saturating_sub(1);
-                    budget_bytes = budget_bytes.saturating_sub(bytes);
-                    cursor = Some((write.origin, write.seq));
-                    by_origin
-                        .entry(write.origin)
-                        .or_default()
-                        .push((write.key, write.entry));
-                    if budget_writes == 0 || budget_bytes == 0 {
-                        break;
-                    }
-                }
-                for (origin, writes) in by_origin {
-                    response.segments.push(Segment {
-                        namespace: namespace.clone(),
-                        origin,
-                        covered: None,
-                        writes,
-                    });
-                }
-                if budget_writes == 0 || budget_bytes == 0 {
-                    response.next = cursor.map(|(origin, seq)| SyncCursor {
-                        namespace: namespace.clone(),
-                        origin,
-                        seq,
-                    });
-                    return Ok(response);
-                }
-                if next.is_none() {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        Ok(response)
+        // Residency: serve only namespaces both ends may hold.
+        let serves = |ns: &str| view.allows(ns, self.inner.me) && view.allows(ns, request.from);
+        let pager = SyncPager::new(
+            request,
+            serves,
+            &self.vector(),
+            config.sync_page_writes_max,
+            config.sync_page_bytes_max,
+        );
+        read_page(&self.inner.keyspace, pager)
     }
 
     /// Waits until this replica's contiguous progress includes `vector` (tests, tools).

@@ -8,12 +8,16 @@
 //!   (`VersionVector`), out-of-order ranges and lag;
 //! - [`keyspace`]: the on-disk layout (entries, origin index, progress) through the
 //!   storage seam;
-//! - [`writer`]: the single group-commit writer: one batch, one flush, then acknowledge;
+//! - `writer`: the single group-commit writer: one batch, one flush, then acknowledge;
+//!   `group_stage` decides, without I/O, what a group of jobs writes and answers;
 //! - [`replication`]: eager push with per-peer bounded queues and regional relays;
-//! - [`anti_entropy`]: periodic pairwise sync that repairs any gap;
+//! - [`anti_entropy`]: periodic pairwise sync that repairs any gap: it times rounds and
+//!   does the RPCs; [`sync_exchange`] decides what one exchange asks for and does with
+//!   each page, [`sync_pager`] what one answered page carries;
 //! - [`collector`]: expiry, tombstone and deleted-namespace collection;
 //! - [`watch`]: resumable change streams;
 //! - [`kv`]: the `Kv` handle the services call; [`validate`]: its pure request checks;
+//! - `env`: [`KvEnv`], the injected wall clock and the seed of the KV's random draws;
 //!   [`grpc`]: the api and peer services and the error-to-status mapping.
 
 pub mod anti_entropy;
@@ -21,7 +25,9 @@ mod cluster_view;
 pub mod collector;
 mod config;
 pub mod entry;
+mod env;
 mod error;
+mod group_stage;
 pub mod grpc;
 pub mod keyspace;
 mod kv;
@@ -30,6 +36,10 @@ pub mod progress;
 pub mod replication;
 mod segment;
 mod stats;
+pub mod sync_exchange;
+pub mod sync_pager;
+#[cfg(test)]
+mod test_support;
 pub mod token;
 pub mod validate;
 pub mod version;
@@ -40,6 +50,7 @@ mod writer;
 pub use cluster_view::{ClusterView, NamespaceInfo, PeerInfo};
 pub use config::{KvConfig, KvConfigError};
 pub use entry::{Entry, merge};
+pub use env::KvEnv;
 pub use error::KvError;
 pub use kv::{Kv, ListPage, PutItem, WriteOutcome};
 pub use progress::{Lag, Progress, VersionVector};
@@ -53,9 +64,9 @@ pub use writer::Mutation;
 /// `NodeId` every crate shares).
 pub use larder_base::NodeId;
 
-/// Wall-clock Unix milliseconds.
+/// The operating system's wall-clock Unix milliseconds, for tools and tests. The KV
+/// itself reads the clock it was started with ([`KvEnv`], [`Kv::now_ms`]).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    use larder_base::Clock;
+    larder_base::SystemClock.now_ms()
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Entry, NodeId};
+use crate::{Entry, KvError, NodeId};
 
 /// Writes of one namespace travelling between replicas.
 ///
@@ -16,6 +16,34 @@ pub struct Segment {
 }
 
 impl Segment {
+    /// Fails unless every write is the segment origin's, inside the range it covers:
+    /// else receiving the range would count another origin's writes, or writes not sent,
+    /// as received.
+    pub fn check(&self) -> Result<(), KvError> {
+        let range = self.covered.unwrap_or((1, u64::MAX));
+        let stray = self.writes.iter().find(|(_, entry)| {
+            entry.version.origin != self.origin || entry.seq < range.0 || entry.seq > range.1
+        });
+        match (stray, self.covered) {
+            (Some((_, entry)), _) => Err(KvError::InvalidArgument(format!(
+                "a segment of node {} covering {:?} in {:?} carries write {} of node {} ({})",
+                self.origin,
+                self.covered,
+                self.namespace,
+                entry.seq,
+                entry.version.origin,
+                entry.version
+            ))),
+            (None, Some((from, to))) if from > to || from == 0 => {
+                Err(KvError::InvalidArgument(format!(
+                    "a segment of node {} covers the empty range {from}..={to}",
+                    self.origin
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Approximate encoded size, for batch and queue limits.
     pub fn bytes(&self) -> usize {
         self.namespace.len()

@@ -48,7 +48,7 @@ impl KvStats {
             ),
             (
                 "kv_expired_collected",
-                "Expired entries removed",
+                "Expired entries turned into tombstones, or removed once past the grace period",
                 get(&self.expired_collected),
             ),
         ]

@@ -54,6 +54,9 @@ impl Hlc {
         } else {
             (last.0 + 1, 0)
         };
+        // A stamp at or below one issued or observed before would let an older write
+        // win over this one, silently, on every replica.
+        assert!(next > *last, "a hybrid logical clock never goes back");
         *last = next;
         Version {
             physical_ms: next.0,

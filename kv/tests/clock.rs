@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use larder_kv::peer_messages::{PushRequest, RelayedSegment};
 use larder_kv::{
-    ChannelFactory, ClusterView, Entry, Kv, KvConfig, NamespaceInfo, NodeId, PeerInfo, PutItem,
-    Segment, Version, now_ms,
+    ChannelFactory, ClusterView, Entry, Kv, KvConfig, KvEnv, NamespaceInfo, NodeId, PeerInfo,
+    PutItem, Segment, Version, now_ms,
 };
 use tokio::sync::watch;
 
@@ -44,8 +44,15 @@ fn start(store: &larder_store::Store) -> (Kv, watch::Sender<bool>) {
     let (_view_tx, view) = watch::channel(Arc::new(single_node_view()));
     let channels: ChannelFactory = Arc::new(|_: &str| Err("no peers in this test".to_string()));
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let (kv, _tasks) =
-        Kv::start(store.clone(), KvConfig::default(), view, channels, shutdown).expect("start");
+    let (kv, _tasks) = Kv::start(
+        store.clone(),
+        KvConfig::default(),
+        KvEnv::system(),
+        view,
+        channels,
+        shutdown,
+    )
+    .expect("start");
     (kv, shutdown_tx)
 }
 

@@ -217,6 +217,7 @@ async fn start_kv_and_objects(
     let (kv, kv_tasks) = Kv::start(
         store.clone(),
         config.kv.clone(),
+        larder_kv::KvEnv::system(),
         view_rx,
         channel_factory.clone(),
         shutdown.clone(),

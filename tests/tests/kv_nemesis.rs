@@ -31,11 +31,13 @@ use larder_checker::{
 use larder_client::kv::Session;
 use larder_proto::v1::kv_client::KvClient;
 use support::faketime::FakeClock;
+use support::kv_calls::Call;
 use support::kv_dump::{api_dump, disk_dump};
+use support::objects_workload::Recorder;
 use support::{TestCluster, wait_for};
 use tokio::sync::RwLock;
 use tonic::transport::Channel;
-use workload::{Call, Load, Recorder, Rng, channel, client_loop, run_call};
+use workload::{Load, Rng, channel, client_loop, run_call};
 
 const NODES: u64 = 5;
 const CLIENTS: u64 = 6;
@@ -227,10 +229,7 @@ async fn kv_converges_and_loses_nothing_through_partitions_kills_pauses_and_cloc
     let (mut cluster, clock) = start_cluster(clock_node, offset).await;
 
     let load = Load {
-        recorder: Recorder {
-            started: Instant::now(),
-            events: Arc::default(),
-        },
+        recorder: Recorder::new(),
         gate: Arc::new(RwLock::new(())),
         apis: (1..=NODES).map(|n| cluster.node(n).api.clone()).collect(),
         until: Instant::now() + run_for,
@@ -384,6 +383,7 @@ async fn barrier(cluster: &TestCluster, recorder: &Recorder) {
                 namespace,
                 key: format!("zz-barrier-{}", node.id),
                 value: Some(format!("barrier-{}", node.id)),
+                ttl_ms: 0,
             };
             retry_ok(recorder, &mut client, node.id, &call, &session).await;
         }
@@ -397,6 +397,7 @@ async fn barrier(cluster: &TestCluster, recorder: &Recorder) {
                     namespace,
                     key: format!("zz-barrier-{marker}"),
                     value: None,
+                    ttl_ms: 0,
                 };
                 retry_ok(recorder, &mut client, node.id, &call, &session).await;
             }

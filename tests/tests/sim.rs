@@ -23,16 +23,13 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use larder_checker::{CheckInputs, History, check_all};
 use larder_directory::{
     Command, Directory, DirectoryConfig, DirectoryRequest, NamespacePolicy, NamespaceRecord,
-    NodeId, NodeSpec, ObjectKey, PeerChannels, PeerConnector, PeerIo, PeerNode, RegionId, liveness,
-    peer_services,
+    NodeId, NodeSpec, ObjectKey, PeerNode, RegionId, liveness, peer_services,
 };
 use larder_objects::grpc::objects_service::ObjectsService;
 use larder_objects::grpc::peer_service::ObjectPeerService;
@@ -45,7 +42,8 @@ use support::objects_workload::{
     COUNTER, NAMESPACE, REGISTER, Recorder, Route, assert_checkers_are_not_blind, figures,
     final_reads, spawn_clients,
 };
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use support::sim_faults::{Fault, cut_off, heal, host, inject};
+use support::sim_net::{self, RESULT_PREFIX, channel_to, connector, digest, run_in_child};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::Channel;
@@ -58,70 +56,12 @@ const PROCESSES: u64 = 5;
 /// How long after the workload the healed cluster has to answer the final reads.
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn host(id: u64) -> String {
-    format!("n{id}")
-}
-
 fn addr(id: u64) -> String {
     format!("{}:{PORT}", host(id))
 }
 
-/// Every peer and client connection dials through the simulated network.
-fn connector() -> PeerConnector {
-    Arc::new(|addr: String| {
-        Box::pin(async move {
-            let stream = turmoil::net::TcpStream::connect(addr).await?;
-            Ok(Box::new(stream) as Box<dyn PeerIo>)
-        })
-    })
-}
-
-/// A channel to a simulated address (a client's own, not a node's shared ones).
-fn channel_to(addr: &str) -> Channel {
-    PeerChannels::new(Duration::from_secs(1), None)
-        .with_connector(Some(connector()))
-        .channel(addr)
-        .expect("simulated peer address")
-}
-
 fn channel(id: u64) -> Channel {
     channel_to(&addr(id))
-}
-
-/// A simulated TCP connection as tonic's server takes it.
-struct Accepted(turmoil::net::TcpStream);
-
-impl tonic::transport::server::Connected for Accepted {
-    type ConnectInfo = ();
-    fn connect_info(&self) {}
-}
-
-impl AsyncRead for Accepted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Accepted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
 }
 
 /// What the harness can see of the nodes from outside: each node's view of the Raft
@@ -187,7 +127,7 @@ async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
         ObjectStore::open(store.clone())?,
         objects_config(),
         factory,
-        larder_base::SystemClock::shared(),
+        Arc::new(support::sim_net::SimWallClock),
     );
     tokio::spawn({
         let (directory, stop) = (directory.clone(), stop.clone());
@@ -201,14 +141,7 @@ async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
     tokio::spawn(watch_node(id, directory.clone(), spy));
 
     let (raft, forward) = peer_services(&directory);
-    let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-    let incoming = futures::stream::unfold(listener, |listener| async move {
-        loop {
-            if let Ok((stream, _)) = listener.accept().await {
-                return Some((Ok::<_, std::io::Error>(Accepted(stream)), listener));
-            }
-        }
-    });
+    let incoming = sim_net::incoming(PORT).await?;
     tonic::transport::Server::builder()
         .add_service(raft)
         .add_service(forward)
@@ -329,38 +262,6 @@ async fn mover(seed: u64, run_for: Duration, log: Arc<Mutex<Vec<String>>>) -> tu
     Ok(())
 }
 
-/// One fault of the schedule, with what healing it takes.
-enum Fault {
-    Crash(u64),
-    /// Links held both ways: messages wait and arrive late, after the heal.
-    Hold(Vec<(u64, u64)>),
-    /// Links that drop every message.
-    Drop(Vec<(u64, u64)>),
-}
-
-impl Fault {
-    fn describe(&self) -> String {
-        match self {
-            Fault::Crash(id) => format!("crash n{id}"),
-            Fault::Hold(links) => format!("hold {links:?}"),
-            Fault::Drop(links) => format!("drop {links:?}"),
-        }
-    }
-}
-
-/// Links between `side` and every other node.
-fn cut_off(side: &[u64]) -> Vec<(u64, u64)> {
-    let mut links = Vec::new();
-    for a in side {
-        for b in 1..=NODES {
-            if !side.contains(&b) {
-                links.push((*a, b));
-            }
-        }
-    }
-    links
-}
-
 fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
     let any = 1 + rng.below(NODES);
     let owner = {
@@ -381,17 +282,17 @@ fn pick_fault(rng: &mut Rng, spy: &Spy) -> Fault {
     match rng.below(7) {
         0 => Fault::Crash(owner),
         1 => Fault::Crash(any),
-        2 => Fault::Hold(cut_off(&[owner])),
-        3 => Fault::Hold(cut_off(&[leader])),
+        2 => Fault::Hold(cut_off(&[owner], NODES)),
+        3 => Fault::Hold(cut_off(&[leader], NODES)),
         4 => {
             let mut nodes: Vec<u64> = (1..=NODES).collect();
             rng.shuffle(&mut nodes);
             // The owner on the minority side when it is known.
             nodes.retain(|n| *n != owner);
-            Fault::Hold(cut_off(&[owner, nodes[0]]))
+            Fault::Hold(cut_off(&[owner, nodes[0]], NODES))
         }
-        5 => Fault::Drop(cut_off(&[owner])),
-        _ => Fault::Drop(cut_off(&[any])),
+        5 => Fault::Drop(cut_off(&[owner], NODES)),
+        _ => Fault::Drop(cut_off(&[any], NODES)),
     }
 }
 
@@ -402,21 +303,6 @@ struct Run {
     /// FNV-1a of the history: equal for two runs of one seed when the run is
     /// deterministic.
     digest: u64,
-}
-
-fn digest(events: &[larder_checker::Event]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for event in events {
-        for byte in serde_json::to_vec(event)
-            .expect("event")
-            .iter()
-            .chain(b"\n")
-        {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
 }
 
 fn run_seed(seed: u64, run_for: Duration) -> Run {
@@ -534,162 +420,26 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
     }
 }
 
-fn inject(
-    sim: &mut turmoil::Sim,
-    fault: &Fault,
-    disks: &BTreeMap<u64, MemoryDisk>,
-    rng: &mut Rng,
-    crashed: &mut Vec<u64>,
-) {
-    match fault {
-        Fault::Crash(id) => {
-            sim.crash(host(*id));
-            let disk = &disks[id];
-            let pending = disk.pending_writes() as u64;
-            disk.crash(rng.below(pending + 1) as usize);
-            crashed.push(*id);
-        }
-        Fault::Hold(links) => {
-            for (a, b) in links {
-                sim.hold(host(*a), host(*b));
-            }
-        }
-        Fault::Drop(links) => {
-            for (a, b) in links {
-                sim.partition(host(*a), host(*b));
-            }
-        }
-    }
-}
-
-fn heal(sim: &mut turmoil::Sim, fault: &Fault, crashed: &mut Vec<u64>) {
-    match fault {
-        Fault::Crash(_) => {
-            for id in crashed.drain(..) {
-                sim.bounce(host(id));
-            }
-        }
-        Fault::Hold(links) => {
-            for (a, b) in links {
-                sim.release(host(*a), host(*b));
-            }
-        }
-        Fault::Drop(links) => {
-            for (a, b) in links {
-                sim.repair(host(*a), host(*b));
-            }
-        }
-    }
-}
-
-/// Set in the process that runs one seed.
-const CHILD_ENV: &str = "LARDER_SIM_CHILD";
-/// The line a seed's process ends with when every checker passed.
-const RESULT_PREFIX: &str = "sim-result";
-
-/// What one seed's process reported.
-struct Outcome {
-    digest: String,
-    output: String,
-}
-
-/// Runs one seed in a fresh process of this test binary. A process runs one simulation
-/// on one thread: tokio numbers tasks with a process-wide counter and the order a crashed
-/// host's tasks are dropped in follows those numbers, so two simulations sharing a
-/// process (or one following another) would not replay each other.
-fn run_in_child(seed: u64, run_for: Duration) -> Outcome {
-    let exe = std::env::current_exe().expect("test binary");
-    let child = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "one_seed",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .env("SIM_SEED", seed.to_string())
-        .env("SIM_SECS", run_for.as_secs().to_string())
-        .output()
-        .expect("run the seed's process");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&child.stdout),
-        String::from_utf8_lossy(&child.stderr)
-    );
-    let digest = output
-        .lines()
-        .find_map(|line| line.strip_prefix(RESULT_PREFIX))
-        .map(|rest| rest.trim().to_string());
-    match digest {
-        Some(digest) if child.status.success() => Outcome { digest, output },
-        _ => panic!("seed {seed} failed (SIM_SEED={seed} replays it):\n{output}"),
-    }
-}
-
 /// One seed, in its own process (see [`run_in_child`]).
 #[test]
 #[ignore = "run by the other tests of this file, one process per seed"]
 fn one_seed() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some((seed, run_for)) = sim_net::child_seed(20) else {
         return;
-    }
-    let seed = env_number("SIM_SEED").expect("SIM_SEED");
-    let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
-    // `SIM_LOG=info,openraft=warn`: the nodes' logs, each line stamped with simulated
-    // time and the host (turmoil's span) it came from.
-    if let Ok(filter) = std::env::var("SIM_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_timer(SimTime)
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    };
     let started = std::time::Instant::now();
     let run = run_seed(seed, run_for);
-    println!(
-        "seed {seed} passed in {:.1} s: {} events; {}\nfaults:\n{}",
-        started.elapsed().as_secs_f64(),
-        run.history_events,
-        run.operations,
-        run.faults.join("\n")
-    );
-    println!(
-        "{RESULT_PREFIX} {:016x} {} events {} faults",
-        run.digest,
-        run.history_events,
-        run.faults.len()
-    );
+    let summary = format!("{} events; {}", run.history_events, run.operations);
+    sim_net::report_pass(seed, started, &summary, &run.faults, run.digest);
 }
 
 #[test]
 fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
     let run_for = Duration::from_secs(env_number("SIM_SECS").unwrap_or(20));
-    let seeds: Vec<u64> = match env_number("SIM_SEED") {
-        Some(seed) => vec![seed],
-        None => {
-            let first = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64);
-            let mut rng = Rng::new(first);
-            (0..env_number("SIM_SEEDS").unwrap_or(4))
-                .map(|_| rng.next_u64())
-                .collect()
-        }
-    };
-    for seed in seeds {
+    for seed in sim_net::seeds(4) {
         let started = std::time::Instant::now();
-        let outcome = run_in_child(seed, run_for);
-        let summary = outcome
-            .output
-            .lines()
-            .find_map(|line| {
-                line.find(&format!("seed {seed} passed"))
-                    .map(|at| &line[at..])
-            })
-            .unwrap_or_default()
-            .to_string();
+        let outcome = run_in_child("one_seed", seed, run_for);
+        let summary = outcome.summary(seed);
         let faults: Vec<&str> = outcome
             .output
             .lines()
@@ -708,23 +458,5 @@ fn ownership_stays_safe_across_seeds_of_crashes_and_partitions() {
 /// A seed is a reproduction: the same seed gives the same history, event for event.
 #[test]
 fn a_seed_replays_exactly() {
-    let seed = env_number("SIM_SEED").unwrap_or(7);
-    let run_for = Duration::from_secs(10);
-    let first = run_in_child(seed, run_for);
-    let second = run_in_child(seed, run_for);
-    assert_eq!(
-        first.digest, second.digest,
-        "seed {seed} gave two different histories: something in the nodes draws on \
-         randomness or time the simulation does not control"
-    );
-}
-
-/// Log lines stamped with the simulation's clock.
-struct SimTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for SimTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        let at = turmoil::sim_elapsed().unwrap_or_default();
-        write!(w, "{:>9.4}s", at.as_secs_f64())
-    }
+    sim_net::assert_seed_replays("one_seed", 7, Duration::from_secs(10));
 }

@@ -75,8 +75,20 @@ pub fn disk_dump(node: &TestNode, namespaces: &[&str]) -> anyhow::Result<NodeDum
     anyhow::ensure!(!node.is_running(), "node {} must be stopped", node.id);
     let store = larder_store::Store::open(node.data_dir.join("store")).context("open store")?;
     let keyspace = larder_kv::keyspace::Keyspace::open(store).context("open keyspace")?;
+    keyspace_dump(node.id, &keyspace, namespaces, None)
+}
+
+/// What node `id`'s `keyspace` holds for `namespaces`, tombstones included. With
+/// `expired_at`, an entry expired at that time shows as the tombstone collection turns it
+/// into.
+pub fn keyspace_dump(
+    id: u64,
+    keyspace: &larder_kv::keyspace::Keyspace,
+    namespaces: &[&str],
+    expired_at: Option<u64>,
+) -> anyhow::Result<NodeDump> {
     let mut dump = NodeDump {
-        node: NodeId(node.id),
+        node: NodeId(id),
         namespaces: BTreeMap::new(),
     };
     let mut cursor = None;
@@ -86,6 +98,9 @@ pub fn disk_dump(node: &TestNode, namespaces: &[&str]) -> anyhow::Result<NodeDum
             if !namespaces.contains(&namespace.as_str()) {
                 continue;
             }
+            let expired =
+                expired_at.is_some_and(|now| entry.expires_at_ms.is_some_and(|at| at <= now));
+            let dead = entry.tombstone || expired;
             let v = entry.version;
             dump.namespaces
                 .entry(ObjectId::from(namespace.as_str()))
@@ -93,9 +108,9 @@ pub fn disk_dump(node: &TestNode, namespaces: &[&str]) -> anyhow::Result<NodeDum
                 .insert(
                     text(&key),
                     KvEntry {
-                        value: (!entry.tombstone).then(|| text(&entry.value)),
+                        value: (!dead).then(|| text(&entry.value)),
                         version: Version(vec![v.physical_ms, u64::from(v.logical), v.origin.0]),
-                        tombstone: entry.tombstone,
+                        tombstone: dead,
                     },
                 );
         }

@@ -10,7 +10,10 @@
 //!   cluster on a block of loopback addresses of its own;
 //! - [`cli`]: the `larder` command line against a test node;
 //! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG;
-//! - [`members`]: its membership changes (demote, replace, rejoin) and client routes.
+//! - [`members`]: its membership changes (demote, replace, rejoin) and client routes;
+//! - [`kv_calls`]: KV puts, deletes and session reads recorded as a history;
+//! - [`sim_net`], [`sim_faults`]: what the simulation tiers share (turmoil network,
+//!   seeds, digests; crashes and cut links).
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
@@ -18,12 +21,15 @@
 pub mod cli;
 mod cluster;
 pub mod faketime;
+pub mod kv_calls;
 pub mod kv_dump;
 pub mod members;
 pub mod nemesis;
 mod node;
 pub mod objects_workload;
 pub mod partition;
+pub mod sim_faults;
+pub mod sim_net;
 
 pub use cluster::TestCluster;
 pub use node::TestNode;
