@@ -149,13 +149,19 @@ impl Placements {
             DirectoryResponse::Outcome {
                 outcome: CommandOutcome::Placed(placed),
                 ..
+            } if placed.epoch > expected_epoch => Reassigned::Placed(*placed),
+            DirectoryResponse::Outcome {
+                outcome: CommandOutcome::Placed(placed),
+                ..
             } => {
-                assert!(
-                    placed.epoch > expected_epoch,
-                    "a reassignment raises the epoch ({expected_epoch} -> {})",
+                // A directory bug: refuse the hand-over rather than stop the task (the
+                // failover loop) that asked.
+                debug_assert!(false, "a reassignment must raise the epoch");
+                tracing::error!(object = %key, expected = %expected_epoch, placed = %placed.epoch, "a reassignment did not raise the epoch");
+                Reassigned::Refused(format!(
+                    "the directory placed {key} at epoch {} from {expected_epoch}",
                     placed.epoch
-                );
-                Reassigned::Placed(*placed)
+                ))
             }
             DirectoryResponse::Outcome {
                 outcome: CommandOutcome::EpochMismatch(current),

@@ -256,6 +256,19 @@ mod tests {
                 raise_to: Some(Epoch(4))
             }
         );
+        // The new owner's first write at the copy's version + 1 is not "already applied"
+        // however its number compares: the copy cannot tell its data is the new owner's.
+        assert_eq!(
+            offer_write(&meta(3, 2, 4), Epoch(3), 3, 1),
+            WriteDecision::Gap {
+                have: 4,
+                raise_to: None
+            }
+        );
+        assert!(matches!(
+            offer_write(&meta(3, 2, 4), Epoch(3), 5, 1),
+            WriteDecision::Gap { have: 4, .. }
+        ));
         // An empty copy takes a new owner's first write without a transfer.
         assert!(matches!(
             offer_write(&ReplicaMeta::default(), Epoch(2), 1, 1),

@@ -162,7 +162,7 @@ impl ObjectStore {
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         self.alarms.set(key, state.next_alarm_ms());
-        self.accepts.note(key, epoch, now);
+        self.accepts.note(key, epoch, tokio::time::Instant::now());
         Ok(ApplyOutcome::Installed {
             version: state.version(),
             quiet_ms,

@@ -14,9 +14,6 @@ use super::{
     Delivery, DeliveryResult, NAMESPACE_REFRESH, NamespaceDelivery, ObjectEventOut,
     RECONNECT_BACKOFF_MAX, SILENCE_MAX, SUBSCRIPTION_BUFFER, sealed,
 };
-
-/// The first pause before a relay looks for the owner again.
-const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 use crate::host::ObjectHost;
 use crate::peer_messages::{NamespaceSubscribeRequest, SubscribeRequest};
 use crate::{ObjectError, ObjectId};
@@ -256,6 +253,9 @@ fn unreachable(node: NodeId, status: &tonic::Status) -> ObjectError {
         retry_at: None,
     }
 }
+
+/// The first pause before a relay looks for the owner again.
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
 
 /// Reconnection pauses of a relay: doubling up to [`RECONNECT_BACKOFF_MAX`], back to
 /// the start once an owner's stream is healthy.

@@ -43,6 +43,16 @@ pub(crate) fn most_up_to_date(fenced: &[(NodeId, ReplicaMeta)]) -> Option<NodeId
         .map(|(id, _)| *id)
 }
 
+/// Whether a hand-over's state transfer reached enough of the new replica set to
+/// commit: a majority of it, **the new owner among them**. An owner new to its epoch
+/// installs its own copy on the others when it activates, so a new owner that missed
+/// the transfer would roll the object back (found by the simulation, seed
+/// 101943719929760104: a move whose install missed the target lost 380 acknowledged
+/// adds). `installed` counts the new owner when it took the state.
+pub(crate) fn transfer_enough(owner_took: bool, installed: usize, new_set: usize) -> bool {
+    owner_took && installed > new_set / 2
+}
+
 /// Whether the object's owner is gone or recorded down: failover's case.
 pub(crate) fn orphaned(state: &DirectoryState, placement: &ObjectPlacement) -> bool {
     state

@@ -188,3 +188,15 @@ fn a_short_replica_set_grows_back_to_the_replication_factor() {
         None
     );
 }
+
+#[test]
+fn a_transfer_commits_only_on_a_majority_that_includes_the_new_owner() {
+    assert!(transfer_enough(true, 2, 3));
+    assert!(
+        !transfer_enough(false, 2, 3),
+        "a majority without the new owner"
+    );
+    assert!(!transfer_enough(true, 1, 3));
+    assert!(!transfer_enough(true, 2, 4), "two of four is no majority");
+    assert!(transfer_enough(true, 1, 1));
+}

@@ -139,7 +139,7 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         .read_local(|state| choice::failover_replicas(state, placement, &fenced, factor))
         .await
         .ok_or_else(|| {
-            deferred(format!(
+            ObjectError::unavailable(format!(
                 "only {} of {} replicas reachable; a majority ({}) is needed to fail over safely",
                 fenced.len(),
                 placement.replicas.len(),
@@ -159,9 +159,10 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         epoch: next_epoch,
         state: chosen,
     };
+    // The new owner's own copy holds the state it was read from.
     let holding = 1 + peers.install_on(&replicas[1..], &install).await;
-    if holding < replicas.len() / 2 + 1 {
-        return Err(deferred(format!(
+    if !choice::transfer_enough(true, holding, replicas.len()) {
+        return Err(ObjectError::unavailable(format!(
             "the state reached {holding} of {} new replicas; a majority is needed",
             replicas.len()
         )));
@@ -171,17 +172,10 @@ async fn fail_over(host: &ObjectHost, placement: &ObjectPlacement) -> Result<Nod
         .await?;
     match reassigned {
         Reassigned::Placed(placed) => Ok(placed.owner),
-        Reassigned::Changed(current) => Err(deferred(format!(
+        Reassigned::Changed(current) => Err(ObjectError::unavailable(format!(
             "the placement changed meanwhile (epoch {})",
             current.epoch
         ))),
         Reassigned::Refused(reason) => Err(ObjectError::Placement(reason)),
-    }
-}
-
-fn deferred(reason: String) -> ObjectError {
-    ObjectError::Unavailable {
-        reason,
-        retry_at: None,
     }
 }

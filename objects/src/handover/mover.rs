@@ -102,7 +102,7 @@ async fn hand_over(
     region: Option<RegionId>,
 ) -> Result<ObjectPlacement, ObjectError> {
     let Some(&new_owner) = replicas.first() else {
-        return Err(unavailable(format!(
+        return Err(ObjectError::unavailable(format!(
             "{}: no up node to hand the object to",
             placement.key
         )));
@@ -116,7 +116,7 @@ async fn hand_over(
     let moved = match reassigned {
         Reassigned::Placed(moved) => moved,
         Reassigned::Changed(current) => {
-            return Err(unavailable(format!(
+            return Err(ObjectError::unavailable(format!(
                 "the placement changed meanwhile (epoch {})",
                 current.epoch
             )));
@@ -147,7 +147,7 @@ async fn fence_and_read(
     let next = placement.epoch.next();
     let fenced = super::fence_copies(peers, &placement.key, &placement.replicas, next).await;
     if !choice::is_majority(fenced.len(), placement) {
-        return Err(unavailable(format!(
+        return Err(ObjectError::unavailable(format!(
             "only {} of {} replicas reachable; a move needs a majority",
             fenced.len(),
             placement.replicas.len()
@@ -160,13 +160,8 @@ async fn fence_and_read(
     Ok(state)
 }
 
-/// Step 4: installs `state` on the new replica set at the next epoch.
-///
-/// The new owner must hold it too, not only a majority: an owner new to its epoch
-/// installs its own copy on the others when it activates, so a copy that missed this
-/// install would replace the moved state with an older one (found by the simulation,
-/// seed 101943719929760104: a move whose install missed the target lost 380
-/// acknowledged adds).
+/// Step 4: installs `state` on the new replica set at the next epoch (see
+/// [`choice::transfer_enough`]).
 async fn install_on_new_set(
     host: &ObjectHost,
     placement: &ObjectPlacement,
@@ -186,8 +181,8 @@ async fn install_on_new_set(
         peers.install_on(&replicas[1..], &install)
     );
     let installed = owner_took + others_took;
-    if owner_took == 0 || installed < replicas.len() / 2 + 1 {
-        return Err(unavailable(format!(
+    if !choice::transfer_enough(owner_took > 0, installed, replicas.len()) {
+        return Err(ObjectError::unavailable(format!(
             "the state reached {installed} of {} new replicas ({} the new owner {new_owner}); \
              a majority including the new owner is needed",
             replicas.len(),
@@ -195,11 +190,4 @@ async fn install_on_new_set(
         )));
     }
     Ok(())
-}
-
-fn unavailable(reason: String) -> ObjectError {
-    ObjectError::Unavailable {
-        reason,
-        retry_at: None,
-    }
 }

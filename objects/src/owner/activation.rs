@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 
-use larder_base::Epoch;
+use larder_base::{Epoch, NodeId};
 use larder_directory::ObjectPlacement;
 use tokio::time::Instant;
 
 use super::actor::Actor;
+use super::round::RoundKind;
 use crate::peer_messages::{CopyRequest, InstallRequest};
 use crate::placements::Reassigned;
 use crate::{ObjectError, ReplicaMeta};
@@ -40,6 +41,40 @@ pub(super) enum Resume {
     NextEpoch,
     /// New to the epoch: install the copy on a majority of the replicas.
     Install,
+}
+
+impl Resume {
+    /// Whether the owner may vouch for its copy afterwards (remember it as settled): not
+    /// when serving reads only, whose copy may lack a write its replicas took — vouched
+    /// for, the next activation would reuse the epoch and give another write that
+    /// write's number.
+    pub(super) fn vouches(&self) -> bool {
+        !matches!(self, Resume::ReadsOnly | Resume::Deposed { .. })
+    }
+}
+
+/// How long a new owner waits before serving, after installing its state at `epoch`:
+/// what may be left of an older owner's read lease. Its lease began no later than the
+/// last time a copy of the new owner's majority accepted anything from it (every
+/// majority it had meets this one), `quiet_ms` ago. None at epoch 1 (the first
+/// placement: no older owner) nor when the older lease was this node's own.
+pub(super) fn lease_wait(
+    epoch: Epoch,
+    own_lease_gone: bool,
+    quiet_ms: u64,
+    lease: Duration,
+) -> Duration {
+    if epoch <= Epoch::FIRST || own_lease_gone {
+        return Duration::ZERO;
+    }
+    lease.saturating_sub(Duration::from_millis(quiet_ms))
+}
+
+/// Whether an owner refused at `fenced_at` reclaims that epoch: only when, after the
+/// grace for a hand-over to commit, the directory still names it owner one epoch below
+/// (an abandoned hand-over); anything else is a hand-over that happened.
+pub(super) fn retake_due(placement: &ObjectPlacement, me: NodeId, fenced_at: Epoch) -> bool {
+    placement.owner == me && fenced_at == placement.epoch.next()
 }
 
 /// What this node knows of its own past with the object; read only when its copy holds
@@ -117,7 +152,7 @@ impl Actor {
         let Some(placement) = self.ctx.placements.latest(&self.key).await? else {
             return Ok(false);
         };
-        if placement.owner != self.ctx.placements.me() || fenced_at != placement.epoch.next() {
+        if !retake_due(&placement, self.ctx.placements.me(), fenced_at) {
             return Ok(false);
         }
         let retaken = self.next_epoch(&placement).await?.is_some();
@@ -161,7 +196,9 @@ impl Actor {
                 space: copies.check_space().is_ok(),
             })
         };
-        let (install, own_lease_gone) = match resume(&meta, placement.epoch, settled, past)? {
+        self.reads_only = false;
+        let resume = resume(&meta, placement.epoch, settled, past)?;
+        let (install, own_lease_gone) = match resume {
             Resume::Deposed { epoch } => {
                 return Err(ObjectError::Superseded {
                     key: self.key.to_string(),
@@ -203,7 +240,9 @@ impl Actor {
             // the lease.
             self.lease_until = None;
         }
-        self.ctx.settled.settle(&self.key, placement.epoch);
+        if resume.vouches() {
+            self.ctx.settled.settle(&self.key, placement.epoch);
+        }
         self.placement = Some(placement);
         Ok(())
     }
@@ -223,19 +262,20 @@ impl Actor {
             state: self.state.clone(),
         });
         let (round, marked) = tokio::join!(
-            self.replicate(placement, install, false),
+            self.replicate(placement, install, RoundKind::Install),
             self.ctx.copies.mark_owner(&self.key, placement.epoch)
         );
         let round = round?;
         marked?;
-        if placement.epoch > Epoch::FIRST && !own_lease_gone {
-            // An older owner may still answer reads until its lease runs out (epoch 1 is
-            // the first placement: there was none). Its lease began no later than the
-            // last time a copy of this majority accepted anything from it (every
-            // majority it had meets this one), usually long ago.
-            let lease = self.ctx.config.lease();
-            tokio::time::sleep(lease.saturating_sub(Duration::from_millis(round.quiet_ms))).await;
-        }
+        // An older owner may still answer reads until its lease runs out.
+        let lease = self.ctx.config.lease();
+        tokio::time::sleep(lease_wait(
+            placement.epoch,
+            own_lease_gone,
+            round.quiet_ms,
+            lease,
+        ))
+        .await;
         self.lease_until = Some(started + self.ctx.config.lease());
         Ok(())
     }
@@ -296,6 +336,56 @@ mod tests {
         assert_eq!(
             resume(&meta(5, 5), e, false, past(5, false)),
             Ok(Resume::ReadsOnly)
+        );
+        // A settled copy from an older write epoch is still new to this one.
+        assert_eq!(
+            resume(&meta(5, 4), e, true, never_asked),
+            Ok(Resume::Install)
+        );
+    }
+
+    /// Regression (review): an owner serving reads only was remembered as settled, so
+    /// once space was back it reused the epoch although its copy may lack a write its
+    /// replicas took; the next write got that write's number and "already applied".
+    #[test]
+    fn an_owner_serving_reads_only_never_vouches_for_its_copy() {
+        assert!(!Resume::ReadsOnly.vouches());
+        assert!(Resume::ColdStart { mark_owner: true }.vouches());
+        assert!(Resume::Install.vouches() && Resume::NextEpoch.vouches());
+        // Not settled, so once space is back the owner moves to the next epoch.
+        assert_eq!(
+            resume(&meta(5, 5), Epoch(5), false, past(5, true)),
+            Ok(Resume::NextEpoch)
+        );
+    }
+
+    #[test]
+    fn a_new_owner_waits_out_only_what_is_left_of_an_older_lease() {
+        let lease = Duration::from_millis(1000);
+        assert_eq!(
+            lease_wait(Epoch(4), false, 300, lease),
+            Duration::from_millis(700)
+        );
+        assert_eq!(lease_wait(Epoch(4), false, u64::MAX, lease), Duration::ZERO);
+        assert_eq!(lease_wait(Epoch::FIRST, false, 0, lease), Duration::ZERO);
+        assert_eq!(lease_wait(Epoch(4), true, 0, lease), Duration::ZERO);
+    }
+
+    #[test]
+    fn only_an_abandoned_hand_over_is_retaken() {
+        let placement = crate::testing::placement(1, &[1, 2, 3]);
+        assert!(retake_due(&placement, NodeId(1), Epoch(4)));
+        assert!(
+            !retake_due(&placement, NodeId(1), Epoch(5)),
+            "fenced further on"
+        );
+        assert!(
+            !retake_due(&placement, NodeId(1), Epoch(3)),
+            "the hand-over committed"
+        );
+        assert!(
+            !retake_due(&placement, NodeId(2), Epoch(4)),
+            "not the owner"
         );
     }
 }

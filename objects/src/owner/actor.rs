@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::OwnerContext;
 use super::batch::{self, Call};
-use super::round::{ReplicationRound, RoundDone, RoundFailure};
+use super::round::{self, ReplicationRound, RoundDone, RoundFailure, RoundKind};
 use crate::peer_messages::{CopyRequest, InstallRequest, ReplicateRequest};
 use crate::{ObjectError, ObjectState};
 
@@ -121,27 +121,19 @@ impl Actor {
                 return Err(err);
             }
         };
-        let first_version = self.state.version() + 1;
         let refusal = self.reads_only.then(|| self.writes_refused());
         let limits = &self.ctx.config.limits;
         let executed = batch::execute(&mut self.state, calls, limits, refusal.as_ref());
         let started = Instant::now();
         let lease_expired = self.lease_until.is_none_or(|until| started >= until);
-        if !executed.writes.is_empty() || (executed.needs_lease && lease_expired) {
-            // A ping (no writes) confirms with a majority that this node still owns
-            // the object.
-            let version = if executed.writes.is_empty() {
-                self.state.version()
-            } else {
-                first_version
-            };
+        if let Some(version) = executed.round_version(lease_expired) {
             let round = CopyRequest::Write(ReplicateRequest {
                 key: self.key.clone(),
                 epoch: placement.epoch,
                 version,
                 writes: executed.writes.clone(),
             });
-            match self.replicate(&placement, round, true).await {
+            match self.replicate(&placement, round, RoundKind::Writes).await {
                 Ok(done) => {
                     self.lease_until = Some(started + self.ctx.config.lease());
                     self.repair(&placement, done.lagging);
@@ -180,13 +172,13 @@ impl Actor {
     /// once, and returns once a majority holds it, this copy always among them. Err:
     /// deposed, or no majority in time — the outcome of a write is then unknown.
     ///
-    /// `catch_up`: lagging replicas the majority needs get the state after this round
-    /// installed (the actor's state holds it).
+    /// A write round catches up the lagging replicas its majority needs with the state
+    /// after the round (the actor's state holds it).
     pub(super) async fn replicate(
         &self,
         placement: &ObjectPlacement,
         offer: CopyRequest,
-        catch_up: bool,
+        kind: RoundKind,
     ) -> Result<RoundDone, ObjectError> {
         if offer.stores_something() {
             // Refused here before any replica has it: this copy is not left behind
@@ -208,10 +200,10 @@ impl Actor {
             });
         }
         drop(tx);
-        let mut round = ReplicationRound::new(placement);
+        let mut round = ReplicationRound::new(placement, kind);
         // The replicas have the offer already; this node's copy takes it meanwhile.
         let own = self.ctx.copies.take(&offer).await;
-        if !own.as_ref().is_ok_and(|outcome| outcome.holds()) {
+        if !round::own_copy_vouches(&own) {
             // Replicas may hold what this copy does not.
             self.ctx.settled.unsettle(&self.key);
         }
@@ -225,11 +217,7 @@ impl Actor {
                 Ok(None) | Err(_) => break,
             }
         }
-        let lagging = if catch_up {
-            round.catch_up()
-        } else {
-            Vec::new()
-        };
+        let lagging = round.catch_up();
         if !lagging.is_empty() {
             let installs = lagging.iter().map(|replica| {
                 let install = self.install_request(placement);

@@ -47,6 +47,8 @@ pub(super) struct Executed {
     pub needs_lease: bool,
     /// Some write was refused because the owner serves reads only.
     pub refused_writes: bool,
+    /// The object version of the batch's first write.
+    first_version: u64,
 }
 
 /// Runs `calls` on `state` in order, applying each write to it. `refuse_writes`: the
@@ -58,6 +60,7 @@ pub(super) fn execute(
     refuse_writes: Option<&ObjectError>,
 ) -> Executed {
     let mut executed = Executed {
+        first_version: state.version() + 1,
         writes: Vec::new(),
         answers: Vec::with_capacity(calls.len()),
         needs_lease: false,
@@ -89,6 +92,20 @@ pub(super) fn execute(
 }
 
 impl Executed {
+    /// The version the batch's replication round starts at, or `None` when it needs no
+    /// round: writes need one; reads need one (a ping at the current version, which
+    /// confirms with a majority that this node still owns the object) only once the
+    /// lease has run out.
+    pub fn round_version(&self, lease_expired: bool) -> Option<u64> {
+        if !self.writes.is_empty() {
+            Some(self.first_version)
+        } else if self.needs_lease && lease_expired {
+            Some(self.first_version - 1)
+        } else {
+            None
+        }
+    }
+
     /// The events the batch's writes append (alarms fired, messages published).
     pub fn events(&self) -> Vec<Event> {
         self.writes
@@ -222,6 +239,11 @@ mod tests {
         );
         assert!(!executed.refused_writes);
         assert_eq!(state.version(), 1);
+        assert_eq!(
+            executed.round_version(false),
+            Some(1),
+            "writes always replicate"
+        );
         executed.answer(&placement());
         let first = first_rx.await.expect("answered").expect("added");
         assert_eq!((first.owner, first.epoch), (1, 3));
@@ -248,6 +270,29 @@ mod tests {
             bad_rx.await.expect("answered"),
             Err(ObjectError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn reads_ping_a_majority_only_once_the_lease_ran_out() {
+        let mut state = ObjectState::default();
+        let limits = ObjectLimits::default();
+        let (write, _w) = call(add(1), None);
+        execute(&mut state, vec![write], &limits, None);
+        let (read, _r) = call(Op::Stats, None);
+        let reads = execute(&mut state, vec![read], &limits, None);
+        assert_eq!(reads.round_version(false), None);
+        assert_eq!(
+            reads.round_version(true),
+            Some(1),
+            "a ping at the current version"
+        );
+        let (fire, _f) = call(Op::FireAlarms { now_ms: 0 }, None);
+        let nothing_due = execute(&mut state, vec![fire], &limits, None);
+        assert_eq!(
+            nothing_due.round_version(true),
+            None,
+            "nothing read, nothing due"
+        );
     }
 
     #[tokio::test]

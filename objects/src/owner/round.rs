@@ -21,8 +21,19 @@ use larder_directory::ObjectPlacement;
 
 use crate::ApplyOutcome;
 
+/// What a round offers, which decides whether lagging replicas may be caught up in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RoundKind {
+    /// Writes (or a ping): a replica that missed earlier writes can take the state after
+    /// the round instead, which holds it.
+    Writes,
+    /// A state transfer: it is the catch-up already.
+    Install,
+}
+
 #[derive(Debug)]
 pub(crate) struct ReplicationRound {
+    kind: RoundKind,
     /// Acknowledgements needed from the replicas besides the owner's own copy.
     needed: usize,
     replicas: usize,
@@ -63,9 +74,17 @@ pub(crate) enum RoundFailure {
     },
 }
 
+/// Whether the owner can still vouch for its copy after it answered an offer: a copy
+/// that did not take it may lack what the replicas took (the owner must then not reuse
+/// its epoch after a restart).
+pub(crate) fn own_copy_vouches<E>(answer: &Result<ApplyOutcome, E>) -> bool {
+    answer.as_ref().is_ok_and(|outcome| outcome.holds())
+}
+
 impl ReplicationRound {
-    pub fn new(placement: &ObjectPlacement) -> ReplicationRound {
+    pub fn new(placement: &ObjectPlacement, kind: RoundKind) -> ReplicationRound {
         ReplicationRound {
+            kind,
             needed: placement.quorum().saturating_sub(1),
             replicas: placement.replicas.len(),
             acks: 0,
@@ -118,7 +137,7 @@ impl ReplicationRound {
     /// round) the round needs to reach a majority; empty when it needs none. They leave
     /// the lagging list: [`Self::caught_up`] reports each back.
     pub fn catch_up(&mut self) -> Vec<NodeId> {
-        if self.is_decided() {
+        if self.is_decided() || self.kind == RoundKind::Install {
             return Vec::new();
         }
         std::mem::take(&mut self.lagging)
@@ -177,12 +196,18 @@ mod tests {
         crate::testing::placement(1, &ids)
     }
 
+    impl ReplicationRound {
+        fn new_writes(placement: &ObjectPlacement) -> ReplicationRound {
+            ReplicationRound::new(placement, RoundKind::Writes)
+        }
+    }
+
     const APPLIED: ApplyOutcome = ApplyOutcome::Applied { version: 7 };
     type Answer = Result<ApplyOutcome, &'static str>;
 
     #[test]
     fn a_majority_with_the_owners_copy_acknowledges() {
-        let mut round = ReplicationRound::new(&placement(3));
+        let mut round = ReplicationRound::new_writes(&placement(3));
         round.own_copy(APPLIED).expect("own copy");
         assert!(!round.is_decided());
         round.replica(NodeId(2), Answer::Err("unreachable"));
@@ -200,12 +225,12 @@ mod tests {
 
     #[test]
     fn without_the_owners_copy_there_is_no_acknowledgement() {
-        let mut round = ReplicationRound::new(&placement(3));
+        let mut round = ReplicationRound::new_writes(&placement(3));
         assert_eq!(
             round.own_copy(ApplyOutcome::Gap { have: 4 }),
             Err(RoundFailure::OwnCopyBehind { have: 4 })
         );
-        let mut round = ReplicationRound::new(&placement(3));
+        let mut round = ReplicationRound::new_writes(&placement(3));
         round.replica(NodeId(2), Answer::Ok(APPLIED));
         round.replica(NodeId(3), Answer::Ok(APPLIED));
         assert!(matches!(
@@ -216,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_newer_epoch_anywhere_deposes_the_owner() {
-        let mut round = ReplicationRound::new(&placement(5));
+        let mut round = ReplicationRound::new_writes(&placement(5));
         round.own_copy(APPLIED).expect("own copy");
         round.replica(NodeId(2), Answer::Ok(APPLIED));
         round.replica(
@@ -233,14 +258,18 @@ mod tests {
     #[test]
     fn lagging_replicas_are_caught_up_only_when_the_majority_needs_them() {
         // Needed: two lagging copies of three others; one takes the transfer.
-        let mut round = ReplicationRound::new(&placement(4));
+        let mut round = ReplicationRound::new_writes(&placement(4));
         round
             .own_copy(ApplyOutcome::Installed {
                 version: 1,
                 quiet_ms: 900,
             })
             .expect("own copy");
-        round.replica(NodeId(2), Answer::Ok(APPLIED));
+        let quiet = ApplyOutcome::Installed {
+            version: 7,
+            quiet_ms: 800,
+        };
+        round.replica(NodeId(2), Answer::Ok(quiet));
         round.replica(NodeId(3), Answer::Ok(ApplyOutcome::Gap { have: 1 }));
         round.replica(NodeId(4), Answer::Ok(ApplyOutcome::Gap { have: 2 }));
         assert_eq!(round.catch_up(), vec![NodeId(3), NodeId(4)]);
@@ -260,7 +289,7 @@ mod tests {
             })
         );
         // A majority without them: no catch-up now, a repair later.
-        let mut round = ReplicationRound::new(&placement(3));
+        let mut round = ReplicationRound::new_writes(&placement(3));
         round.own_copy(APPLIED).expect("own copy");
         round.replica(NodeId(2), Answer::Ok(ApplyOutcome::Gap { have: 1 }));
         round.replica(NodeId(3), Answer::Ok(APPLIED));
@@ -269,8 +298,26 @@ mod tests {
     }
 
     #[test]
+    fn an_install_round_catches_nobody_up_and_a_failed_own_copy_is_not_vouched_for() {
+        let mut round = ReplicationRound::new(&placement(3), RoundKind::Install);
+        round.own_copy(APPLIED).expect("own copy");
+        round.replica(NodeId(2), Answer::Ok(ApplyOutcome::Gap { have: 1 }));
+        round.replica(NodeId(3), Answer::Err("unreachable"));
+        assert!(round.catch_up().is_empty());
+        assert!(matches!(
+            round.finish(),
+            Err(RoundFailure::NoMajority { held: 1, .. })
+        ));
+        assert!(own_copy_vouches(&Answer::Ok(APPLIED)));
+        assert!(!own_copy_vouches(&Answer::Ok(ApplyOutcome::Gap {
+            have: 1
+        })));
+        assert!(!own_copy_vouches(&Answer::Err("disk full")));
+    }
+
+    #[test]
     fn a_single_copy_object_needs_only_its_owner() {
-        let mut round = ReplicationRound::new(&placement(1));
+        let mut round = ReplicationRound::new_writes(&placement(1));
         assert!(round.is_decided());
         round.own_copy(APPLIED).expect("own copy");
         assert!(round.finish().is_ok());
@@ -296,12 +343,18 @@ mod tests {
         #[test]
         fn a_round_never_acknowledges_below_a_majority(
             size in 1..6u64,
+            own in 0..4u8,
             first in answers(),
             catch_ups in answers(),
         ) {
             let placement = placement(size);
-            let mut round = ReplicationRound::new(&placement);
-            round.own_copy(APPLIED).expect("own copy");
+            let mut round = ReplicationRound::new_writes(&placement);
+            let own_holds = own != 1;
+            let own_answer = if own_holds { APPLIED } else { ApplyOutcome::Gap { have: 0 } };
+            if round.own_copy(own_answer).is_err() {
+                prop_assert!(!own_holds);
+                return Ok(());
+            }
             let (mut holding, mut fenced) = (1usize, false);
             for (replica, kind) in (2..=size).map(NodeId).zip(first) {
                 if round.is_decided() {
