@@ -81,6 +81,19 @@ impl PeerChannels {
         self
     }
 
+    /// These channels as the factory kv and objects dial their peers with.
+    pub fn factory(&self) -> larder_base::ChannelFactory {
+        let channels = self.clone();
+        std::sync::Arc::new(move |addr: &str| {
+            channels
+                .channel(addr)
+                .map_err(|err| larder_base::DialError {
+                    addr: addr.to_string(),
+                    reason: err.to_string(),
+                })
+        })
+    }
+
     pub fn channel(&self, addr: &str) -> Result<Channel, DirectoryError> {
         let mut channels = self
             .channels

@@ -6,10 +6,11 @@ use larder_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::ChannelFactory;
 use crate::env::{Draws, KvEnv};
 use crate::keyspace::Keyspace;
 use crate::peer_messages::{PushRequest, SyncRequest, SyncResponse};
-use crate::replication::{ChannelFactory, Replicator};
+use crate::replication::Replicator;
 use crate::sync_pager::{SyncPager, read_page};
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{

@@ -53,8 +53,8 @@ pub use entry::{Entry, merge};
 pub use env::KvEnv;
 pub use error::KvError;
 pub use kv::{Kv, ListPage, PutItem, WriteOutcome};
+pub use larder_base::ChannelFactory;
 pub use progress::{Lag, Progress, VersionVector};
-pub use replication::ChannelFactory;
 pub use segment::{Change, ChangeBatch, Segment};
 pub use stats::KvStats;
 pub use version::{Hlc, Version};
@@ -63,10 +63,3 @@ pub use writer::Mutation;
 /// A node, as the KV sees it: the origin of writes and a replication peer (the one
 /// `NodeId` every crate shares).
 pub use larder_base::NodeId;
-
-/// The operating system's wall-clock Unix milliseconds, for tools and tests. The KV
-/// itself reads the clock it was started with ([`KvEnv`], [`Kv::now_ms`]).
-pub fn now_ms() -> u64 {
-    use larder_base::Clock;
-    larder_base::SystemClock.now_ms()
-}

@@ -15,11 +15,7 @@ use tonic::transport::Channel;
 
 use crate::peer_messages::{PushRequest, PushResponse, RelayedSegment};
 use crate::writer::Outgoing;
-use crate::{ClusterView, KvConfig, KvError, NodeId, Segment, wire};
-
-/// Returns the cached channel to a peer address (shared with the rest of the node's peer
-/// traffic: one channel per peer).
-pub type ChannelFactory = Arc<dyn Fn(&str) -> Result<Channel, String> + Send + Sync>;
+use crate::{ChannelFactory, ClusterView, KvConfig, KvError, NodeId, Segment, wire};
 
 #[derive(Default)]
 struct Outbox {
@@ -271,9 +267,9 @@ impl Replicator {
     }
 
     pub(crate) fn client(&self, addr: &str) -> Result<KvReplicationClient<Channel>, KvError> {
-        let channel = (self.shared.channels)(addr).map_err(|reason| KvError::Unreachable {
+        let channel = (self.shared.channels)(addr).map_err(|err| KvError::Unreachable {
             peer: addr.to_string(),
-            reason,
+            reason: err.reason,
         })?;
         let bytes_max = self
             .shared

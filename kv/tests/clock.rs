@@ -4,13 +4,14 @@
 //! write, below a stamp it had already stored, and an acknowledged write of a session
 //! was superseded at once by an older one.)
 
+use larder_base::Clock as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use larder_kv::peer_messages::{PushRequest, RelayedSegment};
 use larder_kv::{
     ChannelFactory, ClusterView, Entry, Kv, KvConfig, KvEnv, NamespaceInfo, NodeId, PeerInfo,
-    PutItem, Segment, Version, now_ms,
+    PutItem, Segment, Version,
 };
 use tokio::sync::watch;
 
@@ -42,7 +43,12 @@ fn single_node_view() -> ClusterView {
 /// Starts a KV on `store`; the returned sender shuts its tasks down.
 fn start(store: &larder_store::Store) -> (Kv, watch::Sender<bool>) {
     let (_view_tx, view) = watch::channel(Arc::new(single_node_view()));
-    let channels: ChannelFactory = Arc::new(|_: &str| Err("no peers in this test".to_string()));
+    let channels: ChannelFactory = Arc::new(|addr: &str| {
+        Err(larder_base::DialError {
+            addr: addr.to_string(),
+            reason: "no peers in this test".to_string(),
+        })
+    });
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (kv, _tasks) = Kv::start(
         store.clone(),
@@ -74,7 +80,7 @@ async fn a_local_write_after_a_restart_supersedes_a_stored_stamp_from_a_faster_c
     kv.put(NS, vec![item("own, early")]).await.expect("put");
     // Node 2's clock runs 20 s ahead (inside the drift limit): its write is stored.
     let ahead = Version {
-        physical_ms: now_ms() + 20_000,
+        physical_ms: larder_base::SystemClock.now_ms() + 20_000,
         logical: 3,
         origin: NodeId(2),
     };

@@ -212,8 +212,7 @@ async fn start_kv_and_objects(
         shutdown.clone(),
     )));
     let channels = directory.channels().clone();
-    let channel_factory: larder_kv::ChannelFactory =
-        Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+    let channel_factory = channels.factory();
     let (kv, kv_tasks) = Kv::start(
         store.clone(),
         config.kv.clone(),

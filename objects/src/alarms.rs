@@ -28,13 +28,6 @@ const OBJECTS_PER_WAKE_MAX: usize = 1024;
 /// Objects firing at once.
 const FIRING_MAX: usize = 64;
 
-/// Wall-clock time in Unix milliseconds from the system clock. Alarm due times are
-/// wall-clock; a node reads them from its host's injected clock (`ObjectHost::clock`),
-/// this is for callers without a host (fuzz targets).
-pub fn now_ms() -> u64 {
-    larder_base::Clock::now_ms(&larder_base::SystemClock)
-}
-
 pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
     let index = host.copies().alarm_index().clone();
     let clock = host.clock().clone();

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use larder_base::SharedClock;
 use larder_directory::{Directory, ObjectKey, ObjectPlacement};
 
+use crate::ChannelFactory;
 use crate::copies::ObjectStore;
 use crate::events::EventHub;
 use crate::op::{Answer, Op};
 use crate::owner::{Actors, OwnerContext, SettledCopies};
 use crate::peer_messages::{ExecuteRequest, ExecuteResponse};
-use crate::peers::{ChannelFactory, Peers};
+use crate::peers::Peers;
 use crate::placements::Placements;
 use crate::{ObjectError, ObjectId, ObjectLimits, ObjectsConfig};
 

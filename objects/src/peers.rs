@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use larder_base::{Epoch, NodeId};
+use larder_base::{ChannelFactory, Epoch, NodeId};
 use larder_directory::{ObjectKey, ObjectPlacement};
 use larder_proto::peer::Envelope;
 use larder_proto::peer::object_peer_client::ObjectPeerClient;
@@ -22,9 +22,6 @@ use crate::peer_messages::{
 use crate::placements::Placements;
 use crate::replication_link::{LinkError, ReplicationLinks};
 use crate::{ApplyOutcome, ObjectError, ObjectState, ObjectsConfig, ReplicaMeta};
-
-/// Returns the cached channel to a peer address (shared with all of the node's peer traffic).
-pub type ChannelFactory = Arc<dyn Fn(&str) -> Result<Channel, String> + Send + Sync>;
 
 /// Why a request to another node's copy or owner got no answer, or a failed one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -287,8 +284,10 @@ impl Peers {
         node: NodeId,
         peer_addr: &str,
     ) -> Result<ObjectPeerClient<Channel>, PeerError> {
-        let channel = (self.inner.channels)(peer_addr)
-            .map_err(|reason| PeerError::Unreachable { node, reason })?;
+        let channel = (self.inner.channels)(peer_addr).map_err(|err| PeerError::Unreachable {
+            node,
+            reason: err.reason,
+        })?;
         let limits = &self.inner.config.limits;
         let bytes_max = limits.value_bytes_max * limits.batch_keys_max + 4 * 1024 * 1024;
         Ok(ObjectPeerClient::new(channel)

@@ -28,7 +28,7 @@ mod report;
 mod story;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use larder_client::admin::NodeStatus;
@@ -99,12 +99,6 @@ fn kills() -> anyhow::Result<usize> {
         bail!("FAILOVER_KILLS must be 1..={KILLS_MAX}, got {kills}");
     }
     Ok(kills)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn channel(api: &str) -> anyhow::Result<Channel> {
@@ -284,7 +278,7 @@ async fn one_round(
     let marks = story::log_marks(cluster);
     cluster.node_mut(owner).kill();
     let killed_at = Instant::now();
-    let killed_at_ms = now_ms();
+    let killed_at_ms = larder_base::Clock::now_ms(&larder_base::SystemClock);
 
     // Watch, at the writer's node, for the new owner while the writer retries.
     let poll_channel = cluster.node(writer).client();

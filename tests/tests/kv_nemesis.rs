@@ -20,6 +20,7 @@ mod tamper;
 #[path = "kv_nemesis/workload.rs"]
 mod workload;
 
+use larder_base::Clock as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,7 +219,7 @@ async fn start_cluster(clock_node: u64, offset_ms: i64) -> (TestCluster, FakeClo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_converges_and_loses_nothing_through_partitions_kills_pauses_and_clock_jumps() {
     let run_for = Duration::from_secs(env_or("KV_NEMESIS_SECS", 30));
-    let seed = env_or("KV_NEMESIS_SEED", larder_kv::now_ms());
+    let seed = env_or("KV_NEMESIS_SEED", larder_base::SystemClock.now_ms());
     let fault_list = std::env::var("KV_NEMESIS_FAULTS")
         .unwrap_or_else(|_| "halves,isolate,kill,pause,clock".to_string());
     let kinds: Vec<&str> = fault_list.split(',').map(str::trim).collect();

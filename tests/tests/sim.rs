@@ -33,7 +33,7 @@ use larder_directory::{
 };
 use larder_objects::grpc::objects_service::ObjectsService;
 use larder_objects::grpc::peer_service::ObjectPeerService;
-use larder_objects::{ChannelFactory, ObjectHost, ObjectStore, ObjectsConfig};
+use larder_objects::{ObjectHost, ObjectStore, ObjectsConfig};
 use larder_proto::v1::objects_server::ObjectsServer;
 use larder_store::{MemoryDisk, Store};
 use support::env_number;
@@ -120,8 +120,7 @@ async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
     // Held for as long as the software runs: the background tasks end when it drops.
     let (_stop_tx, stop) = watch::channel(false);
     let channels = directory.channels().clone();
-    let factory: ChannelFactory =
-        Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+    let factory = channels.factory();
     let objects = ObjectHost::new(
         directory.clone(),
         ObjectStore::open(store.clone())?,

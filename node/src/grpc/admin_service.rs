@@ -1,3 +1,4 @@
+use larder_base::Clock as _;
 use larder_directory::{
     Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
     MembershipView, NamespaceRecord, NodeStatus, RaftRole, RaftView,
@@ -26,7 +27,7 @@ impl AdminService {
     }
 
     fn replication_lag(&self) -> Vec<pb::ReplicationLag> {
-        let now = larder_kv::now_ms();
+        let now = larder_base::SystemClock.now_ms();
         self.kv
             .lag()
             .into_iter()
@@ -220,7 +221,8 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::CreateNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let record = requests::namespace_record(request.into_inner(), larder_kv::now_ms())?;
+        let record =
+            requests::namespace_record(request.into_inner(), larder_base::SystemClock.now_ms())?;
         let name = record.name.clone();
         let command = Command::CreateNamespace(record.clone());
         let response = self

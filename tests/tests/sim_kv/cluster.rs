@@ -14,9 +14,7 @@ use std::time::Duration;
 use larder_base::Clock;
 use larder_kv::grpc::kv_service::KvService;
 use larder_kv::grpc::peer_service::KvPeerService;
-use larder_kv::{
-    ChannelFactory, ClusterView, Kv, KvConfig, KvEnv, NamespaceInfo, NodeId, PeerInfo,
-};
+use larder_kv::{ClusterView, Kv, KvConfig, KvEnv, NamespaceInfo, NodeId, PeerInfo};
 use larder_proto::v1::kv_server::KvServer;
 use larder_store::{MemoryDisk, Store};
 use tokio::sync::watch;
@@ -129,8 +127,7 @@ pub async fn node(id: u64, disk: MemoryDisk, skews: Skews, seed: u64) -> turmoil
     let store = Store::open_memory(&disk)?;
     let (_view_tx, view) = watch::channel(Arc::new(view(id)));
     let channels = sim_net::peer_channels();
-    let factory: ChannelFactory =
-        Arc::new(move |addr: &str| channels.channel(addr).map_err(|err| err.to_string()));
+    let factory = channels.factory();
     let env = KvEnv {
         clock: Arc::new(SimClock { id, skews }),
         rng_seed: Some(seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),

@@ -1,5 +1,6 @@
 //! `larder.v1.Kv` requests, checked by `larder_kv::validate`.
 
+use larder_base::Clock as _;
 use larder_kv::grpc::status::kv_status;
 use larder_kv::{KvConfig, KvError, Mutation as KvMutation, PutItem, token, validate};
 use larder_proto::v1 as pb;
@@ -78,7 +79,7 @@ fn kv_writes(config: &KvConfig, keys: &[Vec<u8>], mutations: &[KvMutation], now_
 }
 
 fn kv_puts(config: &KvConfig, items: Vec<PutItem>) {
-    let now = larder_kv::now_ms();
+    let now = larder_base::SystemClock.now_ms();
     let keys: Vec<Vec<u8>> = items.iter().map(|item| item.key.clone()).collect();
     let expiring: Vec<bool> = items
         .iter()
@@ -145,7 +146,12 @@ pub fn kv(which: u8, bytes: &[u8], small: bool) {
             };
             let asked = keys.clone();
             kv_outcome(validate::deletes(&config, keys), |mutations| {
-                kv_writes(&config, &asked, &mutations, larder_kv::now_ms());
+                kv_writes(
+                    &config,
+                    &asked,
+                    &mutations,
+                    larder_base::SystemClock.now_ms(),
+                );
             });
         }
         6 => {

@@ -180,7 +180,7 @@ fn data_call(which: u8, bytes: &[u8], limits: &ObjectLimits) {
 
 /// Moves, drains, alarms, events and subscriptions (`which` from 9 to 16).
 fn placement_or_event_call(which: u8, bytes: &[u8], limits: &ObjectLimits) {
-    let now = larder_objects::alarms::now_ms();
+    let now = larder_base::Clock::now_ms(&larder_base::SystemClock);
     match which {
         9 => match requests::move_object(decode_or_return!(pb::MoveRequest, bytes)) {
             Ok((object, id, _)) => object_id(&object, &id),
