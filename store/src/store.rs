@@ -149,9 +149,9 @@ impl Store {
 
     /// Makes every write issued before this call durable.
     ///
-    /// Runs sled's blocking `flush` on the blocking pool — DESIGN.md §7 measured that
-    /// awaiting `flush_async` from many concurrent callers can hang, so this seam never
-    /// uses it — and shares it: concurrent callers wait for one flush that started after
+    /// Runs sled's blocking `flush` on the blocking pool — awaiting sled 0.34's
+    /// `flush_async` from many concurrent callers was measured to hang (sled issue
+    /// #1308), so this seam never uses it — and shares it: concurrent callers wait for one flush that started after
     /// their call instead of each queueing its own (group commit).
     ///
     /// A failure is final (see [`StoreHealth`]): it is latched, and every later flush
