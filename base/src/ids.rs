@@ -1,4 +1,6 @@
+use std::borrow::Borrow;
 use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +70,142 @@ impl fmt::Display for Jurisdiction {
     }
 }
 
+/// Longest namespace name.
+pub const NAMESPACE_NAME_BYTES_MAX: usize = 64;
+
+/// A namespace's name, such as `sessions.v2`: what KV entries and objects are grouped
+/// by, and what residency policies apply to. Encoded exactly as a string, on disk and
+/// on the wire.
+///
+/// Two ways in, on purpose:
+/// - [`Namespace::parse`] (and `str::parse`) applies [`check_namespace_name`]: for a
+///   name someone asks to create.
+/// - `From<&str>` and `From<String>` do not check: for names read back from the
+///   directory, the store or a peer (checked when the namespace was created), and for
+///   names a request only looks up. A name that breaks the rule was never created, so
+///   looking it up answers "not found", as it did when these were plain strings;
+///   checking there would change which error a client sees.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Namespace(String);
+
+impl Namespace {
+    /// The namespace `name` names, if it follows the name rule; else why not.
+    pub fn parse(name: &str) -> Result<Namespace, String> {
+        check_namespace_name(name)?;
+        Ok(Namespace(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Written as the string itself (`"sessions"`), so that error messages and logs that
+/// print a namespace with `{:?}` read as they did when it was a `String`.
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl FromStr for Namespace {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Namespace::parse(name)
+    }
+}
+
+impl From<&str> for Namespace {
+    fn from(name: &str) -> Self {
+        Namespace(name.to_string())
+    }
+}
+
+impl From<String> for Namespace {
+    fn from(name: String) -> Self {
+        Namespace(name)
+    }
+}
+
+impl From<Namespace> for String {
+    fn from(namespace: Namespace) -> Self {
+        namespace.0
+    }
+}
+
+impl AsRef<str> for Namespace {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps and sets keyed by `Namespace` answer lookups by `&str` (ordering and hashing are
+/// the string's).
+impl Borrow<str> for Namespace {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for Namespace {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Namespace {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<Namespace> for str {
+    fn eq(&self, other: &Namespace) -> bool {
+        self == other.0
+    }
+}
+
+impl PartialEq<Namespace> for &str {
+    fn eq(&self, other: &Namespace) -> bool {
+        *self == other.0
+    }
+}
+
+/// Checks a namespace name: 1 to 64 bytes of `a-z A-Z 0-9 _ - .`, starting with a letter
+/// or digit.
+pub fn check_namespace_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > NAMESPACE_NAME_BYTES_MAX {
+        return Err(format!(
+            "must be 1 to {NAMESPACE_NAME_BYTES_MAX} bytes long, got {}",
+            name.len()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("must start with a letter or digit".to_string());
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(format!(
+            "contains {bad:?}; only letters, digits, '_', '-' and '.' are allowed"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a region or jurisdiction name: lower-case ASCII letters, digits and `-`,
 /// 1 to 63 characters, starting with a letter. Returns why it is not valid.
 pub fn check_label(label: &str) -> Result<(), String> {
@@ -93,6 +231,80 @@ pub fn check_label(label: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use larder_store::codec;
+
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_namespace_name("sessions.v2_eu-1").is_ok());
+        assert!(check_namespace_name("").is_err());
+        assert!(check_namespace_name("-x").is_err());
+        assert!(check_namespace_name("a/b").is_err());
+        assert!(check_namespace_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn namespaces_parse_by_the_name_rule() {
+        for good in ["a", "9lives", "sessions.v2_eu-1", "Rooms", &"a".repeat(64)] {
+            let parsed = Namespace::parse(good).expect(good);
+            assert_eq!(parsed.as_str(), good);
+            assert_eq!(good.parse::<Namespace>(), Ok(parsed));
+        }
+        for bad in ["", "-x", ".x", "_x", "a/b", "a b", "é", &"a".repeat(65)] {
+            let reason = Namespace::parse(bad).expect_err(bad);
+            assert_eq!(Err(reason), check_namespace_name(bad), "{bad:?}");
+            assert!(bad.parse::<Namespace>().is_err(), "{bad:?}");
+        }
+        // The unchecked conversion keeps what it is given, for lookups to refuse.
+        assert_eq!(Namespace::from("a/b").as_str(), "a/b");
+    }
+
+    #[test]
+    fn namespaces_encode_as_their_string() {
+        let name = "sessions.v2";
+        let namespace = Namespace::from(name);
+        let as_string = name.to_string();
+        assert_eq!(
+            codec::encode(&namespace).expect("encodes"),
+            codec::encode(&as_string).expect("encodes")
+        );
+        let decoded: Namespace =
+            codec::decode(&codec::encode(&as_string).expect("encodes")).expect("decodes");
+        assert_eq!(decoded, namespace);
+        // As a map key too, in a self-describing format as well as the binary one.
+        let keyed = BTreeMap::from([(namespace.clone(), 7u64)]);
+        let string_keyed = BTreeMap::from([(as_string.clone(), 7u64)]);
+        assert_eq!(
+            codec::encode(&keyed).expect("encodes"),
+            codec::encode(&string_keyed).expect("encodes")
+        );
+        assert_eq!(
+            serde_json::to_string(&keyed).expect("encodes"),
+            serde_json::to_string(&string_keyed).expect("encodes")
+        );
+        assert_eq!(
+            serde_json::to_string(&namespace).expect("encodes"),
+            "\"sessions.v2\""
+        );
+    }
+
+    #[test]
+    fn namespaces_read_as_strings() {
+        let namespace = Namespace::from("rooms");
+        assert_eq!(namespace.to_string(), "rooms");
+        assert_eq!(format!("{namespace:?}"), format!("{:?}", "rooms"));
+        assert_eq!(namespace, "rooms");
+        assert_eq!("rooms", namespace);
+        let set = HashSet::from([namespace.clone()]);
+        assert!(set.contains("rooms"));
+        let map = BTreeMap::from([(namespace.clone(), 1)]);
+        assert_eq!(map.get("rooms"), Some(&1));
+        assert_eq!(String::from(namespace), "rooms");
+    }
+
     #[test]
     fn labels() {
         assert!(super::check_label("eu-west-1").is_ok());

@@ -2,7 +2,8 @@
 //! same things in the same types without depending on each other.
 //!
 //! Layout:
-//! - [`ids`]: `NodeId`, `RegionId`, `Jurisdiction`, `Epoch` and the label rules;
+//! - [`ids`]: `NodeId`, `Namespace`, `RegionId`, `Jurisdiction`, `Epoch` and the rules for
+//!   namespace names and labels;
 //! - [`clock`]: the `Clock` the server reads wall time from (the system's, or a
 //!   simulated one in the simulation tier);
 //! - [`channels`]: the factory kv and objects get their peer channels from;
@@ -17,4 +18,7 @@ pub mod ids;
 pub use channels::{ChannelFactory, DialError};
 pub use clock::{Clock, SharedClock, SystemClock};
 pub use envelope::{EnvelopeError, WireProtocol};
-pub use ids::{Epoch, Jurisdiction, NodeId, RegionId, check_label};
+pub use ids::{
+    Epoch, Jurisdiction, NAMESPACE_NAME_BYTES_MAX, Namespace, NodeId, RegionId, check_label,
+    check_namespace_name,
+};

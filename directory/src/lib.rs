@@ -40,7 +40,7 @@ pub use config::{DirectoryConfig, DirectoryConfigError};
 pub use directory::{Directory, DirectoryRaft, RaftRole, RaftView};
 pub use directory_state::DirectoryState;
 pub use error::DirectoryError;
-pub use larder_base::{Epoch, Jurisdiction, NodeId, RegionId, check_label};
+pub use larder_base::{Epoch, Jurisdiction, Namespace, NodeId, RegionId, check_label};
 pub use log_store::SledLogStore;
 pub use namespace::{NamespacePolicy, NamespaceRecord, check_namespace_name};
 pub use network::TonicNetworkFactory;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DirectoryState, Epoch, Jurisdiction, NodeId, NodeStatus, RegionId};
+use crate::{DirectoryState, Epoch, Jurisdiction, Namespace, NodeId, NodeStatus, RegionId};
 
 /// Largest replication factor an object may ask for.
 pub const REPLICATION_FACTOR_MAX: usize = 7;
@@ -14,7 +14,7 @@ pub const REPLICATION_FACTOR_MAX: usize = 7;
 /// An object's address: its namespace and id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectKey {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub id: String,
 }
 
@@ -78,8 +78,9 @@ pub fn choose_replicas(
 
 /// FNV-1a: stable across builds and platforms (unlike the std hasher).
 fn stable_hash(key: &ObjectKey) -> u64 {
+    let namespace = key.namespace.as_str();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.namespace.bytes().chain([0]).chain(key.id.bytes()) {
+    for byte in namespace.bytes().chain([0]).chain(key.id.bytes()) {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

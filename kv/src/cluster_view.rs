@@ -1,6 +1,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::NodeId;
+use crate::{Namespace, NodeId};
 
 /// What the KV needs to know about the cluster, kept current by the node from the
 /// directory: peers, their liveness, and which nodes may hold each namespace.
@@ -8,9 +8,9 @@ use crate::NodeId;
 pub struct ClusterView {
     pub me: NodeId,
     pub nodes: BTreeMap<NodeId, PeerInfo>,
-    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    pub namespaces: BTreeMap<Namespace, NamespaceInfo>,
     /// Namespaces deleted from the directory: their data is dropped.
-    pub deleted_namespaces: BTreeSet<String>,
+    pub deleted_namespaces: BTreeSet<Namespace>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl ClusterView {
     }
 
     /// Whether `node` may hold `namespace`. Unknown namespaces are not allowed anywhere.
-    pub fn allows(&self, namespace: &str, node: NodeId) -> bool {
+    pub fn allows(&self, namespace: &Namespace, node: NodeId) -> bool {
         self.namespaces
             .get(namespace)
             .is_some_and(|ns| ns.allowed.contains(&node))
@@ -47,7 +47,7 @@ impl ClusterView {
     /// this node's region directly, and one relay per other region with the rest of that
     /// region for it to forward to. The relay is picked by origin (this node's id modulo
     /// the region's size) so that relaying load spreads over a region's nodes.
-    pub fn push_plan(&self, namespace: &str) -> Vec<(NodeId, Vec<NodeId>)> {
+    pub fn push_plan(&self, namespace: &Namespace) -> Vec<(NodeId, Vec<NodeId>)> {
         let Some(ns) = self.namespaces.get(namespace) else {
             return Vec::new();
         };
@@ -118,14 +118,14 @@ mod tests {
         let all: BTreeSet<NodeId> = nodes.keys().copied().collect();
         let namespaces = BTreeMap::from([
             (
-                "all".to_string(),
+                Namespace::from("all"),
                 NamespaceInfo {
                     allowed: all,
                     policy: "everywhere".into(),
                 },
             ),
             (
-                "eu".to_string(),
+                Namespace::from("eu"),
                 NamespaceInfo {
                     allowed: BTreeSet::from([NodeId(1), NodeId(2)]),
                     policy: "eu".into(),
@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn push_plan_relays_once_per_remote_region() {
-        let plan = view().push_plan("all");
+        let plan = view().push_plan(&"all".into());
         assert_eq!(
             plan,
             vec![
@@ -161,9 +161,9 @@ mod tests {
     #[test]
     fn restricted_namespaces_stay_inside() {
         let v = view();
-        assert_eq!(v.push_plan("eu"), vec![(NodeId(2), vec![])]);
-        assert!(v.push_plan("missing").is_empty());
-        assert!(!v.allows("eu", NodeId(3)));
+        assert_eq!(v.push_plan(&"eu".into()), vec![(NodeId(2), vec![])]);
+        assert!(v.push_plan(&"missing".into()).is_empty());
+        assert!(!v.allows(&"eu".into(), NodeId(3)));
         assert_eq!(
             v.sync_partners(),
             vec![NodeId(2), NodeId(3), NodeId(4), NodeId(6)]

@@ -1,4 +1,4 @@
-use crate::NodeId;
+use crate::{Namespace, NodeId};
 
 /// Errors of the KV.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -6,12 +6,12 @@ pub enum KvError {
     #[error("{0}")]
     InvalidArgument(String),
     #[error("namespace {0:?} does not exist")]
-    NamespaceNotFound(String),
+    NamespaceNotFound(Namespace),
     #[error(
         "namespace {namespace:?} is restricted to {policy}; node {node} ({region}) does not hold it"
     )]
     NotAllowedHere {
-        namespace: String,
+        namespace: Namespace,
         policy: String,
         node: NodeId,
         region: String,
@@ -21,7 +21,7 @@ pub enum KvError {
         "this node has not yet received write {seq} of node {origin} in {namespace:?}; retry, or read at node {origin}"
     )]
     NotCaughtUp {
-        namespace: String,
+        namespace: Namespace,
         origin: NodeId,
         seq: u64,
         retry_at: Option<String>,

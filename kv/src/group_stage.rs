@@ -13,7 +13,9 @@ use larder_store::codec;
 
 use crate::keyspace::{entry_key, origin_key};
 use crate::writer::Mutation;
-use crate::{Change, ClusterView, Entry, Hlc, KvError, NodeId, Progress, Segment, Version};
+use crate::{
+    Change, ClusterView, Entry, Hlc, KvError, Namespace, NodeId, Progress, Segment, Version,
+};
 
 /// What merge needs of a stored entry: which write produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub(crate) type StoredHeads = HashMap<Vec<u8>, Result<Option<Head>, KvError>>;
 pub(crate) struct GroupReads {
     pub heads: StoredHeads,
     /// Per namespace dropped by the group: the stored rows to remove.
-    pub dropped_rows: HashMap<String, Vec<Vec<u8>>>,
+    pub dropped_rows: HashMap<Namespace, Vec<Vec<u8>>>,
 }
 
 /// One row of the batch: a key of the KV tree and its new value (None removes it).
@@ -61,55 +63,52 @@ pub struct LocalOutcome {
 pub(crate) enum Work {
     /// Writes of a client of this node.
     Local {
-        namespace: String,
+        namespace: Namespace,
         mutations: Vec<Mutation>,
     },
     /// Writes replicated from other nodes.
     Remote { segments: Vec<Segment> },
     /// Anti-entropy finished a namespace: adopt the partner's progress.
     SyncDone {
-        namespace: String,
+        namespace: Namespace,
         origins: BTreeMap<NodeId, u64>,
         at_ms: u64,
     },
     /// Remove an expired entry or an old tombstone, if it is still the stored version.
     Collect {
-        namespace: String,
+        namespace: Namespace,
         key: Vec<u8>,
         version: Version,
     },
     /// Replace an expired entry by a tombstone of its version, if it is still the stored
     /// version.
     Bury {
-        namespace: String,
+        namespace: Namespace,
         key: Vec<u8>,
         version: Version,
     },
     /// Drop up to `limit` stored rows of a deleted namespace.
-    DropNamespace { namespace: String, limit: usize },
+    DropNamespace { namespace: Namespace, limit: usize },
 }
 
 impl Work {
     /// The (namespace, key) pairs whose current entries staging this job needs.
-    pub fn reads(&self) -> Vec<(&str, &[u8])> {
+    pub fn reads(&self) -> Vec<(&Namespace, &[u8])> {
         match self {
             Work::Local {
                 namespace,
                 mutations,
-            } => mutations
-                .iter()
-                .map(|m| (namespace.as_str(), m.key()))
-                .collect(),
+            } => mutations.iter().map(|m| (namespace, m.key())).collect(),
             Work::Remote { segments } => segments
                 .iter()
                 .flat_map(|s| {
                     s.writes
                         .iter()
-                        .map(|(key, _)| (s.namespace.as_str(), key.as_slice()))
+                        .map(|(key, _)| (&s.namespace, key.as_slice()))
                 })
                 .collect(),
             Work::Collect { namespace, key, .. } | Work::Bury { namespace, key, .. } => {
-                vec![(namespace.as_str(), key.as_slice())]
+                vec![(namespace, key.as_slice())]
             }
             Work::SyncDone { .. } | Work::DropNamespace { .. } => Vec::new(),
         }
@@ -157,7 +156,7 @@ pub(crate) struct StagedGroup {
 
 /// A write staged for the batch: the key, its entry and the entry encoded.
 struct StagedWrite {
-    namespace: String,
+    namespace: Namespace,
     key: Vec<u8>,
     entry: Entry,
     encoded: Vec<u8>,
@@ -170,7 +169,7 @@ pub(crate) struct GroupStage<'a> {
     view: &'a ClusterView,
     now_ms: u64,
     stored: StoredHeads,
-    dropped_rows: HashMap<String, Vec<Vec<u8>>>,
+    dropped_rows: HashMap<Namespace, Vec<Vec<u8>>>,
     /// Entries this group has staged so far, by entry key (None: removed).
     overlay: HashMap<Vec<u8>, Option<Head>>,
     out: StagedGroup,
@@ -257,7 +256,7 @@ impl<'a> GroupStage<'a> {
     }
 
     /// The current entry of `key`: staged by this group, else as read.
-    fn current(&self, namespace: &str, key: &[u8]) -> Result<Option<Head>, KvError> {
+    fn current(&self, namespace: &Namespace, key: &[u8]) -> Result<Option<Head>, KvError> {
         let ekey = entry_key(namespace, key);
         if let Some(staged) = self.overlay.get(&ekey) {
             return Ok(*staged);
@@ -280,7 +279,7 @@ impl<'a> GroupStage<'a> {
 
     fn local(
         &mut self,
-        namespace: String,
+        namespace: Namespace,
         mutations: Vec<Mutation>,
     ) -> Result<LocalOutcome, KvError> {
         if mutations.is_empty() {
@@ -424,7 +423,7 @@ impl<'a> GroupStage<'a> {
 
     /// Replaces the expired entry of `key` by a tombstone of its version if it is still
     /// `version` (its origin index row stays: same write).
-    fn bury(&mut self, namespace: &str, key: &[u8], version: Version) {
+    fn bury(&mut self, namespace: &Namespace, key: &[u8], version: Version) {
         let old = match self.current(namespace, key) {
             Ok(Some(old)) if old.version == version && !old.tombstone => old,
             Ok(_) => return,
@@ -456,7 +455,7 @@ impl<'a> GroupStage<'a> {
 
     /// Removes the entry of `key` if it is still `version` (else a newer write replaced
     /// it, and stays).
-    fn collect(&mut self, namespace: &str, key: &[u8], version: Version) {
+    fn collect(&mut self, namespace: &Namespace, key: &[u8], version: Version) {
         let old = match self.current(namespace, key) {
             Ok(Some(old)) if old.version == version => old,
             Ok(_) => return,

@@ -12,14 +12,15 @@
 
 use larder_store::{Batch, Store, StoreError, Tree, codec};
 
-use crate::{Entry, KvError, NodeId, Version, VersionVector};
+use crate::{Entry, KvError, Namespace, NodeId, Version, VersionVector};
 
 const TREE: &str = "kv";
 const VECTOR_KEY: &[u8] = b"mvector";
 const CLOCK_KEY: &[u8] = b"mclock";
 const SYNCED_AT_KEY: &[u8] = b"msynced_at";
 
-fn ns_prefix(tag: u8, namespace: &str) -> Vec<u8> {
+fn ns_prefix(tag: u8, namespace: &Namespace) -> Vec<u8> {
+    let namespace = namespace.as_str();
     let mut out = Vec::with_capacity(2 + namespace.len());
     out.push(tag);
     // Namespace names are at most 64 bytes (checked by the directory).
@@ -28,13 +29,13 @@ fn ns_prefix(tag: u8, namespace: &str) -> Vec<u8> {
     out
 }
 
-pub fn entry_key(namespace: &str, key: &[u8]) -> Vec<u8> {
+pub fn entry_key(namespace: &Namespace, key: &[u8]) -> Vec<u8> {
     let mut out = ns_prefix(b'e', namespace);
     out.extend_from_slice(key);
     out
 }
 
-pub fn origin_key(namespace: &str, origin: NodeId, seq: u64) -> Vec<u8> {
+pub fn origin_key(namespace: &Namespace, origin: NodeId, seq: u64) -> Vec<u8> {
     let mut out = ns_prefix(b'o', namespace);
     out.extend_from_slice(&origin.0.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
@@ -58,7 +59,7 @@ pub type EntryPage = (Vec<(Vec<u8>, Entry)>, Option<Vec<u8>>);
 /// A page of index writes and the (origin, seq) to continue after.
 pub type WritePage = (Vec<IndexedWrite>, Option<(NodeId, u64)>);
 /// A page of (namespace, key, entry) and the raw key to continue after.
-pub type ScanPage = (Vec<(String, Vec<u8>, Entry)>, Option<Vec<u8>>);
+pub type ScanPage = (Vec<(Namespace, Vec<u8>, Entry)>, Option<Vec<u8>>);
 
 /// A write of one origin, as read from the origin index.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ impl Keyspace {
         &self.store
     }
 
-    pub fn get(&self, namespace: &str, key: &[u8]) -> Result<Option<Entry>, KvError> {
+    pub fn get(&self, namespace: &Namespace, key: &[u8]) -> Result<Option<Entry>, KvError> {
         match self.tree.get(entry_key(namespace, key))? {
             None => Ok(None),
             Some(raw) => Ok(Some(codec::decode(&raw)?)),
@@ -98,7 +99,7 @@ impl Keyspace {
     /// count). Returns the page and whether the scan reached the end of the prefix.
     pub fn list(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         prefix: &[u8],
         start_after: &[u8],
         limit: usize,
@@ -142,7 +143,7 @@ impl Keyspace {
     /// At most `limit` writes; the second value is the cursor to continue from, if any.
     pub fn writes_after(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         after: &std::collections::BTreeMap<NodeId, u64>,
         cursor: Option<(NodeId, u64)>,
         limit: usize,
@@ -209,7 +210,7 @@ impl Keyspace {
                 return Ok((out, Some(raw_key)));
             }
             let ns_len = usize::from(*raw_key.get(1).unwrap_or(&0));
-            let ns = String::from_utf8_lossy(&raw_key[2..2 + ns_len]).to_string();
+            let ns = Namespace::from(String::from_utf8_lossy(&raw_key[2..2 + ns_len]).into_owned());
             let key = raw_key[2 + ns_len..].to_vec();
             out.push((ns, key, codec::decode(&raw)?));
         }
@@ -217,7 +218,11 @@ impl Keyspace {
     }
 
     /// Keys (raw) of everything stored for a namespace, at most `limit`.
-    pub fn namespace_keys(&self, namespace: &str, limit: usize) -> Result<Vec<Vec<u8>>, KvError> {
+    pub fn namespace_keys(
+        &self,
+        namespace: &Namespace,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, KvError> {
         let mut keys = Vec::new();
         for tag in [b'e', b'o'] {
             for row in self.tree.scan_prefix(ns_prefix(tag, namespace)) {
@@ -232,7 +237,7 @@ impl Keyspace {
     }
 
     /// Namespaces that have stored entries.
-    pub fn stored_namespaces(&self) -> Result<Vec<String>, KvError> {
+    pub fn stored_namespaces(&self) -> Result<Vec<Namespace>, KvError> {
         let mut out = Vec::new();
         let mut start = vec![b'e'];
         loop {
@@ -241,7 +246,7 @@ impl Keyspace {
             };
             let (raw_key, _) = row?;
             let ns_len = usize::from(raw_key[1]);
-            let ns = String::from_utf8_lossy(&raw_key[2..2 + ns_len]).to_string();
+            let ns = Namespace::from(String::from_utf8_lossy(&raw_key[2..2 + ns_len]).into_owned());
             start = prefix_end(&ns_prefix(b'e', &ns)).unwrap_or_else(|| vec![b'f']);
             out.push(ns);
         }
@@ -303,7 +308,8 @@ mod tests {
     #[test]
     fn namespaces_do_not_share_key_ranges() {
         // "a" + key "b…" must never sort inside namespace "ab".
-        assert!(entry_key("a", b"bzzz") < entry_key("ab", b""));
-        assert!(prefix_end(&ns_prefix(b'e', "a")).expect("end") <= entry_key("ab", b""));
+        let (a, ab) = (Namespace::from("a"), Namespace::from("ab"));
+        assert!(entry_key(&a, b"bzzz") < entry_key(&ab, b""));
+        assert!(prefix_end(&ns_prefix(b'e', &a)).expect("end") <= entry_key(&ab, b""));
     }
 }

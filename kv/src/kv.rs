@@ -14,8 +14,8 @@ use crate::replication::Replicator;
 use crate::sync_pager::{SyncPager, read_page};
 use crate::writer::{Job, LocalOutcome, Mutation, Writer};
 use crate::{
-    ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, NodeId, Progress, Segment,
-    VersionVector, token, validate,
+    ChangeBatch, ClusterView, Entry, Hlc, KvConfig, KvError, Lag, Namespace, NodeId, Progress,
+    Segment, VersionVector, token, validate,
 };
 
 /// One write of a `put`.
@@ -161,14 +161,14 @@ impl Kv {
     }
 
     /// Fails unless `namespace` exists and this node may hold it.
-    pub fn check_namespace(&self, namespace: &str) -> Result<(), KvError> {
+    pub fn check_namespace(&self, namespace: &Namespace) -> Result<(), KvError> {
         let view = self.view();
         let Some(ns) = view.namespaces.get(namespace) else {
-            return Err(KvError::NamespaceNotFound(namespace.to_string()));
+            return Err(KvError::NamespaceNotFound(namespace.clone()));
         };
         if !ns.allowed.contains(&self.inner.me) {
             return Err(KvError::NotAllowedHere {
-                namespace: namespace.to_string(),
+                namespace: namespace.clone(),
                 policy: ns.policy.clone(),
                 node: self.inner.me,
                 region: view.my_region().to_string(),
@@ -199,12 +199,12 @@ impl Kv {
 
     async fn write_local(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         mutations: Vec<Mutation>,
     ) -> Result<WriteOutcome, KvError> {
         self.inner.keyspace.store().health().check_space()?;
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::local(namespace.to_string(), mutations, reply))
+        self.submit(Job::local(namespace.clone(), mutations, reply))
             .await?;
         let LocalOutcome { versions, last_seq } = rx.await.map_err(|_| KvError::ShuttingDown)??;
         let mut vector = VersionVector::default();
@@ -215,7 +215,11 @@ impl Kv {
         })
     }
 
-    pub async fn put(&self, namespace: &str, items: Vec<PutItem>) -> Result<WriteOutcome, KvError> {
+    pub async fn put(
+        &self,
+        namespace: &Namespace,
+        items: Vec<PutItem>,
+    ) -> Result<WriteOutcome, KvError> {
         let mutations = validate::puts(&self.inner.config, items, self.now_ms())?;
         self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
@@ -223,7 +227,7 @@ impl Kv {
 
     pub async fn delete(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         keys: Vec<Vec<u8>>,
     ) -> Result<WriteOutcome, KvError> {
         let mutations = validate::deletes(&self.inner.config, keys)?;
@@ -234,7 +238,7 @@ impl Kv {
     /// The live entry of `key`, after waiting (bounded) for `consistency_token`.
     pub async fn get(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         key: &[u8],
         consistency_token: &[u8],
     ) -> Result<Option<Entry>, KvError> {
@@ -251,7 +255,7 @@ impl Kv {
 
     pub async fn get_many(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         keys: &[Vec<u8>],
         consistency_token: &[u8],
     ) -> Result<Vec<Option<Entry>>, KvError> {
@@ -272,7 +276,7 @@ impl Kv {
 
     pub async fn list(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         prefix: &[u8],
         cursor: &[u8],
         limit: u32,
@@ -297,7 +301,7 @@ impl Kv {
     /// `namespace`, at most `read_your_writes_wait_ms`.
     async fn wait_for_token(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         consistency_token: &[u8],
     ) -> Result<(), KvError> {
         if consistency_token.is_empty() {
@@ -334,7 +338,7 @@ impl Kv {
                         .get(&origin)
                         .map(|peer| peer.api_addr.clone());
                     return Err(KvError::NotCaughtUp {
-                        namespace: namespace.to_string(),
+                        namespace: namespace.clone(),
                         origin,
                         seq,
                         retry_at,
@@ -398,7 +402,8 @@ impl Kv {
         let view = self.view();
         let config = &self.inner.config;
         // Residency: serve only namespaces both ends may hold.
-        let serves = |ns: &str| view.allows(ns, self.inner.me) && view.allows(ns, request.from);
+        let serves =
+            |ns: &Namespace| view.allows(ns, self.inner.me) && view.allows(ns, request.from);
         let pager = SyncPager::new(
             request,
             serves,

@@ -63,3 +63,6 @@ pub use writer::Mutation;
 /// A node, as the KV sees it: the origin of writes and a replication peer (the one
 /// `NodeId` every crate shares).
 pub use larder_base::NodeId;
+
+/// A namespace's name (the one `Namespace` every crate shares).
+pub use larder_base::Namespace;

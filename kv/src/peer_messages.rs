@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{NodeId, Segment};
+use crate::{Namespace, NodeId, Segment};
 
 /// Eager push: segments of writes, some to be relayed inside the receiver's region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,14 +28,14 @@ pub struct PushResponse {}
 pub struct SyncRequest {
     pub from: NodeId,
     /// The caller's contiguous progress, per namespace it wants synced.
-    pub namespaces: BTreeMap<String, BTreeMap<NodeId, u64>>,
+    pub namespaces: BTreeMap<Namespace, BTreeMap<NodeId, u64>>,
     /// Where the previous page stopped.
     pub cursor: Option<SyncCursor>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncCursor {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub origin: NodeId,
     pub seq: u64,
 }
@@ -45,6 +45,6 @@ pub struct SyncResponse {
     pub segments: Vec<Segment>,
     /// On the first page: the callee's progress for each namespace it serves. Once every
     /// page is applied, the caller holds everything this progress covers.
-    pub served: BTreeMap<String, BTreeMap<NodeId, u64>>,
+    pub served: BTreeMap<Namespace, BTreeMap<NodeId, u64>>,
     pub next: Option<SyncCursor>,
 }

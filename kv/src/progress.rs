@@ -2,17 +2,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::NodeId;
+use crate::{Namespace, NodeId};
 
 /// Per namespace and origin node: the highest sequence number `s` such that every write of
 /// that origin to that namespace numbered `s` or lower has been received (applied, or
 /// found superseded). Anti-entropy exchanges it; read-your-writes tokens are checked
 /// against it; watch resume tokens are one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionVector(pub BTreeMap<String, BTreeMap<NodeId, u64>>);
+pub struct VersionVector(pub BTreeMap<Namespace, BTreeMap<NodeId, u64>>);
 
 impl VersionVector {
-    pub fn get(&self, namespace: &str, origin: NodeId) -> u64 {
+    pub fn get(&self, namespace: &Namespace, origin: NodeId) -> u64 {
         self.0
             .get(namespace)
             .and_then(|origins| origins.get(&origin))
@@ -20,15 +20,15 @@ impl VersionVector {
             .unwrap_or(0)
     }
 
-    pub fn namespace(&self, namespace: &str) -> BTreeMap<NodeId, u64> {
+    pub fn namespace(&self, namespace: &Namespace) -> BTreeMap<NodeId, u64> {
         self.0.get(namespace).cloned().unwrap_or_default()
     }
 
     /// Raises the entry to `seq` if it is lower.
-    pub fn raise(&mut self, namespace: &str, origin: NodeId, seq: u64) {
+    pub fn raise(&mut self, namespace: &Namespace, origin: NodeId, seq: u64) {
         let slot = self
             .0
-            .entry(namespace.to_string())
+            .entry(namespace.clone())
             .or_default()
             .entry(origin)
             .or_insert(0);
@@ -64,8 +64,8 @@ pub struct Lag {
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
     vector: VersionVector,
-    pending: HashMap<(String, NodeId), BTreeMap<u64, u64>>,
-    lag: HashMap<(String, NodeId), (u64, Lag)>,
+    pending: HashMap<(Namespace, NodeId), BTreeMap<u64, u64>>,
+    lag: HashMap<(Namespace, NodeId), (u64, Lag)>,
 }
 
 impl Progress {
@@ -84,7 +84,7 @@ impl Progress {
     /// replica may hold has been received. Returns whether the contiguous point moved.
     pub fn receive_range(
         &mut self,
-        namespace: &str,
+        namespace: &Namespace,
         origin: NodeId,
         from: u64,
         to: u64,
@@ -94,7 +94,7 @@ impl Progress {
             return false;
         }
         self.heard_of(namespace, origin, to, now_ms);
-        let key = (namespace.to_string(), origin);
+        let key = (namespace.clone(), origin);
         let current = self.vector.get(namespace, origin);
         if from > current + 1 {
             let pending = self.pending.entry(key.clone()).or_default();
@@ -128,7 +128,7 @@ impl Progress {
     /// Adopts a peer's contiguous point after anti-entropy delivered everything above ours.
     pub fn merge_namespace(
         &mut self,
-        namespace: &str,
+        namespace: &Namespace,
         origins: &BTreeMap<NodeId, u64>,
         now_ms: u64,
     ) {
@@ -140,14 +140,14 @@ impl Progress {
     }
 
     /// Notes that `origin` has written `seq` in `namespace`, whether or not it arrived.
-    pub fn heard_of(&mut self, namespace: &str, origin: NodeId, seq: u64, now_ms: u64) {
-        let key = (namespace.to_string(), origin);
+    pub fn heard_of(&mut self, namespace: &Namespace, origin: NodeId, seq: u64, now_ms: u64) {
+        let key = (namespace.clone(), origin);
         let entry = self.lag.entry(key.clone()).or_default();
         entry.0 = entry.0.max(seq);
         self.refresh_lag(&key, now_ms);
     }
 
-    fn refresh_lag(&mut self, key: &(String, NodeId), now_ms: u64) {
+    fn refresh_lag(&mut self, key: &(Namespace, NodeId), now_ms: u64) {
         let contiguous = self.vector.get(&key.0, key.1);
         if let Some((known, lag)) = self.lag.get_mut(key) {
             lag.writes_behind = known.saturating_sub(contiguous);
@@ -175,7 +175,7 @@ impl Progress {
     }
 
     /// Forgets a deleted namespace.
-    pub fn drop_namespace(&mut self, namespace: &str) {
+    pub fn drop_namespace(&mut self, namespace: &Namespace) {
         self.vector.0.remove(namespace);
         self.pending.retain(|(ns, _), _| ns != namespace);
         self.lag.retain(|(ns, _), _| ns != namespace);
@@ -188,32 +188,36 @@ mod tests {
 
     const A: NodeId = NodeId(1);
 
+    fn ns() -> Namespace {
+        Namespace::from("ns")
+    }
+
     #[test]
     fn in_order_ranges_advance() {
         let mut p = Progress::default();
-        assert!(p.receive_range("ns", A, 1, 3, 0));
-        assert!(p.receive_range("ns", A, 4, 4, 0));
-        assert_eq!(p.vector().get("ns", A), 4);
+        assert!(p.receive_range(&ns(), A, 1, 3, 0));
+        assert!(p.receive_range(&ns(), A, 4, 4, 0));
+        assert_eq!(p.vector().get(&ns(), A), 4);
     }
 
     #[test]
     fn a_gap_holds_the_point_until_filled() {
         let mut p = Progress::default();
-        p.receive_range("ns", A, 1, 2, 10);
-        assert!(!p.receive_range("ns", A, 5, 6, 20));
-        assert!(!p.receive_range("ns", A, 8, 9, 20));
-        assert_eq!(p.vector().get("ns", A), 2);
+        p.receive_range(&ns(), A, 1, 2, 10);
+        assert!(!p.receive_range(&ns(), A, 5, 6, 20));
+        assert!(!p.receive_range(&ns(), A, 8, 9, 20));
+        assert_eq!(p.vector().get(&ns(), A), 2);
         let lag = p.lag_by_origin()[&A];
         assert_eq!(lag.writes_behind, 7);
         assert_eq!(lag.behind_since_ms, Some(20));
-        assert!(p.receive_range("ns", A, 3, 4, 30));
+        assert!(p.receive_range(&ns(), A, 3, 4, 30));
         assert_eq!(
-            p.vector().get("ns", A),
+            p.vector().get(&ns(), A),
             6,
             "absorbs 5..=6, stops at the gap before 8"
         );
-        assert!(p.receive_range("ns", A, 7, 7, 40));
-        assert_eq!(p.vector().get("ns", A), 9);
+        assert!(p.receive_range(&ns(), A, 7, 7, 40));
+        assert_eq!(p.vector().get(&ns(), A), 9);
         assert_eq!(p.lag_by_origin()[&A].writes_behind, 0);
         assert_eq!(p.lag_by_origin()[&A].behind_since_ms, None);
     }
@@ -221,13 +225,13 @@ mod tests {
     #[test]
     fn merging_a_peer_vector_jumps_ahead() {
         let mut p = Progress::default();
-        p.receive_range("ns", A, 5, 6, 0);
-        p.merge_namespace("ns", &BTreeMap::from([(A, 4)]), 0);
-        assert_eq!(p.vector().get("ns", A), 6);
+        p.receive_range(&ns(), A, 5, 6, 0);
+        p.merge_namespace(&ns(), &BTreeMap::from([(A, 4)]), 0);
+        assert_eq!(p.vector().get(&ns(), A), 6);
         let mut other = VersionVector::default();
-        other.raise("ns", A, 6);
+        other.raise(&ns(), A, 6);
         assert!(p.vector().includes(&other));
-        other.raise("ns", NodeId(2), 1);
+        other.raise(&ns(), NodeId(2), 1);
         assert!(!p.vector().includes(&other));
     }
 }

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Entry, KvError, NodeId};
+use crate::{Entry, KvError, Namespace, NodeId};
 
 /// Writes of one namespace travelling between replicas.
 ///
@@ -9,7 +9,7 @@ use crate::{Entry, KvError, NodeId};
 /// point; writes from anti-entropy come with `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Segment {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub origin: NodeId,
     pub covered: Option<(u64, u64)>,
     pub writes: Vec<(Vec<u8>, Entry)>,
@@ -46,7 +46,7 @@ impl Segment {
 
     /// Approximate encoded size, for batch and queue limits.
     pub fn bytes(&self) -> usize {
-        self.namespace.len()
+        self.namespace.as_str().len()
             + 32
             + self
                 .writes
@@ -59,7 +59,7 @@ impl Segment {
 /// One applied change, announced to watchers after it is durable.
 #[derive(Debug, Clone)]
 pub struct Change {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub key: Vec<u8>,
     pub entry: Entry,
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::peer_messages::{SyncCursor, SyncRequest, SyncResponse};
-use crate::{ClusterView, Entry, NodeId, Segment, VersionVector};
+use crate::{ClusterView, Entry, Namespace, NodeId, Segment, VersionVector};
 
 /// Pages one exchange may take before it stops (the next round starts over).
 pub const SYNC_PAGES_MAX: usize = 1000;
@@ -16,7 +16,7 @@ pub const SYNC_PAGES_MAX: usize = 1000;
 pub const FULL_RESYNC_KEYS_MAX: usize = 5_000_000;
 
 /// Per namespace, the highest sequence number per origin.
-pub type NamespaceProgress = BTreeMap<String, BTreeMap<NodeId, u64>>;
+pub type NamespaceProgress = BTreeMap<Namespace, BTreeMap<NodeId, u64>>;
 
 /// Bounds of one exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct SyncExchange {
     served: Option<NamespaceProgress>,
     /// Full re-sync: every key the partner sent (None: not a full re-sync, or too many
     /// keys to track).
-    seen: Option<HashSet<(String, Vec<u8>)>>,
+    seen: Option<HashSet<(Namespace, Vec<u8>)>>,
     received: usize,
 }
 
@@ -191,19 +191,19 @@ impl SyncExchange {
 #[derive(Debug)]
 pub struct DeletedElsewhere {
     served: NamespaceProgress,
-    seen: HashSet<(String, Vec<u8>)>,
+    seen: HashSet<(Namespace, Vec<u8>)>,
 }
 
 impl DeletedElsewhere {
     /// Whether the local `entry` of `key` in `namespace` is to be removed.
-    pub fn drops(&self, namespace: &str, key: &[u8], entry: &Entry) -> bool {
+    pub fn drops(&self, namespace: &Namespace, key: &[u8], entry: &Entry) -> bool {
         let Some(progress) = self.served.get(namespace) else {
             return false;
         };
         let covered = progress
             .get(&entry.version.origin)
             .is_some_and(|seq| entry.seq <= *seq);
-        covered && !self.seen.contains(&(namespace.to_string(), key.to_vec()))
+        covered && !self.seen.contains(&(namespace.clone(), key.to_vec()))
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::keyspace::{IndexedWrite, Keyspace};
 use crate::peer_messages::{SyncCursor, SyncRequest, SyncResponse};
-use crate::{Entry, KvError, NodeId, Segment, VersionVector};
+use crate::{Entry, KvError, Namespace, NodeId, Segment, VersionVector};
 
 /// Writes one read of the origin index returns at most, so that a read never holds
 /// far more than the page can take.
@@ -19,7 +19,7 @@ const WRITE_OVERHEAD_BYTES: usize = 64;
 /// skipping each origin's writes at or below `floor`, at most `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WritesRead {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub floor: BTreeMap<NodeId, u64>,
     pub cursor: Option<(NodeId, u64)>,
     pub limit: usize,
@@ -29,7 +29,7 @@ pub struct WritesRead {
 #[derive(Debug)]
 pub struct SyncPager {
     /// Namespaces still to serve, in order, with the caller's progress in each.
-    namespaces: VecDeque<(String, BTreeMap<NodeId, u64>)>,
+    namespaces: VecDeque<(Namespace, BTreeMap<NodeId, u64>)>,
     /// Where the namespace at the front resumes.
     cursor: Option<(NodeId, u64)>,
     writes_left: usize,
@@ -44,7 +44,7 @@ impl SyncPager {
     /// and about `bytes_max` bytes.
     pub fn new(
         request: &SyncRequest,
-        serves: impl Fn(&str) -> bool,
+        serves: impl Fn(&Namespace) -> bool,
         mine: &VersionVector,
         writes_max: usize,
         bytes_max: usize,
@@ -188,7 +188,7 @@ mod tests {
             from: NodeId(9),
             namespaces: namespaces
                 .iter()
-                .map(|ns| (ns.to_string(), holds.clone()))
+                .map(|ns| (Namespace::from(*ns), holds.clone()))
                 .collect(),
             cursor,
         }
@@ -198,7 +198,7 @@ mod tests {
     fn page(
         keyspace: &Keyspace,
         request: &SyncRequest,
-        serves: impl Fn(&str) -> bool,
+        serves: impl Fn(&Namespace) -> bool,
         (writes_max, bytes_max): (usize, usize),
     ) -> SyncResponse {
         let held = VersionVector::default();
@@ -224,7 +224,12 @@ mod tests {
             for origin in 1..=2 {
                 for seq in 1..=writes_per_origin {
                     let key = format!("k{origin}-{seq}");
-                    store_entry(&keyspace, ns, key.as_bytes(), &entry(origin, seq, seq, "v"));
+                    store_entry(
+                        &keyspace,
+                        &(*ns).into(),
+                        key.as_bytes(),
+                        &entry(origin, seq, seq, "v"),
+                    );
                 }
             }
         }
@@ -263,8 +268,13 @@ mod tests {
     #[test]
     fn a_large_write_fills_a_page_alone() {
         let keyspace = keyspace();
-        store_entry(&keyspace, "a", b"big", &entry(1, 1, 1, &"x".repeat(500)));
-        store_entry(&keyspace, "a", b"small", &entry(1, 2, 2, "y"));
+        store_entry(
+            &keyspace,
+            &"a".into(),
+            b"big",
+            &entry(1, 1, 1, &"x".repeat(500)),
+        );
+        store_entry(&keyspace, &"a".into(), b"small", &entry(1, 2, 2, "y"));
         let first = page(&keyspace, &request(&["a"], &[], None), |_| true, (100, 400));
         assert_eq!(keys(&first), ["a/big"]);
         assert!(first.next.is_some());
@@ -276,7 +286,7 @@ mod tests {
         let shared = page(
             &keyspace,
             &request(&["a", "b", "c"], &[], None),
-            |ns| ns != "b",
+            |ns| *ns != "b",
             (100, 1 << 20),
         );
         assert_eq!(keys(&shared), ["a/k1-1", "a/k2-1", "c/k1-1", "c/k2-1"]);

@@ -3,7 +3,7 @@
 use larder_store::{Batch, MemoryDisk, Store, codec};
 
 use crate::keyspace::{Keyspace, entry_key, origin_key};
-use crate::{Entry, NodeId, Version};
+use crate::{Entry, Namespace, NodeId, Version};
 
 /// A live entry written by `origin` as its write `seq`, stamped at `physical_ms`.
 pub fn entry(origin: u64, seq: u64, physical_ms: u64, value: &str) -> Entry {
@@ -28,7 +28,7 @@ pub fn keyspace() -> Keyspace {
 }
 
 /// Stores `entry` as the current entry of `key`, with its origin index row.
-pub fn store_entry(keyspace: &Keyspace, namespace: &str, key: &[u8], entry: &Entry) {
+pub fn store_entry(keyspace: &Keyspace, namespace: &Namespace, key: &[u8], entry: &Entry) {
     let mut batch = Batch::default();
     batch.insert(origin_key(namespace, entry.version.origin, entry.seq), key);
     batch.insert(

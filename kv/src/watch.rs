@@ -9,7 +9,7 @@
 
 use tokio::sync::{broadcast, mpsc};
 
-use crate::{Entry, Kv, KvError, VersionVector, token};
+use crate::{Entry, Kv, KvError, Namespace, VersionVector, token};
 
 /// One change delivered to a watcher.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ const CATCH_UP_PAGE: usize = 256;
 
 pub fn watch(
     kv: &Kv,
-    namespace: &str,
+    namespace: &Namespace,
     prefix: &[u8],
     resume_token: &[u8],
 ) -> Result<mpsc::Receiver<Result<WatchEvent, KvError>>, KvError> {
@@ -39,7 +39,7 @@ pub fn watch(
     let (tx, rx) = mpsc::channel(kv.config().watch_stream_buffer);
     let watcher = Watcher {
         kv: kv.clone(),
-        namespace: namespace.to_string(),
+        namespace: namespace.clone(),
         prefix: prefix.to_vec(),
         tx,
     };
@@ -49,12 +49,12 @@ pub fn watch(
 
 struct Watcher {
     kv: Kv,
-    namespace: String,
+    namespace: Namespace,
     prefix: Vec<u8>,
     tx: mpsc::Sender<Result<WatchEvent, KvError>>,
 }
 
-fn raise_all(token: &mut VersionVector, other: &VersionVector, namespace: &str) {
+fn raise_all(token: &mut VersionVector, other: &VersionVector, namespace: &Namespace) {
     for (origin, seq) in other.namespace(namespace) {
         token.raise(namespace, origin, seq);
     }

@@ -12,7 +12,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use crate::group_stage::LocalOutcome;
 use crate::group_stage::{Answer, GroupReads, GroupStage, Head, StagedGroup, Work};
 use crate::keyspace::{Keyspace, entry_key};
-use crate::{ChangeBatch, ClusterView, Entry, Hlc, KvError, NodeId, Progress, Segment, Version};
+use crate::{
+    ChangeBatch, ClusterView, Entry, Hlc, KvError, Namespace, NodeId, Progress, Segment, Version,
+};
 
 /// A write requested by a client of this node.
 #[derive(Debug, Clone)]
@@ -79,7 +81,7 @@ pub(crate) struct Job {
 impl Job {
     /// Writes of a client of this node.
     pub fn local(
-        namespace: String,
+        namespace: Namespace,
         mutations: Vec<Mutation>,
         reply: oneshot::Sender<Result<LocalOutcome, KvError>>,
     ) -> Job {

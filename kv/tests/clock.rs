@@ -30,7 +30,7 @@ fn single_node_view() -> ClusterView {
             },
         )]),
         namespaces: BTreeMap::from([(
-            NS.to_string(),
+            NS.into(),
             NamespaceInfo {
                 allowed: BTreeSet::from([NodeId(1)]),
                 policy: "everywhere".into(),
@@ -77,7 +77,9 @@ async fn a_local_write_after_a_restart_supersedes_a_stored_stamp_from_a_faster_c
     let dir = tempfile::tempdir().expect("temp dir");
     let store = larder_store::Store::open(dir.path()).expect("store");
     let (kv, shutdown) = start(&store);
-    kv.put(NS, vec![item("own, early")]).await.expect("put");
+    kv.put(&NS.into(), vec![item("own, early")])
+        .await
+        .expect("put");
     // Node 2's clock runs 20 s ahead (inside the drift limit): its write is stored.
     let ahead = Version {
         physical_ms: larder_base::SystemClock.now_ms() + 20_000,
@@ -112,7 +114,7 @@ async fn a_local_write_after_a_restart_supersedes_a_stored_stamp_from_a_faster_c
     drop(kv);
     let (kv, _shutdown) = start(&store);
     let written = kv
-        .put(NS, vec![item("own, after restart")])
+        .put(&NS.into(), vec![item("own, after restart")])
         .await
         .expect("put");
     assert!(
@@ -120,7 +122,7 @@ async fn a_local_write_after_a_restart_supersedes_a_stored_stamp_from_a_faster_c
         "stamped {} below the stored {ahead}",
         written.versions[0]
     );
-    let read = kv.get(NS, b"k", &written.token).await.expect("get");
+    let read = kv.get(&NS.into(), b"k", &written.token).await.expect("get");
     assert_eq!(
         read.map(|e| e.value),
         Some(b"own, after restart".to_vec()),

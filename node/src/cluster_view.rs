@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use larder_directory::{Directory, DirectoryState, NodeStatus};
-use larder_kv::{ClusterView, NamespaceInfo, NodeId, PeerInfo};
+use larder_kv::{ClusterView, Namespace, NamespaceInfo, NodeId, PeerInfo};
 use tokio::sync::watch;
 
 /// The KV's view of a directory state, from node `me`'s point of view.
@@ -24,7 +24,8 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
             )
         })
         .collect();
-    let namespaces: BTreeMap<String, NamespaceInfo> = state
+    // The directory records names as strings; the KV keys its view by `Namespace`.
+    let namespaces: BTreeMap<Namespace, NamespaceInfo> = state
         .namespaces
         .values()
         .map(|ns| {
@@ -35,7 +36,7 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
                 .map(|record| NodeId(record.spec.id.0))
                 .collect();
             (
-                ns.name.clone(),
+                Namespace::from(ns.name.as_str()),
                 NamespaceInfo {
                     allowed,
                     policy: ns.policy.describe(),
@@ -47,7 +48,11 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
         me: NodeId(me),
         nodes,
         namespaces,
-        deleted_namespaces: state.deleted_namespaces.clone(),
+        deleted_namespaces: state
+            .deleted_namespaces
+            .iter()
+            .map(|name| Namespace::from(name.as_str()))
+            .collect(),
     }
 }
 

@@ -1,4 +1,4 @@
-use larder_base::Epoch;
+use larder_base::{Epoch, Namespace};
 
 /// Errors of object operations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
@@ -20,7 +20,7 @@ pub enum ObjectError {
     #[error("the object already holds {0} alarms, the most it may (objects.alarms_max)")]
     TooManyAlarms(usize),
     #[error("namespace {0:?} does not exist")]
-    NamespaceNotFound(String),
+    NamespaceNotFound(Namespace),
     #[error("cannot place the object: {0}")]
     Placement(String),
     /// The object cannot serve now (owner unreachable, no majority of replicas, owner

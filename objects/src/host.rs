@@ -16,7 +16,7 @@ use crate::owner::{Actors, OwnerContext, SettledCopies};
 use crate::peer_messages::{ExecuteRequest, ExecuteResponse};
 use crate::peers::Peers;
 use crate::placements::Placements;
-use crate::{ObjectError, ObjectId, ObjectLimits, ObjectsConfig};
+use crate::{Namespace, ObjectError, ObjectId, ObjectLimits, ObjectsConfig};
 
 /// This node's object runtime. Cheap to clone.
 #[derive(Clone)]
@@ -101,14 +101,14 @@ impl ObjectHost {
     /// object remembers is answered without applying it again.
     pub async fn call(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         id: &ObjectId,
         location_hint: Option<&str>,
         op: Op,
         request_id: Option<String>,
     ) -> Result<Answer, ObjectError> {
         let key = ObjectKey {
-            namespace: namespace.to_string(),
+            namespace: namespace.clone(),
             id: id.as_str().to_string(),
         };
         let mut placement = self.placements().find_or_place(&key, location_hint).await?;
@@ -187,11 +187,11 @@ impl ObjectHost {
     /// (it must be placed).
     pub async fn placement_of(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         id: &ObjectId,
     ) -> Result<ObjectPlacement, ObjectError> {
         let key = ObjectKey {
-            namespace: namespace.to_string(),
+            namespace: namespace.clone(),
             id: id.as_str().to_string(),
         };
         self.placements()

@@ -49,7 +49,7 @@ pub use error::ObjectError;
 pub use handover::{failover, mover};
 pub use host::ObjectHost;
 pub use id::{OBJECT_ID_BYTES_MAX, ObjectId};
-pub use larder_base::ChannelFactory;
+pub use larder_base::{ChannelFactory, Namespace};
 pub use limits::ObjectLimits;
 pub use peers::PeerError;
 pub use replication_link::LinkError;

@@ -5,7 +5,7 @@ use larder_directory::ObjectKey;
 use serde::{Deserialize, Serialize};
 
 use crate::op::{Answer, Op};
-use crate::{ApplyOutcome, Mutation, ObjectError, ObjectState, ReplicaMeta};
+use crate::{ApplyOutcome, Mutation, Namespace, ObjectError, ObjectState, ReplicaMeta};
 
 /// The object peer protocol. Version 3: replicas answer with a typed [`CopyError`]
 /// instead of a message string.
@@ -123,6 +123,6 @@ pub struct SubscribeRequest {
 /// Live events of the objects a node owns in a namespace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NamespaceSubscribeRequest {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub id_prefix: String,
 }

@@ -1,7 +1,7 @@
 //! Where objects live, as this node sees it: the directory's placements, read in place,
 //! and the placement of an object on first access.
 
-use larder_base::{Epoch, NodeId};
+use larder_base::{Epoch, Namespace, NodeId};
 use larder_directory::{
     Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
     Jurisdiction, NamespacePolicy, NodeStatus, ObjectKey, ObjectPlacement, RegionId,
@@ -101,7 +101,7 @@ impl Placements {
             .directory
             .read_local(|state| {
                 let namespace = state
-                    .namespace(&key.namespace)
+                    .namespace(key.namespace.as_str())
                     .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
                 let policy = &namespace.policy;
                 let region =
@@ -176,25 +176,25 @@ impl Placements {
     /// follow. Reads the namespace's range in place: no copy of the directory.
     pub async fn list(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         start_after: &str,
         limit: usize,
         keep: impl Fn(&ObjectPlacement) -> bool,
     ) -> Result<(Vec<ObjectPlacement>, bool), ObjectError> {
         let from = ObjectKey {
-            namespace: namespace.to_string(),
+            namespace: namespace.clone(),
             id: start_after.to_string(),
         };
         self.directory
             .read_local(|state| {
-                if state.namespace(namespace).is_none() {
-                    return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+                if state.namespace(namespace.as_str()).is_none() {
+                    return Err(ObjectError::NamespaceNotFound(namespace.clone()));
                 }
                 let mut found: Vec<ObjectPlacement> = state
                     .placements
                     .range((std::ops::Bound::Excluded(&from), std::ops::Bound::Unbounded))
                     .map(|(_, p)| p)
-                    .take_while(|p| p.key.namespace == namespace)
+                    .take_while(|p| p.key.namespace == *namespace)
                     .filter(|p| keep(p))
                     .take(limit + 1)
                     .cloned()
@@ -240,9 +240,9 @@ impl Placements {
     }
 
     /// Whether `namespace` exists (as this node has applied the directory).
-    pub async fn namespace_exists(&self, namespace: &str) -> bool {
+    pub async fn namespace_exists(&self, namespace: &Namespace) -> bool {
         self.directory
-            .read_local(|s| s.namespace(namespace).is_some())
+            .read_local(|s| s.namespace(namespace.as_str()).is_some())
             .await
     }
 }
@@ -253,7 +253,7 @@ impl Placements {
 /// allows it and, for a namespace with a jurisdiction, some up node there carries it.
 pub(crate) fn choose_region(
     state: &DirectoryState,
-    namespace: &str,
+    namespace: &Namespace,
     policy: &NamespacePolicy,
     my_region: &RegionId,
     location_hint: Option<&str>,

@@ -20,8 +20,8 @@ fn view() -> ClusterView {
         me: ME,
         nodes: BTreeMap::new(),
         namespaces: [
-            ("ns".to_string(), ns(&[1, 2, 3])),
-            ("eu".to_string(), ns(&[2])),
+            (Namespace::from("ns"), ns(&[1, 2, 3])),
+            (Namespace::from("eu"), ns(&[2])),
         ]
         .into(),
         deleted_namespaces: BTreeSet::new(),
@@ -50,7 +50,7 @@ impl Model {
             let head = if self.unreadable.contains(key) {
                 Err(KvError::Storage("unreadable".into()))
             } else {
-                Ok(self.entry(namespace, key).as_ref().map(Head::of))
+                Ok(self.entry(namespace.as_str(), key).as_ref().map(Head::of))
             };
             reads.heads.insert(ekey, head);
         }
@@ -81,7 +81,7 @@ impl Model {
     }
 
     fn entry(&self, namespace: &str, key: &[u8]) -> Option<Entry> {
-        let raw = self.rows.get(&entry_key(namespace, key))?;
+        let raw = self.rows.get(&entry_key(&namespace.into(), key))?;
         Some(codec::decode(raw).expect("entry"))
     }
 
@@ -184,7 +184,7 @@ fn local_writes_are_stamped_in_order_numbered_without_gaps_and_pushed() {
         second.versions[0] > first.versions[2],
         "the wall clock went back; stamps did not"
     );
-    assert_eq!(model.progress.vector().get("ns", ME), 4);
+    assert_eq!(model.progress.vector().get(&"ns".into(), ME), 4);
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn an_older_replicated_write_loses_but_its_range_is_received() {
     assert!(matches!(answers[0], Answer::Remote(Ok(()))));
     assert!(staged.rows.is_empty() && staged.changes.is_empty());
     assert_eq!(model.entry("ns", b"k").expect("k").value, b"new");
-    assert_eq!(model.progress.vector().get("ns", NodeId(3)), 1);
+    assert_eq!(model.progress.vector().get(&"ns".into(), NodeId(3)), 1);
     assert_eq!(
         hlc.last().physical_ms,
         100,
@@ -240,7 +240,7 @@ fn writes_of_a_namespace_this_node_may_not_hold_are_refused() {
         ],
     );
     assert!(model.entry("eu", b"k").is_none());
-    assert_eq!(model.progress.vector().get("eu", NodeId(2)), 0);
+    assert_eq!(model.progress.vector().get(&"eu".into(), NodeId(2)), 0);
     assert!(
         model.entry("unknown-yet", b"k").is_some(),
         "a namespace not in the view yet is kept"
@@ -371,7 +371,7 @@ fn a_finished_sync_adopts_progress_and_a_dropped_namespace_is_forgotten() {
     };
     let (_, staged) = model.commit(&hlc, 0, vec![sync]);
     assert_eq!(staged.synced_at_ms, Some(55));
-    assert_eq!(model.progress.vector().get("ns", NodeId(2)), 7);
+    assert_eq!(model.progress.vector().get(&"ns".into(), NodeId(2)), 7);
     let drop = Work::DropNamespace {
         namespace: "ns".into(),
         limit: 100,
@@ -444,7 +444,7 @@ proptest! {
         }
         let expected: BTreeMap<Vec<u8>, Entry> = greatest
             .iter()
-            .map(|(k, e)| (entry_key("ns", k.as_bytes()), (*e).clone()))
+            .map(|(k, e)| (entry_key(&"ns".into(), k.as_bytes()), (*e).clone()))
             .collect();
         prop_assert_eq!(entries, expected);
         let named: BTreeSet<_> = greatest

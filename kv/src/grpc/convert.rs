@@ -1,6 +1,6 @@
 use larder_proto::v1 as pb;
 
-use crate::{Entry, PutItem, Version};
+use crate::{Entry, Namespace, PutItem, Version, validate};
 
 pub fn version(v: &Version) -> pb::Version {
     pb::Version {
@@ -29,7 +29,7 @@ pub fn list_entry(key: Vec<u8>, entry: Entry) -> pb::ListEntry {
 }
 
 /// The namespace and the write of a `Put`.
-pub fn put_request(req: pb::PutRequest) -> (String, PutItem) {
+pub fn put_request(req: pb::PutRequest) -> (Namespace, PutItem) {
     let item = PutItem {
         key: req.key,
         value: req.value,
@@ -37,11 +37,11 @@ pub fn put_request(req: pb::PutRequest) -> (String, PutItem) {
         expires_at_ms: req.expires_at_ms,
         ttl_ms: req.ttl_ms,
     };
-    (req.namespace, item)
+    (validate::namespace(req.namespace), item)
 }
 
 /// The namespace and the writes of a `PutMany`.
-pub fn put_many_request(req: pb::PutManyRequest) -> (String, Vec<PutItem>) {
+pub fn put_many_request(req: pb::PutManyRequest) -> (Namespace, Vec<PutItem>) {
     let items = req
         .items
         .into_iter()
@@ -53,5 +53,5 @@ pub fn put_many_request(req: pb::PutManyRequest) -> (String, Vec<PutItem>) {
             ttl_ms: item.ttl_ms,
         })
         .collect();
-    (req.namespace, items)
+    (validate::namespace(req.namespace), items)
 }

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use super::status::kv_status;
-use crate::{Kv, WriteOutcome};
+use crate::{Kv, WriteOutcome, validate};
 
 /// `larder.v1.Kv` on the api listener.
 pub struct KvService {
@@ -38,9 +38,10 @@ impl KvRpc for KvService {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         let req = request.into_inner();
+        let namespace = validate::namespace(req.namespace);
         let entry = self
             .kv
-            .get(&req.namespace, &req.key, &req.consistency_token)
+            .get(&namespace, &req.key, &req.consistency_token)
             .await
             .map_err(kv_status)?;
         Ok(Response::new(pb::GetResponse {
@@ -54,9 +55,10 @@ impl KvRpc for KvService {
         request: Request<pb::GetManyRequest>,
     ) -> Result<Response<pb::GetManyResponse>, Status> {
         let req = request.into_inner();
+        let namespace = validate::namespace(req.namespace);
         let entries = self
             .kv
-            .get_many(&req.namespace, &req.keys, &req.consistency_token)
+            .get_many(&namespace, &req.keys, &req.consistency_token)
             .await
             .map_err(kv_status)?;
         let entries = req
@@ -99,9 +101,10 @@ impl KvRpc for KvService {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let req = request.into_inner();
+        let namespace = validate::namespace(req.namespace);
         let outcome = self
             .kv
-            .delete(&req.namespace, vec![req.key])
+            .delete(&namespace, vec![req.key])
             .await
             .map_err(kv_status)?;
         Ok(write_response(outcome))
@@ -112,9 +115,10 @@ impl KvRpc for KvService {
         request: Request<pb::DeleteManyRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let req = request.into_inner();
+        let namespace = validate::namespace(req.namespace);
         let outcome = self
             .kv
-            .delete(&req.namespace, req.keys)
+            .delete(&namespace, req.keys)
             .await
             .map_err(kv_status)?;
         Ok(write_response(outcome))
@@ -125,10 +129,11 @@ impl KvRpc for KvService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         let req = request.into_inner();
+        let namespace = validate::namespace(req.namespace);
         let page = self
             .kv
             .list(
-                &req.namespace,
+                &namespace,
                 &req.prefix,
                 &req.cursor,
                 req.limit,
@@ -154,7 +159,8 @@ impl KvRpc for KvService {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let req = request.into_inner();
-        let events = crate::watch::watch(&self.kv, &req.namespace, &req.prefix, &req.resume_token)
+        let namespace = validate::namespace(req.namespace);
+        let events = crate::watch::watch(&self.kv, &namespace, &req.prefix, &req.resume_token)
             .map_err(kv_status)?;
         let stream = ReceiverStream::new(events).map(|event| {
             let event = event.map_err(kv_status)?;

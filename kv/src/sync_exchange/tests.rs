@@ -28,9 +28,9 @@ fn view() -> ClusterView {
     };
     let namespaces = ["a", "b", "c"]
         .into_iter()
-        .map(|ns| (ns.to_string(), everywhere.clone()))
+        .map(|ns| (Namespace::from(ns), everywhere.clone()))
         .chain([(
-            "mine".to_string(),
+            Namespace::from("mine"),
             NamespaceInfo {
                 allowed: [ME, NodeId(3)].into(),
                 policy: "not on 2".into(),
@@ -64,7 +64,7 @@ fn from_scratch(full: bool, limits: ExchangeLimits) -> SyncExchange {
 fn vector(entries: &[(&str, u64, u64)]) -> VersionVector {
     let mut v = VersionVector::default();
     for (ns, origin, seq) in entries {
-        v.raise(ns, NodeId(*origin), *seq);
+        v.raise(&Namespace::from(*ns), NodeId(*origin), *seq);
     }
     v
 }
@@ -93,7 +93,7 @@ fn it_asks_for_shared_namespaces_above_what_it_holds_or_for_everything_when_full
         request.namespaces.keys().collect::<Vec<_>>(),
         ["a", "b", "c"]
     );
-    assert_eq!(request.namespaces["a"], mine.namespace("a"));
+    assert_eq!(request.namespaces["a"], mine.namespace(&"a".into()));
     assert!(request.namespaces["b"].is_empty());
     let full = SyncExchange::plan(&view(), PARTNER, &mine, true, 100, limits).expect("plan");
     let request = full.next_request().expect("a request");
@@ -181,20 +181,23 @@ fn a_full_resync_drops_covered_entries_the_partner_did_not_send() {
         panic!("a complete full re-sync")
     };
     assert!(
-        deleted.drops("a", b"gone", &entry(2, 4, 9, "v")),
+        deleted.drops(&"a".into(), b"gone", &entry(2, 4, 9, "v")),
         "covered, not sent"
     );
-    assert!(!deleted.drops("a", b"kept", &entry(2, 3, 10, "v")), "sent");
     assert!(
-        !deleted.drops("a", b"new", &entry(2, 6, 12, "v")),
+        !deleted.drops(&"a".into(), b"kept", &entry(2, 3, 10, "v")),
+        "sent"
+    );
+    assert!(
+        !deleted.drops(&"a".into(), b"new", &entry(2, 6, 12, "v")),
         "newer than served"
     );
     assert!(
-        !deleted.drops("a", b"other", &entry(3, 1, 12, "v")),
+        !deleted.drops(&"a".into(), b"other", &entry(3, 1, 12, "v")),
         "origin not served"
     );
     assert!(
-        !deleted.drops("b", b"gone", &entry(2, 1, 9, "v")),
+        !deleted.drops(&"b".into(), b"gone", &entry(2, 1, 9, "v")),
         "namespace not served"
     );
 }
@@ -246,17 +249,17 @@ proptest! {
         writes_max in 1usize..12,
         bytes_max in 70usize..600,
     ) {
-        let namespaces = ["a", "b", "c"];
+        let namespaces = ["a", "b", "c"].map(Namespace::from);
         let partner = keyspace();
         let mut held = VersionVector::default();
         for (ns, origin, seq) in &writes {
             let key = format!("{origin}-{seq}");
-            store_entry(&partner, namespaces[*ns], key.as_bytes(), &entry(*origin, *seq, *seq, "value"));
-            held.raise(namespaces[*ns], NodeId(*origin), *seq);
+            store_entry(&partner, &namespaces[*ns], key.as_bytes(), &entry(*origin, *seq, *seq, "value"));
+            held.raise(&namespaces[*ns], NodeId(*origin), *seq);
         }
         let mut mine = VersionVector::default();
         for (i, floor) in floors.iter().enumerate() {
-            mine.raise(namespaces[i / 3], NodeId(1 + (i % 3) as u64), *floor);
+            mine.raise(&namespaces[i / 3], NodeId(1 + (i % 3) as u64), *floor);
         }
         let limits = ExchangeLimits { pages_max: 10_000, ..ExchangeLimits::default() };
         let mut exchange = SyncExchange::plan(&view(), PARTNER, &mine, full, 7, limits).expect("plan");
@@ -272,7 +275,7 @@ proptest! {
                 delivered.extend(segment.writes.iter().map(|(_, e)| (ns, e.version.origin.0, e.seq)));
             }
         }
-        let floor = |ns: usize, origin: u64| if full { 0 } else { mine.get(namespaces[ns], NodeId(origin)) };
+        let floor = |ns: usize, origin: u64| if full { 0 } else { mine.get(&namespaces[ns], NodeId(origin)) };
         let missing: Vec<_> = writes.iter().copied().filter(|(ns, o, s)| *s > floor(*ns, *o)).collect();
         let unique: BTreeSet<_> = delivered.iter().copied().collect();
         prop_assert_eq!(unique.len(), delivered.len(), "a write arrived twice");
@@ -283,7 +286,7 @@ proptest! {
         // The partner's progress in every namespace asked, however early the first
         // page filled: else a namespace past it is never adopted, and a full
         // re-sync never drops its keys deleted elsewhere.
-        let all: NamespaceProgress = namespaces.iter().map(|ns| (ns.to_string(), held.namespace(ns))).collect();
+        let all: NamespaceProgress = namespaces.iter().map(|ns| (ns.clone(), held.namespace(ns))).collect();
         prop_assert_eq!(served, all);
     }
 }

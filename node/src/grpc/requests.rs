@@ -4,8 +4,8 @@
 //! target both go through here.
 
 use larder_directory::{
-    DirectoryRequest, Jurisdiction, NamespacePolicy, NamespaceRecord, NodeId, RegionId,
-    check_label, check_namespace_name,
+    DirectoryRequest, Jurisdiction, Namespace, NamespacePolicy, NamespaceRecord, NodeId, RegionId,
+    check_label,
 };
 use larder_proto::v1 as pb;
 use tonic::Status;
@@ -26,7 +26,7 @@ pub fn namespace_record(
     req: pb::CreateNamespaceRequest,
     now_ms: u64,
 ) -> Result<NamespaceRecord, Status> {
-    check_namespace_name(&req.name).map_err(|reason| {
+    let name = Namespace::parse(&req.name).map_err(|reason| {
         Status::invalid_argument(format!("namespace name {:?} {reason}", req.name))
     })?;
     let mut policy = NamespacePolicy::default();
@@ -42,7 +42,8 @@ pub fn namespace_record(
         policy.jurisdiction = Some(Jurisdiction(req.jurisdiction));
     }
     Ok(NamespaceRecord {
-        name: req.name,
+        // The directory's records keep names as strings.
+        name: name.into_string(),
         policy,
         created_at_ms: now_ms,
     })

@@ -70,7 +70,7 @@ impl AlarmIndex {
         let after = (
             now_ms + 1,
             ObjectKey {
-                namespace: String::new(),
+                namespace: String::new().into(),
                 id: String::new(),
             },
         );

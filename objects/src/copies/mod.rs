@@ -47,8 +47,9 @@ fn corrupted(err: impl std::fmt::Display) -> StoreError {
 }
 
 fn stripe(key: &ObjectKey) -> usize {
+    let namespace = key.namespace.as_str();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.namespace.bytes().chain([0]).chain(key.id.bytes()) {
+    for byte in namespace.bytes().chain([0]).chain(key.id.bytes()) {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     (hash % LOCK_STRIPES as u64) as usize

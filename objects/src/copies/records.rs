@@ -23,11 +23,12 @@ pub(super) const OWNER: u8 = b'o';
 pub(super) const DATA_TAGS: [u8; 4] = [DATA, REMEMBERED, ALARM, EVENT];
 
 pub(super) fn object_prefix(tag: u8, key: &ObjectKey) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + key.namespace.len() + key.id.len());
+    let namespace = key.namespace.as_str();
+    let mut out = Vec::with_capacity(4 + namespace.len() + key.id.len());
     out.push(tag);
     // Namespace names are at most 64 bytes, object ids at most 256 (checked upstream).
-    out.push(key.namespace.len() as u8);
-    out.extend_from_slice(key.namespace.as_bytes());
+    out.push(namespace.len() as u8);
+    out.extend_from_slice(namespace.as_bytes());
     out.extend_from_slice(&(key.id.len() as u16).to_be_bytes());
     out.extend_from_slice(key.id.as_bytes());
     out
@@ -43,7 +44,7 @@ pub(super) fn parse_object_prefix(raw: &[u8]) -> Option<(ObjectKey, &[u8])> {
     let id = std::str::from_utf8(raw.get(id_at + 2..id_at + 2 + id_len)?).ok()?;
     Some((
         ObjectKey {
-            namespace: namespace.to_string(),
+            namespace: namespace.into(),
             id: id.to_string(),
         },
         &raw[id_at + 2 + id_len..],

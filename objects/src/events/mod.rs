@@ -28,9 +28,9 @@ use larder_directory::ObjectKey;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::ObjectError;
 use crate::op::Event;
 use crate::peer_messages::OBJECTS_WIRE;
+use crate::{Namespace, ObjectError};
 
 /// Events buffered per subscription between its producer and its gRPC stream.
 pub const SUBSCRIPTION_BUFFER: usize = 64;
@@ -82,7 +82,7 @@ pub enum ObjectEventOut {
 #[derive(Default)]
 pub(crate) struct EventHub {
     objects: Mutex<HashMap<ObjectKey, broadcast::Sender<Event>>>,
-    namespaces: Mutex<HashMap<String, broadcast::Sender<(ObjectKey, Event)>>>,
+    namespaces: Mutex<HashMap<Namespace, broadcast::Sender<(ObjectKey, Event)>>>,
 }
 
 impl EventHub {
@@ -122,13 +122,16 @@ impl EventHub {
             .subscribe()
     }
 
-    pub(super) fn namespace(&self, namespace: &str) -> broadcast::Receiver<(ObjectKey, Event)> {
+    pub(super) fn namespace(
+        &self,
+        namespace: &Namespace,
+    ) -> broadcast::Receiver<(ObjectKey, Event)> {
         let mut namespaces = self
             .namespaces
             .lock()
             .expect("event hub: no panics under it");
         namespaces
-            .entry(namespace.to_string())
+            .entry(namespace.clone())
             .or_insert_with(|| broadcast::channel(BROADCAST_BUFFER).0)
             .subscribe()
     }

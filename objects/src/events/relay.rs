@@ -16,7 +16,7 @@ use super::{
 };
 use crate::host::ObjectHost;
 use crate::peer_messages::{NamespaceSubscribeRequest, SubscribeRequest};
-use crate::{ObjectError, ObjectId};
+use crate::{Namespace, ObjectError, ObjectId};
 
 impl ObjectHost {
     /// An object's events for a subscriber of this node, wherever the object's owner is
@@ -25,13 +25,13 @@ impl ObjectHost {
     /// unknown namespace).
     pub fn subscribe(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         id: &ObjectId,
         location_hint: Option<String>,
         after: Option<u64>,
     ) -> mpsc::Receiver<Result<ObjectEventOut, ObjectError>> {
         let key = ObjectKey {
-            namespace: namespace.to_string(),
+            namespace: namespace.clone(),
             id: id.as_str().to_string(),
         };
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
@@ -109,16 +109,16 @@ impl ObjectHost {
     /// merged from every node, for a subscriber of this node.
     pub async fn subscribe_namespace(
         &self,
-        namespace: &str,
+        namespace: &Namespace,
         id_prefix: String,
     ) -> Result<mpsc::Receiver<Result<ObjectEventOut, ObjectError>>, ObjectError> {
         if !self.placements().namespace_exists(namespace).await {
-            return Err(ObjectError::NamespaceNotFound(namespace.to_string()));
+            return Err(ObjectError::NamespaceNotFound(namespace.clone()));
         }
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let host = self.clone();
         let request = NamespaceSubscribeRequest {
-            namespace: namespace.to_string(),
+            namespace: namespace.clone(),
             id_prefix,
         };
         tokio::spawn(async move { host.merge_namespace(request, tx).await });

@@ -17,7 +17,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ObjectEvent, Status>> + 
 fn event_pb(out: ObjectEventOut) -> pb::ObjectEvent {
     match out {
         ObjectEventOut::Event { key, event } => pb::ObjectEvent {
-            namespace: key.namespace,
+            namespace: key.namespace.into(),
             id: key.id,
             seq: event.seq,
             at_unix_ms: event.at_ms,
@@ -35,7 +35,7 @@ fn event_pb(out: ObjectEventOut) -> pb::ObjectEvent {
             }),
         },
         ObjectEventOut::Gap { key, from, until } => pb::ObjectEvent {
-            namespace: key.namespace,
+            namespace: key.namespace.into(),
             id: key.id,
             seq: from,
             at_unix_ms: 0,
@@ -65,6 +65,7 @@ impl ObjectsService {
     async fn run(&self, call: ObjectCall) -> Result<(ObjectId, Answer), Status> {
         let ObjectCall {
             object,
+            namespace,
             id,
             op,
             request_id,
@@ -72,7 +73,7 @@ impl ObjectsService {
         let hint = requests::location_hint(&object);
         let answer = self
             .host
-            .call(&object.namespace, &id, hint, op, request_id)
+            .call(&namespace, &id, hint, op, request_id)
             .await
             .map_err(object_status)?;
         Ok((id, answer))
@@ -106,7 +107,7 @@ fn written(id: ObjectId, answer: Answer) -> Result<Response<pb::ObjectWriteRespo
 
 fn info(p: &larder_directory::ObjectPlacement) -> pb::ObjectInfo {
     pb::ObjectInfo {
-        namespace: p.key.namespace.clone(),
+        namespace: p.key.namespace.to_string(),
         id: p.key.id.clone(),
         region: p.region.0.clone(),
         jurisdiction: p
@@ -133,10 +134,11 @@ impl Objects for ObjectsService {
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let req = request.into_inner();
         let limit = requests::list_objects_limit(&req, self.host.limits())?;
+        let namespace = requests::namespace(req.namespace.clone());
         let (placements, more) = self
             .host
             .placements()
-            .list(&req.namespace, &req.start_after, limit, |p| {
+            .list(&namespace, &req.start_after, limit, |p| {
                 p.key.id.starts_with(&req.prefix)
                     && (req.region.is_empty() || p.region.0 == req.region)
             })
@@ -151,9 +153,10 @@ impl Objects for ObjectsService {
         request: Request<pb::MoveRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
         let (object, id, target) = requests::move_object(request.into_inner())?;
+        let namespace = requests::namespace(object.namespace);
         let placement = self
             .host
-            .placement_of(&object.namespace, &id)
+            .placement_of(&namespace, &id)
             .await
             .map_err(object_status)?;
         let moved = crate::handover::mover::move_object(&self.host, &placement, target)
@@ -179,7 +182,7 @@ impl Objects for ObjectsService {
         request: Request<pb::InspectRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
         let call = requests::inspect(request.into_inner())?;
-        let namespace = call.object.namespace.clone();
+        let namespace = call.namespace.clone();
         let (id, answer) = self.run(call).await?;
         let reply = answer.reply;
         let placement = self
@@ -363,12 +366,9 @@ impl Objects for ObjectsService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let sub = requests::subscribe(request.into_inner())?;
-        let rx = self.host.subscribe(
-            &sub.object.namespace,
-            &sub.id,
-            sub.location_hint,
-            sub.after_seq,
-        );
+        let rx = self
+            .host
+            .subscribe(&sub.namespace, &sub.id, sub.location_hint, sub.after_seq);
         Ok(event_stream(rx))
     }
 
@@ -379,9 +379,10 @@ impl Objects for ObjectsService {
         request: Request<pb::SubscribeNamespaceRequest>,
     ) -> Result<Response<Self::SubscribeNamespaceStream>, Status> {
         let req = request.into_inner();
+        let namespace = requests::namespace(req.namespace);
         let rx = self
             .host
-            .subscribe_namespace(&req.namespace, req.id_prefix)
+            .subscribe_namespace(&namespace, req.id_prefix)
             .await
             .map_err(object_status)?;
         Ok(event_stream(rx))

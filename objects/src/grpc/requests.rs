@@ -11,16 +11,25 @@ use tonic::Status;
 use super::status::object_status;
 use crate::handover::choice::MoveTarget;
 use crate::op::{ListQuery, Op, Precondition, TxnWrite};
-use crate::{ObjectError, ObjectId, ObjectLimits};
+use crate::{Namespace, ObjectError, ObjectId, ObjectLimits};
 
 /// One call on one object, as a request asks for it.
 #[derive(Debug, Clone)]
 pub struct ObjectCall {
     pub object: pb::ObjectRef,
+    /// The namespace `object` names.
+    pub namespace: Namespace,
     pub id: ObjectId,
     pub op: Op,
     /// Makes a retried write apply once; None when the request left it empty.
     pub request_id: Option<String>,
+}
+
+/// The namespace a request names, converted once at the edge. Not held to the name rule
+/// here: a name that breaks it was never created, so finding or placing the object
+/// answers "does not exist", as it did when namespaces were plain strings.
+pub fn namespace(name: String) -> Namespace {
+    Namespace::from(name)
 }
 
 /// The region to place the object in if a call creates it; None when not given.
@@ -32,6 +41,8 @@ pub fn location_hint(object: &pb::ObjectRef) -> Option<&str> {
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub object: pb::ObjectRef,
+    /// The namespace `object` names.
+    pub namespace: Namespace,
     pub id: ObjectId,
     pub location_hint: Option<String>,
     pub after_seq: Option<u64>,
@@ -59,6 +70,7 @@ pub fn call(
 ) -> Result<ObjectCall, Status> {
     let (object, id) = object_ref(object)?;
     Ok(ObjectCall {
+        namespace: namespace(object.namespace.clone()),
         object,
         id,
         op,
@@ -194,6 +206,7 @@ pub fn subscribe(req: pb::SubscribeRequest) -> Result<Subscription, Status> {
     let (object, id) = object_ref(req.object)?;
     let location_hint = location_hint(&object).map(str::to_string);
     Ok(Subscription {
+        namespace: namespace(object.namespace.clone()),
         object,
         id,
         location_hint,

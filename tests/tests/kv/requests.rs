@@ -151,11 +151,11 @@ async fn a_region_restricted_namespace_is_never_stored_outside_its_region() {
         let keyspace = larder_kv::keyspace::Keyspace::open(store).expect("keyspace");
         let stored = keyspace.stored_namespaces().expect("namespaces");
         assert!(
-            !stored.contains(&"eu-data".to_string()),
+            !stored.contains(&"eu-data".into()),
             "node {id} stores {stored:?}"
         );
         assert!(
-            stored.contains(&"open".to_string()),
+            stored.contains(&"open".into()),
             "node {id} stores {stored:?}"
         );
     }

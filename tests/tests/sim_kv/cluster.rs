@@ -117,7 +117,7 @@ fn view(me: u64) -> ClusterView {
     ClusterView {
         me: NodeId(me),
         nodes,
-        namespaces: [OPEN, EU].map(|ns| (ns.to_string(), namespace(ns))).into(),
+        namespaces: [OPEN, EU].map(|ns| (ns.into(), namespace(ns))).into(),
         deleted_namespaces: BTreeSet::new(),
     }
 }

@@ -34,7 +34,8 @@ fn kv_token(bytes: &[u8], namespace: &str) -> Result<(), KvError> {
     if bytes.is_empty() {
         return Ok(());
     }
-    let wanted = token::restrict(&token::decode(bytes)?, namespace);
+    let asked = validate::namespace(namespace.to_string());
+    let wanted = token::restrict(&token::decode(bytes)?, &asked);
     assert!(
         wanted.0.keys().all(|ns| ns == namespace),
         "a restricted token names another namespace"
