@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, CommandOutcome, Leadership, NamespaceRecord, NodeId, NodeRecord, NodeStatus,
-    ObjectKey, ObjectPlacement,
+    Command, CommandOutcome, Epoch, Leadership, NamespaceRecord, NodeId, NodeRecord, NodeSpec,
+    NodeStatus, ObjectKey, ObjectPlacement, RegionId,
 };
 
 /// The directory's replicated state, and the pure function that applies commands to it.
@@ -25,35 +25,8 @@ impl DirectoryState {
     /// Applies `command`, taken from a log entry that `proposed_by` proposed.
     pub fn apply(&mut self, command: &Command, proposed_by: Leadership) -> CommandOutcome {
         match command {
-            Command::RegisterNode { spec, at_ms } => {
-                let record = NodeRecord {
-                    spec: spec.clone(),
-                    status: NodeStatus::Up,
-                    status_changed_at_ms: *at_ms,
-                };
-                match self.nodes.get(&spec.id) {
-                    Some(old) if old.spec == *spec && old.status == NodeStatus::Up => {
-                        CommandOutcome::Unchanged
-                    }
-                    Some(old) if old.status == NodeStatus::Up => {
-                        // Keep the time it came up: only the spec changed.
-                        let record = NodeRecord {
-                            status_changed_at_ms: old.status_changed_at_ms,
-                            ..record
-                        };
-                        self.nodes.insert(spec.id, record);
-                        CommandOutcome::Applied
-                    }
-                    _ => {
-                        self.nodes.insert(spec.id, record);
-                        CommandOutcome::Applied
-                    }
-                }
-            }
-            Command::RemoveNode { id } => match self.nodes.remove(id) {
-                Some(_) => CommandOutcome::Applied,
-                None => CommandOutcome::UnknownNode(*id),
-            },
+            Command::RegisterNode { spec, at_ms } => self.register_node(spec, *at_ms),
+            Command::RemoveNode { id } => self.remove_node(*id),
             Command::SetNodeStatusUnfenced { id, status, at_ms } => {
                 self.set_node_status(*id, *status, *at_ms)
             }
@@ -72,49 +45,49 @@ impl DirectoryState {
                     }
                 }
             }
-            Command::CreateNamespace(record) => match self.namespaces.get(&record.name) {
-                Some(existing) if existing.policy == record.policy => CommandOutcome::Unchanged,
-                Some(_) => CommandOutcome::NamespaceExists(record.name.clone()),
-                None => {
-                    self.deleted_namespaces.remove(&record.name);
-                    self.namespaces.insert(record.name.clone(), record.clone());
-                    CommandOutcome::Applied
-                }
-            },
-            Command::PlaceObject(placement) => {
-                let current = self
-                    .placements
-                    .entry(placement.key.clone())
-                    .or_insert_with(|| placement.clone());
-                CommandOutcome::Placed(Box::new(current.clone()))
-            }
+            Command::CreateNamespace(record) => self.create_namespace(record),
+            Command::PlaceObject(placement) => self.place_object(placement),
             Command::ReassignObject {
                 key,
                 expected_epoch,
                 replicas,
                 region,
-            } => match self.placements.get_mut(key) {
-                None => CommandOutcome::UnknownObject(key.clone()),
-                Some(current) if current.epoch != *expected_epoch || replicas.is_empty() => {
-                    CommandOutcome::EpochMismatch(Box::new(current.clone()))
-                }
-                Some(current) => {
-                    current.owner = replicas[0];
-                    current.replicas = replicas.clone();
-                    current.epoch = current.epoch.next();
-                    if let Some(region) = region {
-                        current.region = region.clone();
-                    }
-                    CommandOutcome::Placed(Box::new(current.clone()))
-                }
-            },
-            Command::DeleteNamespace { name } => match self.namespaces.remove(name) {
-                Some(_) => {
-                    self.deleted_namespaces.insert(name.clone());
-                    CommandOutcome::Applied
-                }
-                None => CommandOutcome::UnknownNamespace(name.clone()),
-            },
+            } => self.reassign_object(key, *expected_epoch, replicas, region.as_ref()),
+            Command::DeleteNamespace { name } => self.delete_namespace(name),
+        }
+    }
+
+    /// A node registering comes up; one already up keeps the time it came up, so that
+    /// only its spec changes.
+    fn register_node(&mut self, spec: &NodeSpec, at_ms: u64) -> CommandOutcome {
+        let record = NodeRecord {
+            spec: spec.clone(),
+            status: NodeStatus::Up,
+            status_changed_at_ms: at_ms,
+        };
+        match self.nodes.get(&spec.id) {
+            Some(old) if old.spec == *spec && old.status == NodeStatus::Up => {
+                CommandOutcome::Unchanged
+            }
+            Some(old) if old.status == NodeStatus::Up => {
+                let record = NodeRecord {
+                    status_changed_at_ms: old.status_changed_at_ms,
+                    ..record
+                };
+                self.nodes.insert(spec.id, record);
+                CommandOutcome::Applied
+            }
+            _ => {
+                self.nodes.insert(spec.id, record);
+                CommandOutcome::Applied
+            }
+        }
+    }
+
+    fn remove_node(&mut self, id: NodeId) -> CommandOutcome {
+        match self.nodes.remove(&id) {
+            Some(_) => CommandOutcome::Applied,
+            None => CommandOutcome::UnknownNode(id),
         }
     }
 
@@ -126,6 +99,66 @@ impl DirectoryState {
                 record.status = status;
                 record.status_changed_at_ms = at_ms;
                 CommandOutcome::Applied
+            }
+        }
+    }
+
+    /// Creating a namespace again with the same policy changes nothing; with another
+    /// policy it is refused. A created name is no longer deleted.
+    fn create_namespace(&mut self, record: &NamespaceRecord) -> CommandOutcome {
+        match self.namespaces.get(&record.name) {
+            Some(existing) if existing.policy == record.policy => CommandOutcome::Unchanged,
+            Some(_) => CommandOutcome::NamespaceExists(record.name.clone()),
+            None => {
+                self.deleted_namespaces.remove(&record.name);
+                self.namespaces.insert(record.name.clone(), record.clone());
+                CommandOutcome::Applied
+            }
+        }
+    }
+
+    /// The name is remembered as deleted, so every node drops the namespace's data.
+    fn delete_namespace(&mut self, name: &str) -> CommandOutcome {
+        match self.namespaces.remove(name) {
+            Some(_) => {
+                self.deleted_namespaces.insert(name.to_string());
+                CommandOutcome::Applied
+            }
+            None => CommandOutcome::UnknownNamespace(name.to_string()),
+        }
+    }
+
+    /// The first placement of an object wins: every later one is answered with it.
+    fn place_object(&mut self, placement: &ObjectPlacement) -> CommandOutcome {
+        let current = self
+            .placements
+            .entry(placement.key.clone())
+            .or_insert_with(|| placement.clone());
+        CommandOutcome::Placed(Box::new(current.clone()))
+    }
+
+    /// A reassignment applies only at the epoch it was decided at, and raises the epoch;
+    /// the first replica becomes the owner.
+    fn reassign_object(
+        &mut self,
+        key: &ObjectKey,
+        expected_epoch: Epoch,
+        replicas: &[NodeId],
+        region: Option<&RegionId>,
+    ) -> CommandOutcome {
+        match self.placements.get_mut(key) {
+            None => CommandOutcome::UnknownObject(key.clone()),
+            Some(current) if current.epoch != expected_epoch || replicas.is_empty() => {
+                CommandOutcome::EpochMismatch(Box::new(current.clone()))
+            }
+            Some(current) => {
+                current.owner = replicas[0];
+                current.replicas = replicas.to_vec();
+                current.epoch = current.epoch.next();
+                if let Some(region) = region {
+                    current.region = region.clone();
+                }
+                CommandOutcome::Placed(Box::new(current.clone()))
             }
         }
     }
@@ -148,7 +181,6 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::{NodeSpec, RegionId};
 
     /// The leadership every entry of these tests was proposed by.
     const LEADER: Leadership = Leadership {
@@ -337,6 +369,54 @@ mod tests {
             state.node(NodeId(3)).expect("known").status,
             NodeStatus::Down
         );
+    }
+
+    fn placement(owner: u64) -> ObjectPlacement {
+        ObjectPlacement {
+            key: ObjectKey {
+                namespace: "rooms".into(),
+                id: "room-1".into(),
+            },
+            region: RegionId("eu-west".into()),
+            jurisdiction: None,
+            owner: NodeId(owner),
+            replicas: vec![NodeId(owner), NodeId(2)],
+            epoch: Epoch::FIRST,
+            placed_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_reassignment_needs_a_placed_object_and_a_replica_and_may_change_the_region() {
+        let mut state = DirectoryState::default();
+        let placed = placement(1);
+        let reassign = |replicas: Vec<NodeId>, region: Option<&str>| Command::ReassignObject {
+            key: placed.key.clone(),
+            expected_epoch: Epoch::FIRST,
+            replicas,
+            region: region.map(|r| RegionId(r.into())),
+        };
+        assert_eq!(
+            state.apply(&reassign(vec![NodeId(2)], None), LEADER),
+            CommandOutcome::UnknownObject(placed.key.clone())
+        );
+        state.apply(&Command::PlaceObject(placed.clone()), LEADER);
+        // No replica, no owner: refused, and the placement stays as it was.
+        assert_eq!(
+            state.apply(&reassign(Vec::new(), None), LEADER),
+            CommandOutcome::EpochMismatch(Box::new(placed.clone()))
+        );
+        let CommandOutcome::Placed(moved) = state.apply(
+            &reassign(vec![NodeId(3), NodeId(4)], Some("us-east")),
+            LEADER,
+        ) else {
+            panic!("reassigned")
+        };
+        assert_eq!(moved.owner, NodeId(3));
+        assert_eq!(moved.replicas, vec![NodeId(3), NodeId(4)]);
+        assert_eq!(moved.epoch, Epoch::FIRST.next());
+        assert_eq!(moved.region, RegionId("us-east".into()));
+        assert_eq!(state.placement(&placed.key), Some(&*moved));
     }
 
     /// Logs written before marks named their leadership hold the older variant at its
