@@ -13,7 +13,11 @@ use openraft::rt::Instant as _;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{Command, CommandOutcome, Directory, DirectoryState, Leadership, NodeId, NodeStatus};
+use crate::raft_types::RaftMetrics;
+use crate::{
+    Command, CommandOutcome, Directory, DirectoryConfig, DirectoryState, Leadership, NodeId,
+    NodeStatus,
+};
 
 /// Decides status changes. Pure: inputs in, changes out.
 ///
@@ -77,18 +81,10 @@ pub fn status_changes(inputs: &Inputs<'_>) -> Vec<(NodeId, NodeStatus)> {
 /// die with its leadership rather than reach the new leader's log (the state machine
 /// ignores a mark proposed by any other leadership).
 pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
-    let config = directory.config();
-    let heartbeat = Duration::from_millis(config.heartbeat_interval_ms);
-    // Checks are local (metrics); a new leader's verdict on its predecessor should not
-    // wait for a slow tick.
-    let interval = config.liveness_check_interval().min(heartbeat);
-    let down_after = config.node_down_after();
-    let previous_grace = (heartbeat * 3).min(down_after);
+    let timings = Timings::of(directory.config());
     let me = directory.me().id;
-    let mut leading: Option<(Leadership, Instant)> = None;
-    let mut last_seen_leader: Option<NodeId> = None;
-    let mut previous: Option<NodeId> = None;
-    let mut ticker = tokio::time::interval(interval);
+    let mut tenure = Tenure::default();
+    let mut ticker = tokio::time::interval(timings.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -97,68 +93,128 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
         }
         let metrics = directory.metrics();
         if metrics.state != ServerState::Leader {
-            leading = None;
-            if let Some(leader) = metrics.current_leader.filter(|l| *l != me) {
-                last_seen_leader = Some(leader);
-            }
+            tenure.follow(me, metrics.current_leader);
             continue;
         }
-        let vote_leader = metrics.vote.leader_id();
-        let leadership = Leadership {
-            term: vote_leader.term,
-            leader: vote_leader.node_id,
-        };
-        // A new term is a new leadership even when no tick saw this node follow in
-        // between: its heartbeat acknowledgements start afresh.
-        let since = match leading {
-            Some((current, since)) if current == leadership => since,
-            _ => {
-                previous = last_seen_leader.take();
-                let now = Instant::now();
-                leading = Some((leadership, now));
-                now
-            }
-        };
-        let acked_ago: BTreeMap<NodeId, Option<Duration>> = metrics
-            .heartbeat
-            .as_ref()
-            .map(|beats| {
-                beats
-                    .iter()
-                    .map(|(id, at)| (*id, at.as_ref().map(|at| at.elapsed())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let leadership = leadership_of(&metrics);
+        let since = tenure.lead(leadership, Instant::now());
+        let acked_ago = acked_ago(&metrics);
         let state = directory.local_state().await;
         let inputs = Inputs {
             state: &state,
             leader: me,
             leader_for: since.elapsed(),
             acked_ago: &acked_ago,
-            down_after,
-            previous,
-            previous_grace,
+            down_after: timings.down_after,
+            previous: tenure.previous,
+            previous_grace: timings.previous_grace,
         };
-        for (id, status) in status_changes(&inputs) {
-            let command = Command::SetNodeStatus {
-                id,
-                status,
-                at_ms: directory.now_ms(),
-                seen_by: leadership,
-            };
-            match directory.propose_as_leader(command).await {
-                Ok(CommandOutcome::Applied) => {
-                    tracing::info!(node_id = %id, status = ?status, term = leadership.term, "node liveness changed");
-                }
-                Ok(outcome) => {
-                    tracing::info!(node_id = %id, status = ?status, term = leadership.term, outcome = ?outcome, "node liveness mark not applied");
-                }
-                Err(err) => {
-                    // Not retried, nor sent to another leader: the next check, by
-                    // whoever leads then, judges from its own view.
-                    tracing::warn!(node_id = %id, term = leadership.term, error = %err, "cannot record node liveness");
-                    break;
-                }
+        record(&directory, leadership, status_changes(&inputs)).await;
+    }
+}
+
+/// How often liveness is checked and how long silence it forgives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timings {
+    interval: Duration,
+    down_after: Duration,
+    /// How long the leader taken over from has to acknowledge the new one.
+    previous_grace: Duration,
+}
+
+impl Timings {
+    fn of(config: &DirectoryConfig) -> Timings {
+        let heartbeat = Duration::from_millis(config.heartbeat_interval_ms);
+        let down_after = config.node_down_after();
+        Timings {
+            // Checks are local (metrics); a new leader's verdict on its predecessor
+            // should not wait for a slow tick.
+            interval: config.liveness_check_interval().min(heartbeat),
+            down_after,
+            previous_grace: (heartbeat * 3).min(down_after),
+        }
+    }
+}
+
+/// Which leadership this node holds and since when, and the leader it took over from:
+/// carried from one check to the next.
+#[derive(Debug, Default)]
+struct Tenure {
+    leading: Option<(Leadership, Instant)>,
+    /// The last other node this one heard lead.
+    last_seen_leader: Option<NodeId>,
+    /// The leader this node took over from, when its leadership began.
+    previous: Option<NodeId>,
+}
+
+impl Tenure {
+    /// This node does not lead; `leader` is the leader it knows, if any.
+    fn follow(&mut self, me: NodeId, leader: Option<NodeId>) {
+        self.leading = None;
+        if let Some(leader) = leader.filter(|l| *l != me) {
+            self.last_seen_leader = Some(leader);
+        }
+    }
+
+    /// This node leads in `leadership` as of `now`; returns since when. A new term is a
+    /// new leadership even when no check saw this node follow in between: its heartbeat
+    /// acknowledgements start afresh.
+    fn lead(&mut self, leadership: Leadership, now: Instant) -> Instant {
+        match self.leading {
+            Some((current, since)) if current == leadership => since,
+            _ => {
+                self.previous = self.last_seen_leader.take();
+                self.leading = Some((leadership, now));
+                now
+            }
+        }
+    }
+}
+
+/// The leadership this node's metrics say it holds (its vote's term and leader).
+fn leadership_of(metrics: &RaftMetrics) -> Leadership {
+    let vote_leader = metrics.vote.leader_id();
+    Leadership {
+        term: vote_leader.term,
+        leader: vote_leader.node_id,
+    }
+}
+
+/// Per member, how long ago it last acknowledged this leader (`None`: not yet).
+fn acked_ago(metrics: &RaftMetrics) -> BTreeMap<NodeId, Option<Duration>> {
+    metrics
+        .heartbeat
+        .as_ref()
+        .map(|beats| {
+            beats
+                .iter()
+                .map(|(id, at)| (*id, at.as_ref().map(|at| at.elapsed())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Proposes the status changes as marks of `leadership`, stopping at the first failure.
+async fn record(directory: &Directory, leadership: Leadership, changes: Vec<(NodeId, NodeStatus)>) {
+    for (id, status) in changes {
+        let command = Command::SetNodeStatus {
+            id,
+            status,
+            at_ms: directory.now_ms(),
+            seen_by: leadership,
+        };
+        match directory.propose_as_leader(command).await {
+            Ok(CommandOutcome::Applied) => {
+                tracing::info!(node_id = %id, status = ?status, term = leadership.term, "node liveness changed");
+            }
+            Ok(outcome) => {
+                tracing::info!(node_id = %id, status = ?status, term = leadership.term, outcome = ?outcome, "node liveness mark not applied");
+            }
+            Err(err) => {
+                // Not retried, nor sent to another leader: the next check, by
+                // whoever leads then, judges from its own view.
+                tracing::warn!(node_id = %id, term = leadership.term, error = %err, "cannot record node liveness");
+                break;
             }
         }
     }
@@ -264,5 +320,64 @@ mod tests {
         // A leader that handed over on purpose answers: it stays up.
         acked.insert(NodeId(2), Some(Duration::from_millis(50)));
         assert!(changes_for(&st, Duration::from_millis(400), &acked, Some(NodeId(2))).is_empty());
+    }
+
+    fn leadership(term: u64, leader: u64) -> Leadership {
+        Leadership {
+            term,
+            leader: NodeId(leader),
+        }
+    }
+
+    /// The leader taken over from is the one this node followed last, counted once, at
+    /// the start of its leadership; a leadership's start stays put while it lasts.
+    #[test]
+    fn a_tenure_remembers_the_leader_taken_over_from() {
+        let t0 = Instant::now();
+        let mut tenure = Tenure::default();
+        tenure.follow(NodeId(1), Some(NodeId(2)));
+        tenure.follow(NodeId(1), None);
+        assert_eq!(tenure.lead(leadership(5, 1), t0), t0);
+        assert_eq!(tenure.previous, Some(NodeId(2)));
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(tenure.lead(leadership(5, 1), t1), t0, "the same leadership");
+        // Re-elected in a later term without a check seeing it follow: a new
+        // leadership, and nobody was taken over from.
+        assert_eq!(tenure.lead(leadership(6, 1), t1), t1);
+        assert_eq!(tenure.previous, None);
+        // Hearing itself named leader is not following another leader.
+        tenure.follow(NodeId(1), Some(NodeId(1)));
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(tenure.lead(leadership(8, 1), t2), t2);
+        assert_eq!(tenure.previous, None);
+    }
+
+    /// A check at least every heartbeat; the leader taken over from gets three
+    /// heartbeats, never longer than anyone else.
+    #[test]
+    fn timings_follow_the_heartbeat() {
+        let config = |heartbeat_ms, check_ms| DirectoryConfig {
+            heartbeat_interval_ms: heartbeat_ms,
+            liveness_check_interval_ms: check_ms,
+            node_down_after_ms: 5_000,
+            ..DirectoryConfig::default()
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(
+            Timings::of(&config(250, 500)),
+            Timings {
+                interval: ms(250),
+                down_after: ms(5_000),
+                previous_grace: ms(750),
+            }
+        );
+        assert_eq!(
+            Timings::of(&config(2_000, 500)),
+            Timings {
+                interval: ms(500),
+                down_after: ms(5_000),
+                previous_grace: ms(5_000),
+            }
+        );
     }
 }
