@@ -258,7 +258,7 @@ impl Directory {
             replication_factor,
             preferred,
         )
-        .map_err(DirectoryError::Rejected)?;
+        .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
         let placement = ObjectPlacement {
             key,
             region,

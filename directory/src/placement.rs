@@ -39,10 +39,23 @@ pub struct ObjectPlacement {
     pub placed_at_ms: u64,
 }
 
+/// Why no placement is possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlacementError {
+    #[error("no up node in region {region}{}", with_jurisdiction(.jurisdiction.as_ref()))]
+    NoUpNode {
+        region: RegionId,
+        jurisdiction: Option<Jurisdiction>,
+    },
+}
+
+fn with_jurisdiction(jurisdiction: Option<&Jurisdiction>) -> String {
+    jurisdiction.map_or_else(String::new, |j| format!(" with jurisdiction {j}"))
+}
+
 /// Chooses owner and replicas for an object among the up nodes of `region` (carrying
 /// `jurisdiction` when one is required): `preferred` owns it when eligible, otherwise
 /// the choice rotates by a hash of the key so that owners spread over the region.
-/// Returns why no placement is possible.
 pub fn choose_replicas(
     state: &DirectoryState,
     key: &ObjectKey,
@@ -50,7 +63,7 @@ pub fn choose_replicas(
     jurisdiction: Option<&Jurisdiction>,
     replication_factor: usize,
     preferred: Option<NodeId>,
-) -> Result<Vec<NodeId>, String> {
+) -> Result<Vec<NodeId>, PlacementError> {
     let eligible: Vec<NodeId> = state
         .nodes
         .values()
@@ -59,9 +72,9 @@ pub fn choose_replicas(
         .map(|n| n.spec.id)
         .collect();
     if eligible.is_empty() {
-        return Err(match jurisdiction {
-            Some(j) => format!("no up node in region {region} with jurisdiction {j}"),
-            None => format!("no up node in region {region}"),
+        return Err(PlacementError::NoUpNode {
+            region: region.clone(),
+            jurisdiction: jurisdiction.cloned(),
         });
     }
     let rf = replication_factor
@@ -181,7 +194,22 @@ mod tests {
         let chosen =
             choose_replicas(&st, &key("a"), &eu, None, 1, Some(NodeId(5))).expect("placement");
         assert_ne!(chosen, vec![NodeId(5)]);
-        assert!(choose_replicas(&st, &key("a"), &RegionId("ap".into()), None, 3, None).is_err());
+        let ap = RegionId("ap".into());
+        let err = choose_replicas(&st, &key("a"), &ap, None, 3, None).expect_err("no node");
+        assert_eq!(err.to_string(), "no up node in region ap");
+        let us = Jurisdiction("us".into());
+        let err = choose_replicas(&st, &key("a"), &eu, Some(&us), 3, None).expect_err("none");
+        assert_eq!(
+            err,
+            PlacementError::NoUpNode {
+                region: eu.clone(),
+                jurisdiction: Some(us),
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "no up node in region eu-west with jurisdiction us"
+        );
         // Deterministic without a preference.
         assert_eq!(
             choose_replicas(&st, &key("b"), &eu, None, 2, None),

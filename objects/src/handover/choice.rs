@@ -135,7 +135,7 @@ pub(crate) fn plan_move(
     } else {
         let jurisdiction = placement.jurisdiction.as_ref();
         choose_replicas(state, &placement.key, &region, jurisdiction, rf, preferred)
-            .map_err(ObjectError::Placement)?
+            .map_err(|err| ObjectError::Placement(err.to_string()))?
     };
     if let Some(node) = preferred
         && placement.jurisdiction.as_ref().is_some_and(|j| {
