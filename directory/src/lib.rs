@@ -2,18 +2,30 @@
 //! placement.
 //!
 //! Layout:
-//! - [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows of a node;
+//! - `node_record`: [`NodeSpec`], [`NodeRecord`], [`PeerNode`]: what the directory knows
+//!   of a node;
 //! - [`namespace`]: namespaces and their residency policies;
 //! - [`placement`]: object placement (owner, replicas, epoch) and how it is chosen;
-//! - [`Command`] and [`DirectoryState`]: the replicated commands and the pure state
-//!   machine core that applies them;
-//! - [`SledLogStore`], [`SledStateMachine`]: openraft storage over the storage seam,
-//!   flushed before anything is acknowledged;
-//! - [`TonicNetworkFactory`], [`peer_services`]: Raft and forwarded requests over the peer
-//!   listener (postcard payloads in protobuf envelopes, one cached channel per peer);
-//! - [`Directory`]: this node's handle: bootstrap, requests routed to the leader,
-//!   membership changes, linearizable reads;
-//! - [`liveness`]: the leader's task that records nodes going down and coming back.
+//! - `command`: [`Command`], the replicated commands, and what applying one answers;
+//!   `directory_state`: [`DirectoryState`], the pure state machine core that applies
+//!   them, one function per command;
+//! - `log_store`, `state_machine`: [`SledLogStore`], [`SledStateMachine`]: openraft
+//!   storage over the storage seam, flushed before anything is acknowledged;
+//! - [`raft_types`]: openraft's type configuration; [`runtime`]: its async runtime, with
+//!   random draws a simulation can seed;
+//! - `network`, `peer_service`, `peer_channels`: [`TonicNetworkFactory`],
+//!   [`peer_services`], [`PeerChannels`]: Raft and forwarded requests over the peer
+//!   listener (postcard payloads in protobuf envelopes of the [`peer_wire`] version, one
+//!   cached channel per peer); [`link_delay`]: a test-only delay on peer links;
+//! - `request`: [`DirectoryRequest`], what only the leader can carry out, and its answers;
+//! - `directory`: [`Directory`], this node's handle: start, bootstrap, local and
+//!   linearizable reads, placing objects, registering this node; `directory::route`:
+//!   where a request goes (run here, to the leader, through the seed), decided purely;
+//!   `directory::leader`: what the leader does with each kind of request;
+//! - `raft_view`: [`RaftView`], this node's view of the Raft group, and the membership
+//!   checks taken from it alone;
+//! - [`liveness`]: the leader's task that records nodes going down and coming back;
+//! - `config`: [`DirectoryConfig`] and its checks; `error`: [`DirectoryError`].
 
 mod command;
 mod config;

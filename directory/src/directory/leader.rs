@@ -1,6 +1,6 @@
 //! What the leader does with a directory request: one function per request kind,
-//! membership changes decided from [`RaftView`] and carried out through openraft, and
-//! openraft's errors mapped to [`DirectoryError`].
+//! membership changes decided from [`RaftView`](crate::RaftView) and carried out
+//! through openraft, and openraft's errors mapped to [`DirectoryError`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
