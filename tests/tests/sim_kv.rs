@@ -39,8 +39,8 @@ use cluster::Skews;
 use larder_checker::{NodeId, ObjectId, ReplicaSets, Snapshot, compare_dumps};
 use larder_store::MemoryDisk;
 use support::env_number;
-use support::nemesis::Rng;
 use support::objects_workload::Recorder;
+use support::rng::Rng;
 use support::sim_faults::{Fault, cut_off, heal, host, inject};
 use support::sim_net::{self, run_in_child};
 

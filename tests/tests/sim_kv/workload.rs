@@ -14,8 +14,8 @@ use tonic::transport::Channel;
 
 use super::cluster::addr;
 use super::support::kv_calls::{Call, run_call};
-use super::support::nemesis::Rng;
 use super::support::objects_workload::Recorder;
+use super::support::rng::Rng;
 use super::support::sim_net::channel_to;
 use super::{CLIENTS, EU, NODES, OPEN};
 

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::nemesis::{Rng, directory_leader};
+use super::nemesis::directory_leader;
+use super::rng::Rng;
 use super::{TestCluster, TestNode};
 use placements::{placements_on_members, replica_sets};
 use view::{Act, admin, ensure};

@@ -9,7 +9,8 @@
 //! - [`partition`]: nft rules between test hosts (cuts, one-way cuts, packet loss), each
 //!   cluster on a block of loopback addresses of its own;
 //! - [`cli`]: the `larder` command line against a test node;
-//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG;
+//! - [`nemesis`]: the nemesis's faults, chosen by name and timed by a seeded RNG
+//!   ([`rng`], which the simulations and workloads draw from too);
 //! - [`members`]: its membership changes (demote, replace, rejoin) and client routes;
 //! - [`kv_calls`]: KV puts, deletes and session reads recorded as a history;
 //! - [`sim_net`], [`sim_faults`]: what the simulation tiers share (turmoil network,
@@ -28,6 +29,7 @@ pub mod nemesis;
 mod node;
 pub mod objects_workload;
 pub mod partition;
+pub mod rng;
 pub mod sim_faults;
 pub mod sim_net;
 

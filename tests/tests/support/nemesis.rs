@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::members::{self, Routes};
+use super::rng::Rng;
 use super::{TestCluster, TestNode};
 
 /// How long a cut (isolation, halves, one-way, ring) lasts.
@@ -27,51 +28,6 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a fault may run ([`DOWN_MS`] plus a restart): the nemesis starts none later
 /// than this before the end of the run.
 pub const FAULT_MAX: Duration = Duration::from_secs(7);
-
-/// xorshift64*: small, deterministic, good enough to pick faults and times.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        // Never zero, the one state xorshift cannot leave.
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn between(&mut self, (lo, hi): (u64, u64)) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    pub fn millis(&mut self, range: (u64, u64)) -> Duration {
-        Duration::from_millis(self.between(range))
-    }
-
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
 
 /// One kind of fault, named as in `NEMESIS_FAULTS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -259,6 +215,7 @@ impl Nemesis {
     }
 
     /// Carries out `fault` and heals it; a description, or `None` if it had no target.
+    /// Each kind draws from the RNG in a fixed order, so that a seed replays it.
     async fn inject(
         &mut self,
         cluster: &mut TestCluster,
@@ -268,116 +225,28 @@ impl Nemesis {
     ) -> anyhow::Result<Option<String>> {
         let ids: Vec<u64> = cluster.nodes.iter().map(|n| n.id).collect();
         let owner = owner.unwrap_or_default();
-        let others =
-            |node: u64| -> Vec<u64> { ids.iter().copied().filter(|n| *n != node).collect() };
         let what = match fault {
-            Fault::Kill | Fault::KillAny => {
-                let victim = if fault == Fault::Kill {
-                    owner
-                } else {
-                    self.rng.pick(&ids)
-                };
-                let down = self.rng.millis(DOWN_MS);
-                cluster.node_mut(victim).kill();
-                tokio::time::sleep(down).await;
-                cluster.node_mut(victim).start().context("restart")?;
-                let role = if fault == Fault::Kill {
-                    format!(" (owner of {object})")
-                } else {
-                    String::new()
-                };
-                format!("kill -9 node {victim}{role}, restarted after {down:?}")
+            Fault::Kill => {
+                let role = format!(" (owner of {object})");
+                self.kill(cluster, owner, &role).await?
             }
-            Fault::Pause => {
-                let frozen = self.rng.millis(PAUSE_MS);
-                let node = cluster.node(owner);
-                node.pause().context("pause")?;
-                let resume = Resume(node);
-                tokio::time::sleep(frozen).await;
-                drop(resume);
-                format!("SIGSTOP node {owner} (owner of {object}) for {frozen:?}")
+            Fault::KillAny => {
+                let victim = self.rng.pick(&ids);
+                self.kill(cluster, victim, "").await?
             }
+            Fault::Pause => self.pause(cluster, owner, object).await?,
             Fault::Isolate => {
-                let held = self.cut(cluster, &[owner], &others(owner), false).await?;
+                let held = self
+                    .cut(cluster, &[owner], &others(&ids, owner), false)
+                    .await?;
                 format!("node {owner} (owner of {object}) cut off for {held:?}")
             }
-            Fault::Halves => {
-                let partner = self.rng.pick(&others(owner));
-                let minority = [owner, partner];
-                let majority: Vec<u64> = ids
-                    .iter()
-                    .copied()
-                    .filter(|n| !minority.contains(n))
-                    .collect();
-                let held = self.cut(cluster, &minority, &majority, false).await?;
-                format!(
-                    "{minority:?} | {majority:?} (owner of {object} in the minority) for {held:?}"
-                )
-            }
-            Fault::Leader => {
-                let Some(leader) = directory_leader(cluster).await else {
-                    return Ok(None);
-                };
-                let held = self.cut(cluster, &[leader], &others(leader), false).await?;
-                format!("directory leader {leader} cut off for {held:?}")
-            }
-            Fault::OneWay => {
-                let mute = self.rng.below(2) == 0;
-                let held = if mute {
-                    self.cut(cluster, &[owner], &others(owner), true).await?
-                } else {
-                    self.cut(cluster, &others(owner), &[owner], true).await?
-                };
-                let way = if mute {
-                    "reaches nobody, hears everyone"
-                } else {
-                    "hears nobody, reaches everyone"
-                };
-                format!("node {owner} (owner of {object}) {way} for {held:?}")
-            }
-            Fault::Ring => {
-                anyhow::ensure!(ids.len() == 5, "the ring needs five nodes");
-                let mut ring = ids.clone();
-                self.rng.shuffle(&mut ring);
-                // Cutting every pair two apart leaves each node its two neighbours.
-                let pairs: Vec<(u64, u64)> = (0..5).map(|i| (ring[i], ring[(i + 2) % 5])).collect();
-                let held = self.rng.millis(CUT_MS);
-                let cut = cluster.cut_pairs(&pairs)?;
-                tokio::time::sleep(held).await;
-                drop(cut);
-                format!("ring {ring:?} for {held:?}")
-            }
-            Fault::Loss => {
-                let percent = self.rng.between(LOSS_PERCENT);
-                let held = self.rng.millis(LOSS_MS);
-                let loss = cluster.lossy(&ids, percent as u8)?;
-                tokio::time::sleep(held).await;
-                drop(loss);
-                format!("{percent} % packet loss between all nodes for {held:?}")
-            }
-            Fault::Moves => {
-                let target = self.rng.pick(&others(owner));
-                let via = self.rng.pick(&ids);
-                let node = cluster.node(via);
-                if !node.is_running() {
-                    return Ok(None);
-                }
-                let answer = node
-                    .client()
-                    .objects(&self.namespace)
-                    .by_name(object)
-                    .move_to_node(target)
-                    .await;
-                match answer {
-                    Ok(info) => format!(
-                        "move {object} from node {owner} to node {target} (through {via}): owner {} epoch {}",
-                        info.owner, info.epoch
-                    ),
-                    Err(err) => format!(
-                        "move {object} from node {owner} to node {target} (through {via}) refused: {err}"
-                    ),
-                }
-            }
+            Fault::Halves => self.halves(cluster, &ids, owner, object).await?,
+            Fault::Leader => return self.cut_leader(cluster, &ids).await,
+            Fault::OneWay => self.one_way(cluster, &ids, owner, object).await?,
+            Fault::Ring => self.ring(cluster, &ids).await?,
+            Fault::Loss => self.loss(cluster, &ids).await?,
+            Fault::Moves => return self.move_object(cluster, &ids, owner, object).await,
             Fault::Members => {
                 let owner = Some(owner).filter(|o| *o != 0);
                 members::change(
@@ -392,6 +261,162 @@ impl Nemesis {
             }
         };
         Ok(Some(what))
+    }
+
+    /// `kill -9` `victim` and restart it after a random time; `role` says what it was.
+    async fn kill(
+        &mut self,
+        cluster: &mut TestCluster,
+        victim: u64,
+        role: &str,
+    ) -> anyhow::Result<String> {
+        let down = self.rng.millis(DOWN_MS);
+        cluster.node_mut(victim).kill();
+        tokio::time::sleep(down).await;
+        cluster.node_mut(victim).start().context("restart")?;
+        Ok(format!(
+            "kill -9 node {victim}{role}, restarted after {down:?}"
+        ))
+    }
+
+    /// Freezes the owner (SIGSTOP) past its lease, then lets it run on.
+    async fn pause(
+        &mut self,
+        cluster: &TestCluster,
+        owner: u64,
+        object: &str,
+    ) -> anyhow::Result<String> {
+        let frozen = self.rng.millis(PAUSE_MS);
+        let node = cluster.node(owner);
+        node.pause().context("pause")?;
+        let resume = Resume(node);
+        tokio::time::sleep(frozen).await;
+        drop(resume);
+        Ok(format!(
+            "SIGSTOP node {owner} (owner of {object}) for {frozen:?}"
+        ))
+    }
+
+    /// Cuts the owner and one other node off from the majority.
+    async fn halves(
+        &mut self,
+        cluster: &TestCluster,
+        ids: &[u64],
+        owner: u64,
+        object: &str,
+    ) -> anyhow::Result<String> {
+        let partner = self.rng.pick(&others(ids, owner));
+        let minority = [owner, partner];
+        let majority: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|n| !minority.contains(n))
+            .collect();
+        let held = self.cut(cluster, &minority, &majority, false).await?;
+        Ok(format!(
+            "{minority:?} | {majority:?} (owner of {object} in the minority) for {held:?}"
+        ))
+    }
+
+    /// Cuts the directory's leader off; `None` when no leader is found.
+    async fn cut_leader(
+        &mut self,
+        cluster: &TestCluster,
+        ids: &[u64],
+    ) -> anyhow::Result<Option<String>> {
+        let Some(leader) = directory_leader(cluster).await else {
+            return Ok(None);
+        };
+        let held = self
+            .cut(cluster, &[leader], &others(ids, leader), false)
+            .await?;
+        Ok(Some(format!(
+            "directory leader {leader} cut off for {held:?}"
+        )))
+    }
+
+    /// Drops the owner's packets to everyone, or everyone's to the owner.
+    async fn one_way(
+        &mut self,
+        cluster: &TestCluster,
+        ids: &[u64],
+        owner: u64,
+        object: &str,
+    ) -> anyhow::Result<String> {
+        let mute = self.rng.below(2) == 0;
+        let held = if mute {
+            self.cut(cluster, &[owner], &others(ids, owner), true)
+                .await?
+        } else {
+            self.cut(cluster, &others(ids, owner), &[owner], true)
+                .await?
+        };
+        let way = if mute {
+            "reaches nobody, hears everyone"
+        } else {
+            "hears nobody, reaches everyone"
+        };
+        Ok(format!(
+            "node {owner} (owner of {object}) {way} for {held:?}"
+        ))
+    }
+
+    /// Five nodes in a shuffled ring, each reaching only its two neighbours.
+    async fn ring(&mut self, cluster: &TestCluster, ids: &[u64]) -> anyhow::Result<String> {
+        anyhow::ensure!(ids.len() == 5, "the ring needs five nodes");
+        let mut ring = ids.to_vec();
+        self.rng.shuffle(&mut ring);
+        // Cutting every pair two apart leaves each node its two neighbours.
+        let pairs: Vec<(u64, u64)> = (0..5).map(|i| (ring[i], ring[(i + 2) % 5])).collect();
+        let held = self.rng.millis(CUT_MS);
+        let cut = cluster.cut_pairs(&pairs)?;
+        tokio::time::sleep(held).await;
+        drop(cut);
+        Ok(format!("ring {ring:?} for {held:?}"))
+    }
+
+    /// Random packet loss between all nodes for a while.
+    async fn loss(&mut self, cluster: &TestCluster, ids: &[u64]) -> anyhow::Result<String> {
+        let percent = self.rng.between(LOSS_PERCENT);
+        let held = self.rng.millis(LOSS_MS);
+        let loss = cluster.lossy(ids, percent as u8)?;
+        tokio::time::sleep(held).await;
+        drop(loss);
+        Ok(format!(
+            "{percent} % packet loss between all nodes for {held:?}"
+        ))
+    }
+
+    /// Asks a random node to move `object` to another node; `None` if that node is
+    /// down. A refused move is a description too: the nemesis only asks.
+    async fn move_object(
+        &mut self,
+        cluster: &TestCluster,
+        ids: &[u64],
+        owner: u64,
+        object: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let target = self.rng.pick(&others(ids, owner));
+        let via = self.rng.pick(ids);
+        let node = cluster.node(via);
+        if !node.is_running() {
+            return Ok(None);
+        }
+        let answer = node
+            .client()
+            .objects(&self.namespace)
+            .by_name(object)
+            .move_to_node(target)
+            .await;
+        Ok(Some(match answer {
+            Ok(info) => format!(
+                "move {object} from node {owner} to node {target} (through {via}): owner {} epoch {}",
+                info.owner, info.epoch
+            ),
+            Err(err) => format!(
+                "move {object} from node {owner} to node {target} (through {via}) refused: {err}"
+            ),
+        }))
     }
 
     /// Cuts `from` from `to` for a random time, then heals; returns the time.
@@ -430,6 +455,11 @@ impl Nemesis {
             .ok()
             .flatten()
     }
+}
+
+/// Every node of `ids` but `node`.
+fn others(ids: &[u64], node: u64) -> Vec<u64> {
+    ids.iter().copied().filter(|n| *n != node).collect()
 }
 
 /// The node that says it leads the directory in the highest term any node reports.

@@ -198,7 +198,7 @@ pub async fn client_loop(
     seed: u64,
 ) {
     let mut routed = RoutedClient::new(route);
-    let mut rng = super::nemesis::Rng::new(seed ^ process.wrapping_mul(0x1000_0000_01B3));
+    let mut rng = super::rng::Rng::new(seed ^ process.wrapping_mul(0x1000_0000_01B3));
     let mut next = move || rng.next_u64();
     let mut last_seen = None;
     let mut seq = 0i64;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use larder_store::MemoryDisk;
 
-use super::nemesis::Rng;
+use super::rng::Rng;
 
 /// The simulated host of node `id`.
 pub fn host(id: u64) -> String {

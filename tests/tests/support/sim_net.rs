@@ -219,7 +219,7 @@ pub fn seeds(default_count: u64) -> Vec<u64> {
     let first = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let mut rng = super::nemesis::Rng::new(first);
+    let mut rng = super::rng::Rng::new(first);
     (0..env_number("SIM_SEEDS").unwrap_or(default_count))
         .map(|_| rng.next_u64())
         .collect()
