@@ -37,11 +37,11 @@ use larder_objects::{ObjectHost, ObjectStore, ObjectsConfig};
 use larder_proto::v1::objects_server::ObjectsServer;
 use larder_store::{MemoryDisk, Store};
 use support::env_number;
-use support::nemesis::Rng;
 use support::objects_workload::{
     COUNTER, NAMESPACE, REGISTER, Recorder, Route, assert_checkers_are_not_blind, figures,
     final_reads, spawn_clients,
 };
+use support::rng::Rng;
 use support::sim_faults::{Fault, cut_off, heal, host, inject};
 use support::sim_net::{self, RESULT_PREFIX, channel_to, connector, digest, run_in_child};
 use tokio::sync::watch;
@@ -307,86 +307,136 @@ struct Run {
 fn run_seed(seed: u64, run_for: Duration) -> Run {
     // Every simulated host runs on this thread: openraft's elections draw from the seed.
     larder_directory::runtime::seed_thread_rng(seed);
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(run_for + SETTLE + Duration::from_secs(60))
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_micros(200))
-        .max_message_latency(Duration::from_millis(3))
-        .rng_seed(seed)
-        .build();
-    let spy: SharedSpy = Arc::default();
-    let disks: BTreeMap<u64, MemoryDisk> = (1..=NODES).map(|id| (id, MemoryDisk::new())).collect();
-    for (&id, disk) in &disks {
-        let (disk, spy) = (disk.clone(), spy.clone());
-        sim.host(host(id), move || node(id, disk.clone(), spy.clone()));
+    let mut world = World::new(seed, run_for);
+    let mut log = world.run_faults(seed, run_for);
+    world.final_reads(seed, &log);
+    log.extend(world.moves.lock().expect("move log").drain(..));
+    sort_by_time(&mut log);
+    let events = world.recorder.events();
+    let history = judge(seed, &events, &log);
+    Run {
+        faults: log,
+        history_events: events.len(),
+        operations: figures(&history, &events),
+        digest: digest(&events),
     }
-    let recorder = Recorder::with_clock(|| turmoil::sim_elapsed().unwrap_or_default());
-    sim.client("clients", clients(recorder.clone(), run_for, seed));
-    let moves: Arc<Mutex<Vec<String>>> = Arc::default();
-    sim.client("mover", mover(seed, run_for, moves.clone()));
+}
 
-    let mut rng = Rng::new(seed);
-    let mut log = Vec::new();
-    let mut active: Option<(Fault, Duration)> = None;
-    let mut crashed: Vec<u64> = Vec::new();
-    // Quiet for the cluster to form, then a fault every 0.5–2 s, each lasting 0.5–5 s.
-    let mut next_fault = Duration::from_secs(3);
-    let faults_until = run_for.saturating_sub(Duration::from_secs(5));
-    loop {
-        let now = sim.elapsed();
-        match active.take() {
-            Some((fault, heal_at)) if now >= heal_at => {
-                heal(&mut sim, &fault, &mut crashed);
-                log.push(format!(
-                    "{:>8.3}s heal {}",
-                    now.as_secs_f64(),
-                    fault.describe()
-                ));
-                next_fault = now + rng.millis((500, 2000));
-            }
-            Some(still) => active = Some(still),
-            None if now >= next_fault && now < faults_until => {
-                let fault = pick_fault(&mut rng, &spy.lock().expect("spy"));
-                inject(&mut sim, &fault, &disks, &mut rng, &mut crashed);
-                log.push(format!("{:>8.3}s {}", now.as_secs_f64(), fault.describe()));
-                let lasts = match fault {
-                    Fault::Crash(_) => rng.millis((0, 5000)),
-                    _ => rng.millis((500, 5000)),
-                };
-                active = Some((fault, now + lasts));
-            }
-            None => {}
+/// One seed's simulation: the five hosts, what the harness sees of them, and the
+/// clients' history.
+struct World<'a> {
+    sim: turmoil::Sim<'a>,
+    spy: SharedSpy,
+    disks: BTreeMap<u64, MemoryDisk>,
+    recorder: Recorder,
+    /// The mover's log lines.
+    moves: Arc<Mutex<Vec<String>>>,
+}
+
+impl World<'_> {
+    /// The hosts, the workload's clients and the mover, registered in a fixed order (the
+    /// order is part of what a seed replays).
+    fn new(seed: u64, run_for: Duration) -> Self {
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(run_for + SETTLE + Duration::from_secs(60))
+            .tick_duration(Duration::from_millis(1))
+            .min_message_latency(Duration::from_micros(200))
+            .max_message_latency(Duration::from_millis(3))
+            .rng_seed(seed)
+            .build();
+        let spy: SharedSpy = Arc::default();
+        let disks: BTreeMap<u64, MemoryDisk> =
+            (1..=NODES).map(|id| (id, MemoryDisk::new())).collect();
+        for (&id, disk) in &disks {
+            let (disk, spy) = (disk.clone(), spy.clone());
+            sim.host(host(id), move || node(id, disk.clone(), spy.clone()));
         }
-        match sim.step() {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(err) => panic!(
-                "simulation failed (SIM_SEED={seed}): {err}\nfaults:\n{}",
+        let recorder = Recorder::with_clock(|| turmoil::sim_elapsed().unwrap_or_default());
+        sim.client("clients", clients(recorder.clone(), run_for, seed));
+        let moves: Arc<Mutex<Vec<String>>> = Arc::default();
+        sim.client("mover", mover(seed, run_for, moves.clone()));
+        World {
+            sim,
+            spy,
+            disks,
+            recorder,
+            moves,
+        }
+    }
+
+    /// Runs the workload to its end with the fault schedule, every fault healed at the
+    /// end; returns the faults' log.
+    fn run_faults(&mut self, seed: u64, run_for: Duration) -> Vec<String> {
+        let mut rng = Rng::new(seed);
+        let mut log = Vec::new();
+        let mut active: Option<(Fault, Duration)> = None;
+        let mut crashed: Vec<u64> = Vec::new();
+        // Quiet for the cluster to form, then a fault every 0.5–2 s, each lasting 0.5–5 s.
+        let mut next_fault = Duration::from_secs(3);
+        let faults_until = run_for.saturating_sub(Duration::from_secs(5));
+        loop {
+            let now = self.sim.elapsed();
+            match active.take() {
+                Some((fault, heal_at)) if now >= heal_at => {
+                    heal(&mut self.sim, &fault, &mut crashed);
+                    log.push(format!(
+                        "{:>8.3}s heal {}",
+                        now.as_secs_f64(),
+                        fault.describe()
+                    ));
+                    next_fault = now + rng.millis((500, 2000));
+                }
+                Some(still) => active = Some(still),
+                None if now >= next_fault && now < faults_until => {
+                    let fault = pick_fault(&mut rng, &self.spy.lock().expect("spy"));
+                    inject(&mut self.sim, &fault, &self.disks, &mut rng, &mut crashed);
+                    log.push(format!("{:>8.3}s {}", now.as_secs_f64(), fault.describe()));
+                    let lasts = match fault {
+                        Fault::Crash(_) => rng.millis((0, 5000)),
+                        _ => rng.millis((500, 5000)),
+                    };
+                    active = Some((fault, now + lasts));
+                }
+                None => {}
+            }
+            match self.sim.step() {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => panic!(
+                    "simulation failed (SIM_SEED={seed}): {err}\nfaults:\n{}",
+                    log.join("\n")
+                ),
+            }
+        }
+        if let Some((fault, _)) = active.take() {
+            heal(&mut self.sim, &fault, &mut crashed);
+            log.push(format!("heal {}", fault.describe()));
+        }
+        log
+    }
+
+    /// The healed cluster answers the final reads through one node (chosen by the seed).
+    fn final_reads(&mut self, seed: u64, log: &[String]) {
+        let final_node = 1 + seed % NODES;
+        self.sim.client("final", {
+            let recorder = self.recorder.clone();
+            async move {
+                final_reads(&recorder, channel(final_node), final_node, SETTLE)
+                    .await
+                    .map_err(|err| err.into())
+            }
+        });
+        if let Err(err) = self.sim.run() {
+            panic!(
+                "final reads (SIM_SEED={seed}): {err}\nfaults:\n{}",
                 log.join("\n")
-            ),
+            );
         }
     }
-    if let Some((fault, _)) = active.take() {
-        heal(&mut sim, &fault, &mut crashed);
-        log.push(format!("heal {}", fault.describe()));
-    }
-    let final_node = 1 + seed % NODES;
-    sim.client("final", {
-        let recorder = recorder.clone();
-        async move {
-            final_reads(&recorder, channel(final_node), final_node, SETTLE)
-                .await
-                .map_err(|err| err.into())
-        }
-    });
-    if let Err(err) = sim.run() {
-        panic!(
-            "final reads (SIM_SEED={seed}): {err}\nfaults:\n{}",
-            log.join("\n")
-        );
-    }
+}
 
-    log.extend(moves.lock().expect("move log").drain(..));
+/// Orders log lines by the time they start with (lines without one stay in place).
+fn sort_by_time(log: &mut [String]) {
     log.sort_by(|a, b| {
         let at = |line: &str| {
             line.split('s')
@@ -397,12 +447,16 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
             .partial_cmp(&at(b))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let events = recorder.events();
-    let history = History::from_events(events.clone()).expect("well-formed history");
+}
+
+/// Runs the checkers on the history (written to a file for a failing seed); panics
+/// with the seed and the faults unless they pass and saw enough to judge.
+fn judge(seed: u64, events: &[larder_checker::Event], log: &[String]) -> History {
+    let history = History::from_events(events.to_vec()).expect("well-formed history");
     let report = check_all(&history, &CheckInputs::default()).expect("checkers ran");
     let text = serde_json::to_string_pretty(&report).expect("report");
     let path = std::env::temp_dir().join(format!("larder-sim-{seed}.jsonl"));
-    larder_checker::write_history_file(&path, &events).expect("write history");
+    larder_checker::write_history_file(&path, events).expect("write history");
     if report.exit_code() != 0 {
         panic!(
             "checkers did not pass (SIM_SEED={seed}, history in {}):\n{text}\nfaults:\n{}",
@@ -410,13 +464,8 @@ fn run_seed(seed: u64, run_for: Duration) -> Run {
             log.join("\n")
         );
     }
-    assert_checkers_are_not_blind(&events, &history);
-    Run {
-        faults: log,
-        history_events: events.len(),
-        operations: figures(&history, &events),
-        digest: digest(&events),
-    }
+    assert_checkers_are_not_blind(events, &history);
+    history
 }
 
 /// One seed, in its own process (see [`run_in_child`]).
