@@ -136,23 +136,6 @@ pub(crate) fn small_limits() -> ObjectLimits {
 /// One operation from four input bytes: what, which key, which value, which request id.
 fn op_from(chunk: [u8; 4], clock: &mut u64) -> (Op, Option<String>) {
     let [what, key, value, id] = chunk;
-    let key_of = |b: u8| match b % 9 {
-        7 => Vec::new(),
-        8 => vec![b'x'; 9],
-        n => format!("k{n}").into_bytes(),
-    };
-    let value_of = |b: u8| match b % 8 {
-        0 => b"7".to_vec(),
-        1 => b"-3".to_vec(),
-        2 => b"not a number".to_vec(),
-        3 => vec![b'v'; 17],
-        4 => i64::MAX.to_string().into_bytes(),
-        n => format!("{n}").into_bytes(),
-    };
-    let name = |b: u8| match b % 5 {
-        4 => "a-too-long-name".to_string(),
-        n => format!("a{n}"),
-    };
     *clock += u64::from(value % 16);
     let op = match what % 14 {
         0 => Op::Get {
@@ -166,17 +149,7 @@ fn op_from(chunk: [u8; 4], clock: &mut u64) -> (Op, Option<String>) {
                 .map(|i| key_of(key.wrapping_add(i)))
                 .collect(),
         },
-        3 => Op::List(ListQuery {
-            prefix: key_of(key)[..1.min(key_of(key).len())].to_vec(),
-            start: Vec::new(),
-            end: if value % 2 == 0 {
-                Vec::new()
-            } else {
-                key_of(value)
-            },
-            reverse: value % 3 == 0,
-            limit: u32::from(value % 7),
-        }),
+        3 => list_from(key, value),
         4 => Op::DeleteAll,
         5 => Op::Add {
             key: key_of(key),
@@ -186,41 +159,15 @@ fn op_from(chunk: [u8; 4], clock: &mut u64) -> (Op, Option<String>) {
                 1
             }),
         },
-        6 => Op::Transaction {
-            preconditions: match value % 4 {
-                0 => vec![Precondition::Absent { key: key_of(key) }],
-                1 => vec![Precondition::VersionEquals {
-                    key: key_of(key),
-                    version: u64::from(value % 5),
-                }],
-                2 => vec![Precondition::ValueEquals {
-                    key: key_of(key),
-                    value: value_of(value),
-                }],
-                _ => Vec::new(),
-            },
-            writes: vec![
-                TxnWrite::Add {
-                    key: key_of(key),
-                    delta: 1,
-                },
-                TxnWrite::Put {
-                    key: key_of(value),
-                    value: value_of(key),
-                },
-                TxnWrite::Delete {
-                    key: key_of(key.wrapping_add(1)),
-                },
-            ],
-        },
+        6 => transaction_from(key, value),
         7 => Op::Stats,
         8 => Op::SetAlarm {
-            name: name(key),
+            name: alarm_name(key),
             at_ms: *clock + u64::from(value % 32),
             payload: value_of(value),
         },
         9 => Op::DeleteAlarms {
-            names: vec![name(key)],
+            names: vec![alarm_name(key)],
         },
         10 => Op::ListAlarms,
         11 => Op::Publish {
@@ -234,6 +181,83 @@ fn op_from(chunk: [u8; 4], clock: &mut u64) -> (Op, Option<String>) {
     };
     let request_id = (id % 2 == 1).then(|| format!("r{}", (id >> 1) % 6));
     (op, request_id)
+}
+
+/// A key from one byte: one of seven short keys, the empty key, or one byte over
+/// [`small_limits`].
+fn key_of(b: u8) -> Vec<u8> {
+    match b % 9 {
+        7 => Vec::new(),
+        8 => vec![b'x'; 9],
+        n => format!("k{n}").into_bytes(),
+    }
+}
+
+/// A value from one byte: integers (one at the edge of `i64`), text, or one byte over
+/// [`small_limits`].
+fn value_of(b: u8) -> Vec<u8> {
+    match b % 8 {
+        0 => b"7".to_vec(),
+        1 => b"-3".to_vec(),
+        2 => b"not a number".to_vec(),
+        3 => vec![b'v'; 17],
+        4 => i64::MAX.to_string().into_bytes(),
+        n => format!("{n}").into_bytes(),
+    }
+}
+
+/// An alarm name from one byte: four short ones, or one too long.
+fn alarm_name(b: u8) -> String {
+    match b % 5 {
+        4 => "a-too-long-name".to_string(),
+        n => format!("a{n}"),
+    }
+}
+
+/// A listing by prefix, to an end or not, either way round, with a small limit.
+fn list_from(key: u8, value: u8) -> Op {
+    Op::List(ListQuery {
+        prefix: key_of(key)[..1.min(key_of(key).len())].to_vec(),
+        start: Vec::new(),
+        end: if value.is_multiple_of(2) {
+            Vec::new()
+        } else {
+            key_of(value)
+        },
+        reverse: value.is_multiple_of(3),
+        limit: u32::from(value % 7),
+    })
+}
+
+/// A transaction under one kind of precondition (or none), with one write of each kind.
+fn transaction_from(key: u8, value: u8) -> Op {
+    Op::Transaction {
+        preconditions: match value % 4 {
+            0 => vec![Precondition::Absent { key: key_of(key) }],
+            1 => vec![Precondition::VersionEquals {
+                key: key_of(key),
+                version: u64::from(value % 5),
+            }],
+            2 => vec![Precondition::ValueEquals {
+                key: key_of(key),
+                value: value_of(value),
+            }],
+            _ => Vec::new(),
+        },
+        writes: vec![
+            TxnWrite::Add {
+                key: key_of(key),
+                delta: 1,
+            },
+            TxnWrite::Put {
+                key: key_of(value),
+                value: value_of(key),
+            },
+            TxnWrite::Delete {
+                key: key_of(key.wrapping_add(1)),
+            },
+        ],
+    }
 }
 
 /// Runs a sequence of operations on an owner and applies its mutations on a replica.
