@@ -228,72 +228,26 @@ async fn make_leader(cluster: &TestCluster, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One round: settle, arrange leadership, write, kill the owner, time the first write
+/// acknowledged after the kill, restart the killed node.
 async fn one_round(
     cluster: &mut TestCluster,
     round: usize,
     acknowledged: &mut i64,
 ) -> anyhow::Result<Round> {
-    // Every node is up, the object has its full replica set, and every node's copy of
-    // the directory has caught up with it (a restarted node answers from its copy).
-    let view: &TestCluster = cluster;
-    let placement = wait_for(
-        "every node to know the full placement",
-        HEALTHY_WAIT,
-        || async move {
-            let leader = view.agreed_leader().await?;
-            let placement = placement_at(view, leader).await?;
-            for node in view.running() {
-                if placement_at(view, node.id).await? != placement {
-                    return None;
-                }
-            }
-            (placement.replicas == REPLICAS).then_some(placement)
-        },
-    )
-    .await?;
+    let placement = full_placement(cluster).await?;
     let owner = placement.owner;
     let writer = writer_for(owner);
-    let leader = cluster.agreed_leader().await.context("no agreed leader")?;
-    let owner_leads = round % LEADER_OWNER_EVERY == LEADER_OWNER_EVERY - 1;
-    if owner_leads && leader != owner {
-        make_leader(cluster, owner).await?;
-    } else if !owner_leads && leader == owner {
-        make_leader(cluster, writer).await?;
-    }
+    arrange_leadership(cluster, round, owner, writer).await?;
     let to_writer = channel(&cluster.node(writer).api)?;
-    for w in 0..WRITES_BEFORE_KILL {
-        let (value, _, _) = add_until_acknowledged(&to_writer, new_request_id(round, w)).await?;
-        *acknowledged += 1;
-        if value != *acknowledged {
-            bail!("round {round}: add answered {value}, expected {acknowledged}");
-        }
-    }
-    // The owner may not have changed while writing (no failure was injected yet).
-    let leader = cluster.agreed_leader().await.context("no agreed leader")?;
-    let now = placement_at(cluster, leader).await.context("placement")?;
-    if now != placement {
-        bail!("round {round}: placement changed from {placement:?} to {now:?} before the kill");
-    }
+    write_before_kill(&to_writer, round, acknowledged).await?;
+    let leader = placement_unchanged(cluster, round, placement).await?;
 
     let marks = story::log_marks(cluster);
     cluster.node_mut(owner).kill();
     let killed_at = Instant::now();
     let killed_at_ms = larder_base::Clock::now_ms(&larder_base::SystemClock);
-
-    // Watch, at the writer's node, for the new owner while the writer retries.
-    let poll_channel = cluster.node(writer).client();
-    let watcher = tokio::spawn(async move {
-        let objects = poll_channel.objects(NAMESPACE);
-        while killed_at.elapsed() < WRITE_DEADLINE {
-            if let Ok((list, _)) = objects.list_objects(OBJECT, "", "", 0).await
-                && list.iter().any(|o| o.id == OBJECT && o.owner != owner)
-            {
-                return Some(killed_at.elapsed());
-            }
-            tokio::time::sleep(OWNER_POLL).await;
-        }
-        None
-    });
+    let watcher = watch_for_new_owner(cluster, writer, owner, killed_at);
     let (value, attempts, errors) =
         add_until_acknowledged(&to_writer, new_request_id(round, WRITES_BEFORE_KILL))
             .await
@@ -313,12 +267,7 @@ async fn one_round(
         .transpose()
         .context("owner watcher")?
         .flatten();
-    let status = cluster.node(writer).client().status(true).await?;
-    let marked_down_ms = status
-        .nodes
-        .iter()
-        .find(|n| n.id == owner && n.status == NodeStatus::Down as i32)
-        .map(|n| n.status_changed_at_ms as f64 - killed_at_ms as f64);
+    let marked_down_ms = marked_down_after(cluster, writer, owner, killed_at_ms).await?;
     if serving > TARGET {
         eprintln!(
             "round {round}: slower than {} ms; from the logs (ms after the kill):",
@@ -340,6 +289,114 @@ async fn one_round(
         attempts,
         errors,
     })
+}
+
+/// Waits until every node is up, the object has its full replica set, and every node's
+/// copy of the directory has caught up with it (a restarted node answers from its copy).
+async fn full_placement(cluster: &TestCluster) -> anyhow::Result<Placement> {
+    wait_for(
+        "every node to know the full placement",
+        HEALTHY_WAIT,
+        || async move {
+            let leader = cluster.agreed_leader().await?;
+            let placement = placement_at(cluster, leader).await?;
+            for node in cluster.running() {
+                if placement_at(cluster, node.id).await? != placement {
+                    return None;
+                }
+            }
+            (placement.replicas == REPLICAS).then_some(placement)
+        },
+    )
+    .await
+}
+
+/// Makes the owner lead the directory every [`LEADER_OWNER_EVERY`] rounds, and not lead
+/// it in the others.
+async fn arrange_leadership(
+    cluster: &TestCluster,
+    round: usize,
+    owner: u64,
+    writer: u64,
+) -> anyhow::Result<()> {
+    let leader = cluster.agreed_leader().await.context("no agreed leader")?;
+    let owner_leads = round % LEADER_OWNER_EVERY == LEADER_OWNER_EVERY - 1;
+    if owner_leads && leader != owner {
+        make_leader(cluster, owner).await?;
+    } else if !owner_leads && leader == owner {
+        make_leader(cluster, writer).await?;
+    }
+    Ok(())
+}
+
+/// [`WRITES_BEFORE_KILL`] writes, each answered with the count acknowledged so far.
+async fn write_before_kill(
+    to_writer: &Channel,
+    round: usize,
+    acknowledged: &mut i64,
+) -> anyhow::Result<()> {
+    for w in 0..WRITES_BEFORE_KILL {
+        let (value, _, _) = add_until_acknowledged(to_writer, new_request_id(round, w)).await?;
+        *acknowledged += 1;
+        if value != *acknowledged {
+            bail!("round {round}: add answered {value}, expected {acknowledged}");
+        }
+    }
+    Ok(())
+}
+
+/// The owner may not have changed while writing (no failure was injected yet); returns
+/// the directory's leader.
+async fn placement_unchanged(
+    cluster: &TestCluster,
+    round: usize,
+    placement: Placement,
+) -> anyhow::Result<u64> {
+    let leader = cluster.agreed_leader().await.context("no agreed leader")?;
+    let now = placement_at(cluster, leader).await.context("placement")?;
+    if now != placement {
+        bail!("round {round}: placement changed from {placement:?} to {now:?} before the kill");
+    }
+    Ok(leader)
+}
+
+/// Watches, at the writer's node, for a new owner while the writer retries; answers how
+/// long after the kill it was first seen.
+fn watch_for_new_owner(
+    cluster: &TestCluster,
+    writer: u64,
+    owner: u64,
+    killed_at: Instant,
+) -> tokio::task::JoinHandle<Option<Duration>> {
+    let poll_channel = cluster.node(writer).client();
+    tokio::spawn(async move {
+        let objects = poll_channel.objects(NAMESPACE);
+        while killed_at.elapsed() < WRITE_DEADLINE {
+            if let Ok((list, _)) = objects.list_objects(OBJECT, "", "", 0).await
+                && list.iter().any(|o| o.id == OBJECT && o.owner != owner)
+            {
+                return Some(killed_at.elapsed());
+            }
+            tokio::time::sleep(OWNER_POLL).await;
+        }
+        None
+    })
+}
+
+/// When the directory marked `owner` down, in ms after the kill, as the writer's node
+/// records it (the leader's clock).
+async fn marked_down_after(
+    cluster: &TestCluster,
+    writer: u64,
+    owner: u64,
+    killed_at_ms: u64,
+) -> anyhow::Result<Option<f64>> {
+    let status = cluster.node(writer).client().status(true).await?;
+    Ok(status
+        .nodes
+        .iter()
+        .find(|n| n.id == owner && n.status == NodeStatus::Down as i32)
+        .map(|n| n.status_changed_at_ms as f64 - killed_at_ms as f64))
 }
 
 async fn run() -> anyhow::Result<()> {
