@@ -40,31 +40,28 @@ impl Directory {
         &self,
         command: Command,
     ) -> Result<CommandOutcome, DirectoryError> {
-        let resp = self
-            .inner
-            .raft
-            .client_write(command)
-            .await
-            .map_err(map_write_error)?;
-        Ok(resp.data)
+        let (outcome, _) = self.commit(command).await?;
+        Ok(outcome)
     }
 
     async fn write(&self, command: Command) -> Result<DirectoryResponse, DirectoryError> {
+        let (outcome, log_index) = self.commit(command).await?;
+        Ok(DirectoryResponse::Outcome { outcome, log_index })
+    }
+
+    /// Commits `command` through this node's Raft member: its outcome and log index.
+    async fn commit(&self, command: Command) -> Result<(CommandOutcome, u64), DirectoryError> {
         let resp = self
             .inner
             .raft
             .client_write(command)
             .await
             .map_err(map_write_error)?;
-        Ok(DirectoryResponse::Outcome {
-            outcome: resp.data,
-            log_index: resp.log_id.index,
-        })
+        Ok((resp.data, resp.log_id.index))
     }
 
     /// Registers the node, then makes it a learner if it is not a member yet.
     async fn join(&self, spec: NodeSpec) -> Result<DirectoryResponse, DirectoryError> {
-        let raft = &self.inner.raft;
         let id = spec.id;
         let peer_addr = spec.peer_addr.clone();
         let written = self
@@ -73,18 +70,16 @@ impl Directory {
                 at_ms: self.now_ms(),
             })
             .await?;
-        let resp = match self.peer_addr_of(id) {
-            Some(known) if known == peer_addr => return Ok(written),
+        match self.peer_addr_of(id) {
+            Some(known) if known == peer_addr => Ok(written),
             Some(_) => {
                 // The node came back on another address: update it in place.
                 let nodes = BTreeMap::from([(id, PeerNode { peer_addr })]);
-                raft.change_membership(ChangeMembers::SetNodes(nodes), true)
+                self.commit_change(ChangeMembers::SetNodes(nodes), true)
                     .await
             }
-            None => raft.add_learner(id, PeerNode { peer_addr }, false).await,
+            None => self.commit_learner(id, peer_addr, false).await,
         }
-        .map_err(map_write_error)?;
-        Ok(self.membership(resp.log_id.index))
     }
 
     /// Adds a learner at `peer_addr`, or at the address the directory records for it.
@@ -102,38 +97,22 @@ impl Directory {
                 .map(|record| record.spec.peer_addr.clone())
                 .ok_or(DirectoryError::NodeNotFound(id))?,
         };
-        let resp = self
-            .inner
-            .raft
-            .add_learner(id, PeerNode { peer_addr }, true)
-            .await
-            .map_err(map_write_error)?;
-        Ok(self.membership(resp.log_id.index))
+        self.commit_learner(id, peer_addr, true).await
     }
 
     async fn add_voter(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
         if self.raft_view().add_voter_step(id)? == MembershipStep::AlreadyDone {
             return Ok(self.membership(self.raft_view().committed_index));
         }
-        let resp = self
-            .inner
-            .raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+        self.commit_change(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(map_write_error)?;
-        Ok(self.membership(resp.log_id.index))
     }
 
     /// Demotes a voter to a learner.
     async fn remove_voter(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
         self.raft_view().check_remove_voter(id)?;
-        let resp = self
-            .inner
-            .raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+        self.commit_change(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
             .await
-            .map_err(map_write_error)?;
-        Ok(self.membership(resp.log_id.index))
     }
 
     /// Removes a node from the membership and its record from the directory.
@@ -146,11 +125,7 @@ impl Directory {
             Leaving::NotAMember => None,
         };
         if let Some(change) = change {
-            self.inner
-                .raft
-                .change_membership(change, false)
-                .await
-                .map_err(map_write_error)?;
+            self.commit_change(change, false).await?;
         }
         let log_index = if known {
             match self.write(Command::RemoveNode { id }).await? {
@@ -197,6 +172,37 @@ impl Directory {
             .await
             .map_err(map_read_index_error)?;
         Ok(DirectoryResponse::ReadIndex(read.index()))
+    }
+
+    /// Commits a membership change; `retain`: voters it removes stay as learners.
+    async fn commit_change(
+        &self,
+        change: ChangeMembers<NodeId, PeerNode>,
+        retain: bool,
+    ) -> Result<DirectoryResponse, DirectoryError> {
+        let resp = self
+            .inner
+            .raft
+            .change_membership(change, retain)
+            .await
+            .map_err(map_write_error)?;
+        Ok(self.membership(resp.log_id.index))
+    }
+
+    /// Adds `id` as a learner at `peer_addr`; `blocking`: answer once it has caught up.
+    async fn commit_learner(
+        &self,
+        id: NodeId,
+        peer_addr: String,
+        blocking: bool,
+    ) -> Result<DirectoryResponse, DirectoryError> {
+        let resp = self
+            .inner
+            .raft
+            .add_learner(id, PeerNode { peer_addr }, blocking)
+            .await
+            .map_err(map_write_error)?;
+        Ok(self.membership(resp.log_id.index))
     }
 
     /// The answer to a membership request: the membership now, and the log index of
