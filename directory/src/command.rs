@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{Epoch, NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement};
+use crate::{
+    Epoch, Namespace, NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement,
+};
 
 /// A change to the directory, replicated through the Raft log.
 ///
@@ -23,7 +25,7 @@ pub enum Command {
     /// Creates a namespace with its residency policy.
     CreateNamespace(NamespaceRecord),
     /// Deletes a namespace; nodes drop its data.
-    DeleteNamespace { name: String },
+    DeleteNamespace { name: Namespace },
     /// Places a new object; if it is already placed, nothing changes and the existing
     /// placement is the answer (the first placement wins).
     PlaceObject(ObjectPlacement),
@@ -106,9 +108,9 @@ pub enum CommandOutcome {
     /// The command named a node the directory does not know.
     UnknownNode(NodeId),
     /// A namespace of that name exists with another policy.
-    NamespaceExists(String),
+    NamespaceExists(Namespace),
     /// The command named a namespace the directory does not know.
-    UnknownNamespace(String),
+    UnknownNamespace(Namespace),
     /// The object's placement after the command.
     Placed(Box<ObjectPlacement>),
     /// A reassignment named an old epoch; the current placement.

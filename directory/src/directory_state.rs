@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, CommandOutcome, Epoch, Leadership, NamespaceRecord, NodeId, NodeRecord, NodeSpec,
-    NodeStatus, ObjectKey, ObjectPlacement, RegionId,
+    Command, CommandOutcome, Epoch, Leadership, Namespace, NamespaceRecord, NodeId, NodeRecord,
+    NodeSpec, NodeStatus, ObjectKey, ObjectPlacement, RegionId,
 };
 
 /// The directory's replicated state, and the pure function that applies commands to it.
@@ -13,10 +13,10 @@ use crate::{
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryState {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
-    pub namespaces: BTreeMap<String, NamespaceRecord>,
+    pub namespaces: BTreeMap<Namespace, NamespaceRecord>,
     /// Names of deleted namespaces, so every node drops their data; a name leaves this set
     /// when a namespace of that name is created again.
-    pub deleted_namespaces: BTreeSet<String>,
+    pub deleted_namespaces: BTreeSet<Namespace>,
     /// Object placements (stored as one record each; see the state machine).
     pub placements: BTreeMap<ObjectKey, ObjectPlacement>,
 }
@@ -118,13 +118,13 @@ impl DirectoryState {
     }
 
     /// The name is remembered as deleted, so every node drops the namespace's data.
-    fn delete_namespace(&mut self, name: &str) -> CommandOutcome {
+    fn delete_namespace(&mut self, name: &Namespace) -> CommandOutcome {
         match self.namespaces.remove(name) {
             Some(_) => {
-                self.deleted_namespaces.insert(name.to_string());
+                self.deleted_namespaces.insert(name.clone());
                 CommandOutcome::Applied
             }
-            None => CommandOutcome::UnknownNamespace(name.to_string()),
+            None => CommandOutcome::UnknownNamespace(name.clone()),
         }
     }
 

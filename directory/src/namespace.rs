@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Jurisdiction, NodeSpec, RegionId};
+use crate::{Jurisdiction, Namespace, NodeSpec, RegionId};
 
 // The name rule lives in base beside `Namespace`; named here too for the directory's callers.
 pub use larder_base::{NAMESPACE_NAME_BYTES_MAX, check_namespace_name};
@@ -46,7 +46,7 @@ impl NamespacePolicy {
 /// A namespace as recorded in the directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
-    pub name: String,
+    pub name: Namespace,
     pub policy: NamespacePolicy,
     pub created_at_ms: u64,
 }

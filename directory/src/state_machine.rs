@@ -13,8 +13,8 @@ use crate::raft_types::{
     DirectoryRaftConfig as C, LogId, Snapshot, SnapshotMeta, StoredMembership,
 };
 use crate::{
-    Command, CommandOutcome, DirectoryState, Leadership, NamespaceRecord, NodeId, NodeRecord,
-    ObjectKey, ObjectPlacement,
+    Command, CommandOutcome, DirectoryState, Leadership, Namespace, NamespaceRecord, NodeId,
+    NodeRecord, ObjectKey, ObjectPlacement,
 };
 
 const SM_TREE: &str = "directory_state";
@@ -41,8 +41,8 @@ struct AppliedHead {
     last_applied: Option<LogId>,
     last_membership: StoredMembership,
     nodes: BTreeMap<NodeId, NodeRecord>,
-    namespaces: BTreeMap<String, NamespaceRecord>,
-    deleted_namespaces: BTreeSet<String>,
+    namespaces: BTreeMap<Namespace, NamespaceRecord>,
+    deleted_namespaces: BTreeSet<Namespace>,
 }
 
 impl AppliedHead {

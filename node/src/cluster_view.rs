@@ -24,7 +24,6 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
             )
         })
         .collect();
-    // The directory records names as strings; the KV keys its view by `Namespace`.
     let namespaces: BTreeMap<Namespace, NamespaceInfo> = state
         .namespaces
         .values()
@@ -36,7 +35,7 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
                 .map(|record| NodeId(record.spec.id.0))
                 .collect();
             (
-                Namespace::from(ns.name.as_str()),
+                ns.name.clone(),
                 NamespaceInfo {
                     allowed,
                     policy: ns.policy.describe(),
@@ -48,11 +47,7 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
         me: NodeId(me),
         nodes,
         namespaces,
-        deleted_namespaces: state
-            .deleted_namespaces
-            .iter()
-            .map(|name| Namespace::from(name.as_str()))
-            .collect(),
+        deleted_namespaces: state.deleted_namespaces.clone(),
     }
 }
 

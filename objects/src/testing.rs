@@ -33,11 +33,11 @@ pub(crate) fn state(nodes: &[(u64, &str, NodeStatus)]) -> DirectoryState {
 
 pub(crate) fn with_namespace(state: &mut DirectoryState, name: &str, policy: NamespacePolicy) {
     let record = NamespaceRecord {
-        name: name.to_string(),
+        name: name.into(),
         policy,
         created_at_ms: 0,
     };
-    state.namespaces.insert(name.to_string(), record);
+    state.namespaces.insert(name.into(), record);
 }
 
 /// Gives node `id` the jurisdiction tag `tag`.

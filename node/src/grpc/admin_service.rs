@@ -1,7 +1,7 @@
 use larder_base::Clock as _;
 use larder_directory::{
     Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
-    MembershipView, NamespaceRecord, NodeStatus, RaftRole, RaftView,
+    MembershipView, Namespace, NamespaceRecord, NodeStatus, RaftRole, RaftView,
 };
 use larder_kv::Kv;
 use larder_proto::v1::admin_server::Admin;
@@ -68,7 +68,7 @@ impl AdminService {
 
 fn namespace_pb(record: &NamespaceRecord) -> pb::Namespace {
     pb::Namespace {
-        name: record.name.clone(),
+        name: record.name.to_string(),
         regions: record.policy.regions.iter().map(|r| r.0.clone()).collect(),
         jurisdiction: record
             .policy
@@ -248,7 +248,7 @@ impl Admin for AdminService {
             .map_err(directory_status)?;
         let state = self.directory.local_state().await;
         Ok(Response::new(namespace_pb(
-            state.namespace(&name).unwrap_or(&record),
+            state.namespace(name.as_str()).unwrap_or(&record),
         )))
     }
 
@@ -266,7 +266,8 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::DeleteNamespaceRequest>,
     ) -> Result<Response<pb::DeleteNamespaceResponse>, Status> {
-        let name = request.into_inner().name;
+        // Unchecked: a name that breaks the rule cannot exist, and is answered so.
+        let name = Namespace::from(request.into_inner().name);
         let command = Command::DeleteNamespace { name: name.clone() };
         let response = self
             .directory

@@ -42,8 +42,7 @@ pub fn namespace_record(
         policy.jurisdiction = Some(Jurisdiction(req.jurisdiction));
     }
     Ok(NamespaceRecord {
-        // The directory's records keep names as strings.
-        name: name.into_string(),
+        name,
         policy,
         created_at_ms: now_ms,
     })

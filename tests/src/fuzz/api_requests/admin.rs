@@ -63,7 +63,7 @@ fn membership(result: Result<DirectoryRequest, Status>, raw: u64) {
 
 /// An accepted namespace has a valid name and regions, and survives the directory's log.
 fn namespace_accepted(record: larder_directory::NamespaceRecord) {
-    larder_directory::check_namespace_name(&record.name)
+    larder_directory::check_namespace_name(record.name.as_str())
         .expect("an accepted namespace name is valid");
     assert!(
         record
