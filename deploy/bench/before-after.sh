@@ -13,7 +13,8 @@
 #     (`add`, majority-replicated) with 1 in flight on one object, and 50 in flight over
 #     100 objects.
 # Every cluster starts on free ports with fresh data and is stopped after its runs. One
-# JSON line per run on stdout: {"build", "round", "bench", ...larder bench's fields}.
+# JSON line per run on stdout: {...larder bench's fields, "build", "round", "bench"}; the
+# table for docs/benchmarks.md comes from `deploy/bench/before-after-table.py < runs.jsonl`.
 #
 # Environment: BEFORE, AFTER (required), ROUNDS (default 3, at most 10), DURATION
 # (default 5s per run).
@@ -104,7 +105,8 @@ bench() {
         python3 -c '
 import json, sys
 out = json.loads(sys.stdin.read())
-print(json.dumps({"build": sys.argv[1], "round": int(sys.argv[2]), "bench": sys.argv[3], **out}))
+# The run name goes last so that it replaces the bench field of larder bench ("kv get").
+print(json.dumps({**out, "build": sys.argv[1], "round": int(sys.argv[2]), "bench": sys.argv[3]}))
 ' "$build" "$round" "$name"
 }
 
