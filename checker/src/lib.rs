@@ -5,8 +5,11 @@
 //! Layout:
 //! - [`history`]: the [`Event`] type and JSON Lines reading and writing;
 //! - [`operation`]: invocations paired with completions into [`Operation`]s, retries merged;
+//!   [`history_ops`]: a run's events with their operations, ready for the checkers;
+//!   [`ids`]: the identifier newtypes (processes, nodes, epochs, objects, request ids);
 //! - [`model`]: the [`Model`] trait and the register and counter specifications;
-//! - [`wgl`]: the Wing–Gong–Lowe linearizability search over one object's history;
+//! - [`wgl`]: the Wing–Gong–Lowe linearizability search over one object's history, on
+//!   `entry_list`'s call and return entries (dancing links);
 //! - [`brute_force`]: an exhaustive checker for small histories, to cross-check WGL;
 //! - [`linearizability`]: every object key of a history checked with WGL;
 //! - [`lost_writes`]: no acknowledged object write missing from the final reads;
@@ -17,6 +20,7 @@
 //! - [`kv_sessions`]: each node's own KV versions increase; read-your-writes per process;
 //! - [`residency`]: restricted namespaces stay on their nodes;
 //! - [`report`]: every checker on one history, verdicts and timings (`larder-check`);
+//!   [`verdict`]: a checker's answer; [`error`]: what stops a check;
 //! - [`simulate`]: synthetic histories (correct or chaotic) for tests and benchmarks.
 
 pub mod brute_force;

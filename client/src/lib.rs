@@ -2,10 +2,10 @@
 //! `larder` CLI uses.
 //!
 //! Layout:
-//! - [`Client`]: one node endpoint over a shared HTTP/2 channel, with timeouts, retries
+//! - [`Client`] (`client`): one node endpoint over a shared HTTP/2 channel, with timeouts, retries
 //!   with backoff on `UNAVAILABLE`, and leader redirects followed;
 //! - [`ClientConfig`]: those timeouts and limits;
-//! - [`ClientError`]: typed errors, from the gRPC status and Larder's metadata;
+//! - [`ClientError`] (`error`): typed errors, from the gRPC status and Larder's metadata;
 //! - [`admin`]: the cluster administration calls;
 //! - [`kv`]: `client.kv("namespace")`: get, put (with options), list, watch, and a
 //!   [`kv::Session`] for read-your-writes across nodes;

@@ -3,6 +3,7 @@
 //!
 //! Layout:
 //! - [`version`]: `Version` (hybrid logical clock stamp + origin) and the `Hlc`;
+//!   [`token`]: consistency and resume tokens (a version vector cut to what a reader needs);
 //! - [`entry`]: stored entries and the last-writer-wins `merge`;
 //! - [`progress`]: per namespace and origin, how far this replica has received writes
 //!   (`VersionVector`), out-of-order ranges and lag;
@@ -10,7 +11,10 @@
 //!   storage seam;
 //! - `writer`: the single group-commit writer: one batch, one flush, then acknowledge;
 //!   `group_stage` decides, without I/O, what a group of jobs writes and answers;
-//! - [`replication`]: eager push with per-peer bounded queues and regional relays;
+//! - [`replication`]: eager push with per-peer bounded queues and regional relays, of
+//!   `segment`s (one origin's consecutive writes to one namespace); `cluster_view`: which
+//!   nodes are up and where each namespace may live, as replication and sync see it;
+//!   [`peer_messages`]: the peer payloads, `wire`: their protocol version;
 //! - [`anti_entropy`]: periodic pairwise sync that repairs any gap: it times rounds and
 //!   does the RPCs; [`sync_exchange`] decides what one exchange asks for and does with
 //!   each page, [`sync_pager`] what one answered page carries;
@@ -18,6 +22,8 @@
 //! - [`watch`]: resumable change streams;
 //! - [`kv`]: the `Kv` handle the services call; [`validate`]: its pure request checks;
 //! - `env`: [`KvEnv`], the injected wall clock and the seed of the KV's random draws;
+//!   `config`: [`KvConfig`], the KV's settings and limits; `stats`: its counters;
+//!   `error`: [`KvError`]; `test_support`: fixtures of the unit tests;
 //!   [`grpc`]: the api and peer services and the error-to-status mapping.
 
 pub mod anti_entropy;

@@ -16,10 +16,12 @@
 //!   pure functions;
 //! - [`handover`]: failover, moves, drains and replica-set repairs, their choices pure;
 //! - [`ObjectState`] (`state`, `execute`): the pure engine an owner runs operations on;
-//!   [`op`]: the operations; [`ObjectLimits`]: their limits; [`ObjectId`]: ids;
+//!   [`op`]: the operations; [`ObjectLimits`] (`limits`): their limits; [`ObjectId`]
+//!   (`id`): ids; [`ObjectsConfig`] (`config`): the runtime's settings;
 //! - [`alarms`]: the scheduler firing due alarms of owned objects; [`events`]:
 //!   subscriptions to alarms fired and messages published;
-//! - [`peer_messages`]: the peer payloads; [`ObjectError`]: what can go wrong.
+//! - [`peer_messages`]: the peer payloads; [`ObjectError`] (`error`): what can go wrong;
+//!   `testing`: directory fixtures for the unit tests.
 //!
 //! Placement records (owner, replicas, epoch) live in the directory crate.
 

@@ -1,6 +1,7 @@
 //! Larder's wire definitions: the public `larder.v1` package (api listener) and the
 //! internal `larder.peer.v1` package (peer listener), plus the slice of etcd's API the
-//! load generator calls (`bench::etcd`). Generated code only, no logic.
+//! load generator calls (`bench::etcd`). Generated code only, no logic, but for
+//! [`metadata`]: the names of Larder's gRPC metadata keys (retry and leader endpoints).
 
 /// Public services for workers and operators.
 pub mod v1 {

@@ -5,7 +5,9 @@
 //! - [`Store`]: one database directory, its on-disk format version and its flushes;
 //! - [`Tree`]: an ordered keyspace inside a store;
 //! - [`Batch`]: writes applied to one tree atomically;
-//! - [`StoreError`]: what can go wrong, in the seam's own terms.
+//! - [`StoreError`] (`error`): what can go wrong, in the seam's own terms;
+//! - `flusher`: concurrent flush callers share one flush (group commit at the seam);
+//!   `health`: the free-space guard and fail-stop after a failed flush;
 //! - [`codec`]: the one binary encoding (postcard) for records and peer messages;
 //! - [`MemoryDisk`]: an in-memory engine for simulation tests, which keeps only flushed
 //!   writes when its simulated machine crashes.
