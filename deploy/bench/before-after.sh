@@ -47,27 +47,7 @@ trap 'exit 143' TERM
 
 # A base port with `span` free ports after it.
 free_base() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-span = int(sys.argv[1])
-for _ in range(200):
-    base = random.randrange(20000, 60000 - span)
-    socks = []
-    try:
-        for port in range(base, base + span):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-else:
-    raise SystemExit("no free port range found")
-PY
+    python3 "$(dirname "${BASH_SOURCE[0]}")/free-ports.py" "$1"
 }
 
 # Starts `bin dev` with `nodes` nodes and waits until every node is up; sets `api`.

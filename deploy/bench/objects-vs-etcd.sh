@@ -56,27 +56,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A base port whose whole range (NODES × PORT_STRIDE ports) is free right now.
-base=$(python3 -c '
-import random, socket
-span = '"$((NODES * PORT_STRIDE))"'
-for _ in range(200):
-    base = random.randrange(20000, 60000 - span)
-    socks = []
-    try:
-        for port in range(base, base + span):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    break
-else:
-    raise SystemExit("no free port range found")
-')
+base=$(python3 "$(dirname "${BASH_SOURCE[0]}")/free-ports.py" $((NODES * PORT_STRIDE)))
 api="127.0.0.1:$base"
 
 if [[ $layout == dev ]]; then

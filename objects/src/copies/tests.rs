@@ -15,6 +15,20 @@ fn key() -> ObjectKey {
     }
 }
 
+/// The copy's answer to the owner's writes from `version` on, as the owner of `epoch`
+/// sends them.
+async fn offer(
+    objects: &ObjectStore,
+    epoch: Epoch,
+    version: u64,
+    writes: &[Vec<Mutation>],
+) -> ApplyOutcome {
+    objects
+        .apply(&key(), epoch, version, writes)
+        .await
+        .expect("apply")
+}
+
 fn put(k: &str, v: &str) -> Vec<Vec<Mutation>> {
     vec![vec![Mutation::Put {
         key: k.as_bytes().to_vec(),
@@ -28,32 +42,20 @@ async fn writes_apply_in_order_and_survive_reopen() {
     {
         let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
         assert_eq!(
-            objects
-                .apply(&key(), Epoch(1), 1, &put("a", "1"))
-                .await
-                .expect("apply"),
+            offer(&objects, Epoch(1), 1, &put("a", "1")).await,
             ApplyOutcome::Applied { version: 1 }
         );
         assert_eq!(
-            objects
-                .apply(&key(), Epoch(1), 3, &put("b", "3"))
-                .await
-                .expect("apply"),
+            offer(&objects, Epoch(1), 3, &put("b", "3")).await,
             ApplyOutcome::Gap { have: 1 }
         );
         assert_eq!(
-            objects
-                .apply(&key(), Epoch(1), 2, &put("b", "2"))
-                .await
-                .expect("apply"),
+            offer(&objects, Epoch(1), 2, &put("b", "2")).await,
             ApplyOutcome::Applied { version: 2 }
         );
         // A retried write is acknowledged again, not applied twice.
         assert_eq!(
-            objects
-                .apply(&key(), Epoch(1), 2, &put("b", "x"))
-                .await
-                .expect("apply"),
+            offer(&objects, Epoch(1), 2, &put("b", "x")).await,
             ApplyOutcome::AlreadyApplied { version: 2 }
         );
     }
@@ -84,10 +86,7 @@ async fn request_ids_survive_reopen_and_state_transfer() {
     let (_, mutations) = ObjectState::default()
         .execute_request(&add, Some("r1"), &limits)
         .expect("add");
-    objects
-        .apply(&key(), Epoch(1), 1, &[mutations])
-        .await
-        .expect("apply");
+    offer(&objects, Epoch(1), 1, &[mutations]).await;
     let (_, loaded) = objects.load(&key()).expect("load");
     assert_eq!(loaded.recent().len(), 1);
     let (_, again) = loaded
@@ -128,10 +127,7 @@ async fn an_install_behind_the_writes_of_its_own_epoch_is_refused() {
         ApplyOutcome::Installed { version: 1, .. }
     ));
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(2), 2, &put("a", "2"))
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(2), 2, &put("a", "2")).await,
         ApplyOutcome::Applied { version: 2 }
     );
     // The mover's install of version 1 at epoch 2 comes late.
@@ -159,20 +155,14 @@ async fn an_install_behind_the_writes_of_its_own_epoch_is_refused() {
 async fn an_older_epoch_is_fenced_off() {
     let dir = tempfile::tempdir().expect("tempdir");
     let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
-    objects
-        .apply(&key(), Epoch(1), 1, &put("a", "old owner"))
-        .await
-        .expect("apply");
+    offer(&objects, Epoch(1), 1, &put("a", "old owner")).await;
     // A new owner (epoch 2) takes over and installs its state.
     let mut state = ObjectState::default();
     state.apply(&put("a", "new owner")[0]);
     objects.fence(&key(), Epoch(2)).await.expect("fence");
     // The deposed owner's next write is refused, before and after the install.
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(1), 2, &put("a", "late"))
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(1), 2, &put("a", "late")).await,
         ApplyOutcome::Fenced { epoch: Epoch(2) }
     );
     // The copy accepted the old owner's write a moment ago: little quiet time to
@@ -208,10 +198,7 @@ async fn an_older_epoch_is_fenced_off() {
         ApplyOutcome::Fenced { epoch: Epoch(2) }
     );
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(2), 2, &put("b", "next"))
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(2), 2, &put("b", "next")).await,
         ApplyOutcome::Applied { version: 2 }
     );
     let (_, loaded) = objects.load(&key()).expect("load");
@@ -225,25 +212,16 @@ async fn an_older_epoch_is_fenced_off() {
 async fn a_new_owners_first_write_needs_a_state_transfer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let objects = ObjectStore::open(Store::open(dir.path()).expect("store")).expect("objects");
-    objects
-        .apply(&key(), Epoch(1), 1, &put("a", "1"))
-        .await
-        .expect("apply");
+    offer(&objects, Epoch(1), 1, &put("a", "1")).await;
     // Epoch 2 writes version 2 without installing first: the copy cannot tell whether
     // its version 1 is the new owner's version 1.
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(2), 2, &put("a", "2"))
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(2), 2, &put("a", "2")).await,
         ApplyOutcome::Gap { have: 1 }
     );
     // Having seen epoch 2, the copy no longer accepts the old owner's writes.
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(1), 2, &put("a", "late"))
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(1), 2, &put("a", "late")).await,
         ApplyOutcome::Fenced { epoch: Epoch(2) }
     );
     let mut state = ObjectState::default();
@@ -254,10 +232,7 @@ async fn a_new_owners_first_write_needs_a_state_transfer() {
         .expect("install");
     let delete_all = vec![vec![Mutation::DeleteAll]];
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(2), 2, &delete_all)
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(2), 2, &delete_all).await,
         ApplyOutcome::Applied { version: 2 }
     );
     assert!(objects.load(&key()).expect("load").1.is_empty());
@@ -290,10 +265,7 @@ async fn alarms_and_events_are_stored_indexed_and_dropped() {
         for (version, op) in (1..).zip(ops) {
             let (_, mutations) = owner.execute(&op, &limits).expect("execute");
             owner.apply(&mutations);
-            objects
-                .apply(&key(), Epoch(1), version, &[mutations])
-                .await
-                .expect("apply");
+            offer(&objects, Epoch(1), version, &[mutations]).await;
         }
         assert_eq!(objects.alarm_index().due(100, 10), vec![key()]);
         assert_eq!(objects.alarm_index().next_due(), Some(90));
@@ -333,18 +305,12 @@ async fn a_round_of_several_writes_applies_in_order_and_retries_skip_what_is_hel
         one("c", "3"),
     ];
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(1), 1, &round[..2])
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(1), 1, &round[..2]).await,
         ApplyOutcome::Applied { version: 2 }
     );
     // The whole round again (a retry after a timeout): versions 1 and 2 are held.
     assert_eq!(
-        objects
-            .apply(&key(), Epoch(1), 1, &round)
-            .await
-            .expect("apply"),
+        offer(&objects, Epoch(1), 1, &round).await,
         ApplyOutcome::Applied { version: 4 }
     );
     let (meta, state) = objects.load(&key()).expect("load");
@@ -356,11 +322,11 @@ async fn a_round_of_several_writes_applies_in_order_and_retries_skip_what_is_hel
     );
     // Pings: at the held version, acknowledged; ahead of it, a gap.
     assert_eq!(
-        objects.apply(&key(), Epoch(1), 4, &[]).await.expect("ping"),
+        offer(&objects, Epoch(1), 4, &[]).await,
         ApplyOutcome::AlreadyApplied { version: 4 }
     );
     assert_eq!(
-        objects.apply(&key(), Epoch(1), 5, &[]).await.expect("ping"),
+        offer(&objects, Epoch(1), 5, &[]).await,
         ApplyOutcome::Gap { have: 4 }
     );
 }
@@ -381,10 +347,7 @@ async fn remembered_request_ids_are_bounded_records() {
             .execute_request(&add, Some(&id), &limits)
             .expect("add");
         owner.apply(&mutations);
-        objects
-            .apply(&key(), Epoch(1), version, &[mutations])
-            .await
-            .expect("apply");
+        offer(&objects, Epoch(1), version, &[mutations]).await;
     }
     let (_, loaded) = objects.load(&key()).expect("load");
     assert_eq!(loaded.recent(), owner.recent());

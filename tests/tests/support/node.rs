@@ -258,6 +258,27 @@ impl TestNode {
         nix::sys::signal::kill(pid, signal).with_context(|| format!("{signal} to node {}", self.id))
     }
 
+    /// The process as the kernel sees it, for failure messages: `R`/`S` running or
+    /// waiting, `T` stopped, `Z` exited but not reaped (it died), `D` in an
+    /// uninterruptible wait; or why that cannot be told.
+    pub fn process_state(&self) -> String {
+        let Some(child) = self.child.as_ref() else {
+            return "not started".into();
+        };
+        let pid = child.id();
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // "pid (comm) state ...": the state follows the last ')'.
+            Ok(stat) => match stat.rsplit_once(')') {
+                Some((_, rest)) => format!(
+                    "pid {pid} state {}",
+                    rest.trim_start().chars().next().unwrap_or('?')
+                ),
+                None => format!("pid {pid} stat unreadable"),
+            },
+            Err(err) => format!("pid {pid} gone ({err})"),
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

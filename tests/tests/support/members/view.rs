@@ -101,8 +101,14 @@ pub(super) async fn ensure(
             last_view = Some(view);
         }
         if Instant::now() >= deadline {
+            let processes: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|n| format!("node {}: {}", n.id, n.process_state()))
+                .collect();
             bail!(
-                "timed out after {STEP_TIMEOUT:?} waiting for {what} (calls sent: {sent}, last error: {last_error:?}, last view: {last_view:?})"
+                "timed out after {STEP_TIMEOUT:?} waiting for {what} through node {via} (calls sent: {sent}, last error: {last_error:?}, last view: {last_view:?}; processes: {})",
+                processes.join(", ")
             );
         }
         let due = last_sent.is_none_or(|at| at.elapsed() >= RESEND_AFTER);
