@@ -42,6 +42,10 @@ pub enum ObjectError {
     /// The owner's disk is nearly full: writes are refused, reads go on.
     #[error("{0}")]
     DiskFull(String),
+    /// Nothing was ever written to the object, so it has no placement: only a write
+    /// places an object. (Last, so the peer encoding of the variants above stays.)
+    #[error("object {0} does not exist: nothing was ever written to it")]
+    NotFound(String),
 }
 
 impl ObjectError {

@@ -16,7 +16,14 @@ use crate::owner::{Actors, OwnerContext, SettledCopies};
 use crate::peer_messages::{ExecuteRequest, ExecuteResponse};
 use crate::peers::Peers;
 use crate::placements::Placements;
-use crate::{Namespace, ObjectError, ObjectId, ObjectLimits, ObjectsConfig};
+use crate::{Namespace, ObjectError, ObjectId, ObjectLimits, ObjectState, ObjectsConfig};
+
+/// Where a call goes (see [`ObjectHost::route`]).
+enum Route {
+    Placed(ObjectPlacement),
+    /// The object was never written and this call does not write it: its answer.
+    Unplaced(Result<Answer, ObjectError>),
+}
 
 /// This node's object runtime. Cheap to clone.
 #[derive(Clone)]
@@ -111,7 +118,66 @@ impl ObjectHost {
             namespace: namespace.clone(),
             id: id.as_str().to_string(),
         };
-        let mut placement = self.placements().find_or_place(&key, location_hint).await?;
+        let placement = match self
+            .route(&key, location_hint, &op, request_id.as_deref())
+            .await?
+        {
+            Route::Placed(placement) => placement,
+            Route::Unplaced(answer) => return answer,
+        };
+        self.run_at(key, placement, location_hint, op, request_id)
+            .await
+    }
+
+    /// Where a call goes: the object's placement — placed now when this is the first
+    /// write to it — or, for an object never written, the empty object's answer. A read
+    /// never places an object, nor does a write the empty object refuses (bad input, a
+    /// precondition that fails): no call leaves a trace it was not meant to.
+    async fn route(
+        &self,
+        key: &ObjectKey,
+        location_hint: Option<&str>,
+        op: &Op,
+        request_id: Option<&str>,
+    ) -> Result<Route, ObjectError> {
+        let placements = self.placements();
+        if let Some(placement) = placements.known(key).await {
+            return Ok(Route::Placed(placement));
+        }
+        let empty = ObjectState::default().execute_request(op, request_id, self.limits());
+        if op.places() && empty.is_ok() {
+            return Ok(Route::Placed(
+                placements.find_or_place(key, location_hint).await?,
+            ));
+        }
+        // Another node may have placed the object a moment ago: only the leader can
+        // say it was never written.
+        Ok(match placements.find(key).await? {
+            Some(placement) => Route::Placed(placement),
+            None => Route::Unplaced(empty.map(|(reply, mutations)| {
+                debug_assert!(
+                    mutations.is_empty(),
+                    "a call answered without placing its object wrote {mutations:?}"
+                );
+                Answer {
+                    reply,
+                    owner: 0,
+                    epoch: 0,
+                }
+            })),
+        })
+    }
+
+    /// Runs `op` at the object's owner as `placement` names it, following a move or
+    /// failover once.
+    async fn run_at(
+        &self,
+        key: ObjectKey,
+        mut placement: ObjectPlacement,
+        location_hint: Option<&str>,
+        op: Op,
+        request_id: Option<String>,
+    ) -> Result<Answer, ObjectError> {
         let mut refreshed = false;
         loop {
             let result = if placement.owner == self.placements().me() {
@@ -147,9 +213,16 @@ impl ObjectHost {
     /// Serves a call forwarded by another node: runs it only if this node owns the object.
     pub async fn execute_forwarded(&self, request: ExecuteRequest) -> ExecuteResponse {
         let placements = self.placements();
-        let mut placement = placements
-            .find_or_place(&request.key, request.location_hint.as_deref())
-            .await?;
+        let route = self.route(
+            &request.key,
+            request.location_hint.as_deref(),
+            &request.op,
+            request.request_id.as_deref(),
+        );
+        let mut placement = match route.await? {
+            Route::Placed(placement) => placement,
+            Route::Unplaced(answer) => return answer,
+        };
         if placement.owner != placements.me() {
             // The forwarder may have seen a move or failover this node has not applied
             // yet: catch up with the log before refusing.
@@ -183,8 +256,8 @@ impl ObjectHost {
         self.parts.actors.call(key, op, request_id).await
     }
 
-    /// An object's current placement, including every change committed before this call
-    /// (it must be placed).
+    /// An object's current placement, including every change committed before this call;
+    /// `NotFound` when it was never written.
     pub async fn placement_of(
         &self,
         namespace: &Namespace,
@@ -197,7 +270,7 @@ impl ObjectHost {
         self.placements()
             .latest(&key)
             .await?
-            .ok_or_else(|| ObjectError::Placement(format!("{key} is not placed")))
+            .ok_or_else(|| ObjectError::NotFound(key.to_string()))
     }
 
     /// Objects with an actor in memory on this node (owned and serving, or stopping).

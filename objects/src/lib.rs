@@ -6,7 +6,7 @@
 //! - [`ObjectHost`] (`host`): the node's object runtime: runs a call at the object's
 //!   actor here, or forwards it to the owner;
 //! - [`placements`]: where objects live (the directory's placements, read in place) and
-//!   the placement of an object on first access;
+//!   the placement of an object on its first write (reads never place);
 //! - `owner`: one actor per owned object running its calls in batches, each batch's
 //!   writes one replication round tallied by a pure core, and activation (cold start);
 //! - [`peers`]: the peer client: offers to replicas, fencing, fetching and dropping

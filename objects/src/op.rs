@@ -88,6 +88,13 @@ impl Op {
             Op::Get { .. } | Op::List(_) | Op::Stats | Op::ListAlarms | Op::Events { .. }
         )
     }
+
+    /// Whether the operation, on an object never written, places it. Every write a
+    /// client sends does; reads never do (a read has no side effect: an unplaced object
+    /// is answered as the empty object it is), nor does the owner's alarm firing.
+    pub fn places(&self) -> bool {
+        self.is_write() && !matches!(self, Op::FireAlarms { .. })
+    }
 }
 
 /// A named alarm of an object. When due, the owner removes it and appends an

@@ -1,5 +1,5 @@
 //! Where objects live, as this node sees it: the directory's placements, read in place,
-//! and the placement of an object on first access.
+//! and the placement of an object on its first write (reads never place).
 
 use larder_base::{Epoch, Namespace, NodeId};
 use larder_directory::{
@@ -54,6 +54,27 @@ impl Placements {
             .directory
             .read_linearizable(|s| s.placement(key).cloned())
             .await?)
+    }
+
+    /// The object's placement, `None` when it was never placed (`NamespaceNotFound` when
+    /// its namespace does not exist either). A placement this node has not applied yet —
+    /// another node's first write a moment ago — is found through the leader, so a read
+    /// after that write sees the object.
+    pub async fn find(&self, key: &ObjectKey) -> Result<Option<ObjectPlacement>, ObjectError> {
+        if let Some(placement) = self.known(key).await {
+            return Ok(Some(placement));
+        }
+        let (placement, namespace_exists) = self
+            .directory
+            .read_linearizable(|s| {
+                let namespace_exists = s.namespace(key.namespace.as_str()).is_some();
+                (s.placement(key).cloned(), namespace_exists)
+            })
+            .await?;
+        if placement.is_none() && !namespace_exists {
+            return Err(ObjectError::NamespaceNotFound(key.namespace.clone()));
+        }
+        Ok(placement)
     }
 
     /// The placement of an object this node owns; `Unavailable` naming the owner when

@@ -53,7 +53,8 @@ impl Client {
 }
 
 impl ObjectNamespace {
-    /// The object called `name` (created, in this node's region, on first use).
+    /// The object called `name` (created, in this node's region, by its first write;
+    /// until then reads answer as an empty object).
     pub fn by_name(&self, name: &str) -> ObjectHandle {
         self.handle(pb::object_ref::Key::Name(name.to_string()))
     }
@@ -152,7 +153,8 @@ fn request_id() -> String {
 }
 
 impl ObjectHandle {
-    /// Places the object in `region` if this handle's first call creates it.
+    /// Places the object in `region` if this handle's call is the first write to it
+    /// (reads never create an object).
     pub fn with_location_hint(mut self, region: &str) -> ObjectHandle {
         self.object.location_hint = region.to_string();
         self

@@ -22,12 +22,12 @@ impl ObjectHost {
     /// An object's events for a subscriber of this node, wherever the object's owner is
     /// and whenever it changes: after `after` (none: from now), then live, until the
     /// receiver is dropped or the subscription cannot be served (for example, an
-    /// unknown namespace).
+    /// unknown namespace). An object never written is not placed by this: its events
+    /// come from its first write on.
     pub fn subscribe(
         &self,
         namespace: &Namespace,
         id: &ObjectId,
-        location_hint: Option<String>,
         after: Option<u64>,
     ) -> mpsc::Receiver<Result<ObjectEventOut, ObjectError>> {
         let key = ObjectKey {
@@ -36,27 +36,43 @@ impl ObjectHost {
         };
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let host = self.clone();
-        tokio::spawn(async move { host.relay(key, location_hint, after, tx).await });
+        tokio::spawn(async move { host.relay(key, after, tx).await });
         rx
     }
 
     async fn relay(
         &self,
         key: ObjectKey,
-        location_hint: Option<String>,
         after: Option<u64>,
         tx: mpsc::Sender<Result<ObjectEventOut, ObjectError>>,
     ) {
+        // Taken before the first look, so that a placement committed after it wakes us.
+        let mut applied = self.placements().directory().reader().subscribe();
         let mut position = RelayPosition { key, after };
         let mut backoff = Backoff::default();
+        let mut unplaced = false;
         while !tx.is_closed() {
             let key = &position.key;
-            let placement = match self
-                .placements()
-                .find_or_place(key, location_hint.as_deref())
-                .await
-            {
-                Ok(placement) => placement,
+            // Subscribing is a read: it never places the object. It waits for the first
+            // write to place it, from the start of its log, so no event is missed: once
+            // the leader said it was not placed, this node's view is asked again each
+            // time the directory applies entries.
+            let found = if unplaced {
+                Ok(self.placements().known(key).await)
+            } else {
+                self.placements().find(key).await
+            };
+            let placement = match found {
+                Ok(Some(placement)) => placement,
+                Ok(None) => {
+                    unplaced = true;
+                    position.after.get_or_insert(0);
+                    tokio::select! {
+                        changed = applied.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
                 Err(err @ (ObjectError::Unavailable { .. } | ObjectError::Superseded { .. })) => {
                     tracing::debug!(object = %key, error = %err, "subscription waits for a placement");
                     backoff.pause().await;

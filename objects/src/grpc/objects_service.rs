@@ -366,9 +366,7 @@ impl Objects for ObjectsService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let sub = requests::subscribe(request.into_inner())?;
-        let rx = self
-            .host
-            .subscribe(&sub.namespace, &sub.id, sub.location_hint, sub.after_seq);
+        let rx = self.host.subscribe(&sub.namespace, &sub.id, sub.after_seq);
         Ok(event_stream(rx))
     }
 

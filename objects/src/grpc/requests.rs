@@ -44,7 +44,6 @@ pub struct Subscription {
     /// The namespace `object` names.
     pub namespace: Namespace,
     pub id: ObjectId,
-    pub location_hint: Option<String>,
     pub after_seq: Option<u64>,
 }
 
@@ -204,12 +203,10 @@ pub fn inspect(req: pb::InspectRequest) -> Result<ObjectCall, Status> {
 
 pub fn subscribe(req: pb::SubscribeRequest) -> Result<Subscription, Status> {
     let (object, id) = object_ref(req.object)?;
-    let location_hint = location_hint(&object).map(str::to_string);
     Ok(Subscription {
         namespace: namespace(object.namespace.clone()),
         object,
         id,
-        location_hint,
         after_seq: req.after_seq,
     })
 }

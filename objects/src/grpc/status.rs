@@ -11,7 +11,7 @@ pub fn object_status(err: ObjectError) -> Status {
         | ObjectError::NotAnInteger { .. }
         | ObjectError::Overflow { .. }
         | ObjectError::TooManyAlarms(_) => Status::failed_precondition(message),
-        ObjectError::NamespaceNotFound(_) => Status::not_found(message),
+        ObjectError::NamespaceNotFound(_) | ObjectError::NotFound(_) => Status::not_found(message),
         ObjectError::Placement(_) => Status::failed_precondition(message),
         ObjectError::Unavailable { retry_at, .. } => {
             let mut status = Status::unavailable(message);
@@ -48,6 +48,10 @@ mod tests {
         );
         assert_eq!(
             object_status(ObjectError::NamespaceNotFound("n".into())).code(),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            object_status(ObjectError::NotFound("rooms/typo".into())).code(),
             tonic::Code::NotFound
         );
         let failed = ObjectError::PreconditionFailed {

@@ -8,7 +8,7 @@ use larder_client::ClientError;
 use crate::{STEP, cluster_with_namespace};
 
 /// Waits for the next event of a subscription.
-async fn next_event<S>(events: &mut S, what: &str) -> larder_client::objects::ObjectEvent
+pub(crate) async fn next_event<S>(events: &mut S, what: &str) -> larder_client::objects::ObjectEvent
 where
     S: futures::Stream<Item = Result<larder_client::objects::ObjectEvent, ClientError>> + Unpin,
 {

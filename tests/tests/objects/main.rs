@@ -4,7 +4,7 @@
 //!
 //! Layout: `calls` (storage calls and transactions), `durability` (restarts, replication
 //! streams), `failover`, `moves` (moves, drains, replica sets, jurisdictions), `events`
-//! (alarms and subscriptions), `cli`.
+//! (alarms and subscriptions), `reads` (reads of objects never written), `cli`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,6 +15,7 @@ mod durability;
 mod events;
 mod failover;
 mod moves;
+mod reads;
 
 use std::time::Duration;
 

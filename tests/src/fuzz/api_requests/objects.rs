@@ -89,6 +89,9 @@ fn object_call(result: Result<ObjectCall, Status>, limits: &ObjectLimits) -> Opt
     match owner.execute_request(&call.op, call.request_id.as_deref(), limits) {
         Ok((reply, mutations)) => {
             op_within(&call.op, limits);
+            // An object never written answers a non-placing call from the empty state,
+            // which must then write nothing (the host does not place it).
+            assert!(call.op.places() || mutations.is_empty(), "{:?}", call.op);
             if call.op.is_write()
                 && let Some(id) = &call.request_id
             {
@@ -216,7 +219,6 @@ fn placement_or_event_call(which: u8, bytes: &[u8], limits: &ObjectLimits) {
         15 => match requests::subscribe(decode_or_return!(pb::SubscribeRequest, bytes)) {
             Ok(sub) => {
                 object_id(&sub.object, &sub.id);
-                assert!(sub.location_hint.as_ref().is_none_or(|h| !h.is_empty()));
                 // What the subscription asks the owner for.
                 let events = ObjectState::default()
                     .execute(
