@@ -166,14 +166,11 @@ impl Directory {
         self.inner.reader.read(f).await
     }
 
-    /// The directory as applied on this node (may trail the leader).
+    /// A copy of the directory as applied on this node (may trail the leader), every
+    /// placement included: for tests and one-off tools, never for a path that runs per
+    /// request, per change or per tick (use [`Directory::read_local`]).
     pub async fn local_state(&self) -> DirectoryState {
         self.inner.reader.snapshot().await
-    }
-
-    /// The directory including every change committed before this call.
-    pub async fn linearizable_state(&self) -> Result<DirectoryState, DirectoryError> {
-        self.read_linearizable(DirectoryState::clone).await
     }
 
     /// Reads the directory including every change committed before this call, in place
@@ -246,19 +243,26 @@ impl Directory {
         replication_factor: usize,
         preferred: Option<NodeId>,
     ) -> Result<ObjectPlacement, DirectoryError> {
-        let state = self.local_state().await;
-        if let Some(existing) = state.placement(&key) {
-            return Ok(existing.clone());
-        }
-        let replicas = choose_replicas(
-            &state,
-            &key,
-            &region,
-            jurisdiction.as_ref(),
-            replication_factor,
-            preferred,
-        )
-        .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
+        // Read in place: a copy of the state would cost every placement made so far.
+        let chosen = self
+            .read_local(|state| match state.placement(&key) {
+                Some(existing) => Ok(Err(existing.clone())),
+                None => choose_replicas(
+                    state,
+                    &key,
+                    &region,
+                    jurisdiction.as_ref(),
+                    replication_factor,
+                    preferred,
+                )
+                .map(Ok),
+            })
+            .await
+            .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
+        let replicas = match chosen {
+            Ok(replicas) => replicas,
+            Err(existing) => return Ok(existing),
+        };
         let placement = ObjectPlacement {
             key,
             region,

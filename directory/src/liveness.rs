@@ -99,17 +99,21 @@ pub async fn run(directory: Directory, mut shutdown: watch::Receiver<bool>) {
         let leadership = leadership_of(&metrics);
         let since = tenure.lead(leadership, Instant::now());
         let acked_ago = acked_ago(&metrics);
-        let state = directory.local_state().await;
-        let inputs = Inputs {
-            state: &state,
-            leader: me,
-            leader_for: since.elapsed(),
-            acked_ago: &acked_ago,
-            down_after: timings.down_after,
-            previous: tenure.previous,
-            previous_grace: timings.previous_grace,
-        };
-        record(&directory, leadership, status_changes(&inputs)).await;
+        // Read in place, every tick: a copy of the state would cost every placement.
+        let changes = directory
+            .read_local(|state| {
+                status_changes(&Inputs {
+                    state,
+                    leader: me,
+                    leader_for: since.elapsed(),
+                    acked_ago: &acked_ago,
+                    down_after: timings.down_after,
+                    previous: tenure.previous,
+                    previous_grace: timings.previous_grace,
+                })
+            })
+            .await;
+        record(&directory, leadership, changes).await;
     }
 }
 

@@ -60,7 +60,9 @@ pub async fn follow(
     let me = directory.me().id.0;
     let mut changes = directory.reader().subscribe();
     loop {
-        let view = view_of(&directory.local_state().await, me);
+        // Read in place: the view needs the nodes and namespaces, not a copy of every
+        // placement, on every change the directory applies.
+        let view = directory.read_local(|state| view_of(state, me)).await;
         tx.send_if_modified(|current| {
             if **current == view {
                 false

@@ -70,7 +70,12 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 /// The directory's Raft state and the nodes it records up and down.
 async fn directory_metrics(registry: &mut Registry, directory: &Directory) {
     let view = directory.raft_view();
-    let state = directory.local_state().await;
+    let (up, nodes) = directory
+        .read_local(|state| {
+            let up = state.nodes.values().filter(|n| n.status == NodeStatus::Up);
+            (up.count() as u64, state.nodes.len() as u64)
+        })
+        .await;
     gauge(
         registry,
         "raft_term",
@@ -101,18 +106,8 @@ async fn directory_metrics(registry: &mut Registry, directory: &Directory) {
         "Voters in the directory group",
         view.voters.len() as u64,
     );
-    let up = state
-        .nodes
-        .values()
-        .filter(|n| n.status == NodeStatus::Up)
-        .count() as u64;
     gauge(registry, "nodes_up", "Nodes recorded up", up);
-    gauge(
-        registry,
-        "nodes_down",
-        "Nodes recorded down",
-        state.nodes.len() as u64 - up,
-    );
+    gauge(registry, "nodes_down", "Nodes recorded down", nodes - up);
 }
 
 fn objects_metrics(registry: &mut Registry, objects: &ObjectHost) {

@@ -202,10 +202,11 @@ async fn start_kv_and_objects(
     shutdown: &watch::Receiver<bool>,
     background: &mut Vec<JoinHandle<()>>,
 ) -> Result<(Kv, ObjectHost), NodeError> {
-    let (view_tx, view_rx) = watch::channel(Arc::new(crate::cluster_view::view_of(
-        &directory.local_state().await,
-        directory.me().id.0,
-    )));
+    let me = directory.me().id.0;
+    let view = directory
+        .read_local(|state| crate::cluster_view::view_of(state, me))
+        .await;
+    let (view_tx, view_rx) = watch::channel(Arc::new(view));
     background.push(tokio::spawn(crate::cluster_view::follow(
         directory.clone(),
         view_tx,

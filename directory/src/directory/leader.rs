@@ -91,10 +91,8 @@ impl Directory {
         let peer_addr = match peer_addr {
             Some(addr) => addr,
             None => self
-                .local_state()
+                .read_local(|state| state.node(id).map(|record| record.spec.peer_addr.clone()))
                 .await
-                .node(id)
-                .map(|record| record.spec.peer_addr.clone())
                 .ok_or(DirectoryError::NodeNotFound(id))?,
         };
         self.commit_learner(id, peer_addr, true).await
@@ -118,7 +116,7 @@ impl Directory {
     /// Removes a node from the membership and its record from the directory.
     async fn remove_node(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
         let view = self.raft_view();
-        let known = self.local_state().await.node(id).is_some();
+        let known = self.read_local(|state| state.node(id).is_some()).await;
         let change = match view.leaving(id, known)? {
             Leaving::Voter => Some(ChangeMembers::RemoveVoters(BTreeSet::from([id]))),
             Leaving::Learner => Some(ChangeMembers::RemoveNodes(BTreeSet::from([id]))),

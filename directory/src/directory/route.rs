@@ -109,10 +109,8 @@ impl Directory {
     }
 
     async fn api_addr_of(&self, id: NodeId) -> Option<String> {
-        self.local_state()
+        self.read_local(|state| state.node(id).map(|record| record.spec.api_addr.clone()))
             .await
-            .node(id)
-            .map(|record| record.spec.api_addr.clone())
     }
 
     async fn forward(

@@ -131,25 +131,29 @@ impl Admin for AdminService {
         &self,
         request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let state = if request.get_ref().linearizable {
+        let view = self.directory.raft_view();
+        // Read in place: the nodes, not a copy of every placement.
+        let read = |state: &DirectoryState| {
+            let leader_api_addr = view
+                .leader
+                .and_then(|id| state.node(id))
+                .map(|record| record.spec.api_addr.clone())
+                .unwrap_or_default();
+            (nodes_pb(state, &view), leader_api_addr)
+        };
+        let (nodes, leader_api_addr) = if request.get_ref().linearizable {
             self.directory
-                .linearizable_state()
+                .read_linearizable(read)
                 .await
                 .map_err(directory_status)?
         } else {
-            self.directory.local_state().await
+            self.directory.read_local(read).await
         };
-        let view = self.directory.raft_view();
-        let leader_api_addr = view
-            .leader
-            .and_then(|id| state.node(id))
-            .map(|record| record.spec.api_addr.clone())
-            .unwrap_or_default();
         let me = self.directory.me();
         Ok(Response::new(StatusResponse {
             node_id: me.id.0,
             region: me.region.0.clone(),
-            nodes: nodes_pb(&state, &view),
+            nodes,
             raft: Some(pb::RaftStatus {
                 leader_id: view.leader.map_or(0, |id| id.0),
                 leader_api_addr,
@@ -170,11 +174,12 @@ impl Admin for AdminService {
         &self,
         _request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        let state = self.directory.local_state().await;
         let view = self.directory.raft_view();
-        Ok(Response::new(ListNodesResponse {
-            nodes: nodes_pb(&state, &view),
-        }))
+        let nodes = self
+            .directory
+            .read_local(|state| nodes_pb(state, &view))
+            .await;
+        Ok(Response::new(ListNodesResponse { nodes }))
     }
 
     async fn remove_node(
@@ -246,20 +251,24 @@ impl Admin for AdminService {
             .wait_applied(log_index, timeout)
             .await
             .map_err(directory_status)?;
-        let state = self.directory.local_state().await;
-        Ok(Response::new(namespace_pb(
-            state.namespace(name.as_str()).unwrap_or(&record),
-        )))
+        let stored = self
+            .directory
+            .read_local(|state| state.namespace(name.as_str()).map(namespace_pb))
+            .await;
+        Ok(Response::new(
+            stored.unwrap_or_else(|| namespace_pb(&record)),
+        ))
     }
 
     async fn list_namespaces(
         &self,
         _request: Request<pb::ListNamespacesRequest>,
     ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
-        let state = self.directory.local_state().await;
-        Ok(Response::new(pb::ListNamespacesResponse {
-            namespaces: state.namespaces.values().map(namespace_pb).collect(),
-        }))
+        let namespaces = self
+            .directory
+            .read_local(|state| state.namespaces.values().map(namespace_pb).collect())
+            .await;
+        Ok(Response::new(pb::ListNamespacesResponse { namespaces }))
     }
 
     async fn delete_namespace(
