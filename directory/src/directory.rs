@@ -20,7 +20,7 @@ use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
 use crate::{
     Command, CommandOutcome, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest,
     DirectoryResponse, DirectoryState, Jurisdiction, NodeId, NodeSpec, ObjectKey, ObjectPlacement,
-    PeerChannels, PeerNode, RaftView, RegionId, SledLogStore, SledStateMachine,
+    Owner, PeerChannels, PeerNode, RaftView, RegionId, SledLogStore, SledStateMachine,
     TonicNetworkFactory, choose_replicas,
 };
 
@@ -233,8 +233,10 @@ impl Directory {
     }
 
     /// The placement of an object, placing it first if it has none: owner and replicas
-    /// chosen among the up nodes of `region` (with `jurisdiction`), `preferred` owning it
-    /// when eligible. Racing callers all get the one placement the log kept first.
+    /// chosen among the up nodes of `region` (with `jurisdiction`), `preferred` (the node
+    /// the call came in at) owning it when eligible and not much more loaded than the
+    /// least-loaded ([`Owner::Near`]). Racing callers all get the one placement the log
+    /// kept first.
     pub async fn place_object(
         &self,
         key: ObjectKey,
@@ -253,7 +255,7 @@ impl Directory {
                     &region,
                     jurisdiction.as_ref(),
                     replication_factor,
-                    preferred,
+                    preferred.map_or(Owner::Least, Owner::Near),
                 )
                 .map(Ok),
             })

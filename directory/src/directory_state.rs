@@ -11,17 +11,75 @@ use crate::{
 ///
 /// No I/O here: the Raft state machine persists it, tests drive it directly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DirectoryRecords")]
 pub struct DirectoryState {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub namespaces: BTreeMap<Namespace, NamespaceRecord>,
     /// Names of deleted namespaces, so every node drops their data; a name leaves this set
     /// when a namespace of that name is created again.
     pub deleted_namespaces: BTreeSet<Namespace>,
-    /// Object placements (stored as one record each; see the state machine).
-    pub placements: BTreeMap<ObjectKey, ObjectPlacement>,
+    /// Object placements (stored as one record each; see the state machine). Changed
+    /// only by `apply`, which keeps `owned` in step; read through
+    /// [`DirectoryState::placements`].
+    placements: BTreeMap<ObjectKey, ObjectPlacement>,
+    /// How many objects each node owns: what balanced placement weighs, without a
+    /// count over every placement. Derived from `placements`, never stored.
+    #[serde(skip_serializing)]
+    owned: BTreeMap<NodeId, usize>,
+}
+
+/// What a [`DirectoryState`] is stored and sent as (the snapshot and the earlier
+/// whole-state record): the same fields in the same order, the derived counts left out.
+#[derive(Deserialize)]
+struct DirectoryRecords {
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    namespaces: BTreeMap<Namespace, NamespaceRecord>,
+    deleted_namespaces: BTreeSet<Namespace>,
+    placements: BTreeMap<ObjectKey, ObjectPlacement>,
+}
+
+impl From<DirectoryRecords> for DirectoryState {
+    fn from(records: DirectoryRecords) -> DirectoryState {
+        DirectoryState::from_parts(
+            records.nodes,
+            records.namespaces,
+            records.deleted_namespaces,
+            records.placements,
+        )
+    }
 }
 
 impl DirectoryState {
+    /// A state from its stored parts; the derived counts are rebuilt.
+    pub fn from_parts(
+        nodes: BTreeMap<NodeId, NodeRecord>,
+        namespaces: BTreeMap<Namespace, NamespaceRecord>,
+        deleted_namespaces: BTreeSet<Namespace>,
+        placements: BTreeMap<ObjectKey, ObjectPlacement>,
+    ) -> DirectoryState {
+        let mut owned: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for placement in placements.values() {
+            *owned.entry(placement.owner).or_default() += 1;
+        }
+        DirectoryState {
+            nodes,
+            namespaces,
+            deleted_namespaces,
+            placements,
+            owned,
+        }
+    }
+
+    /// Every object placement, by key.
+    pub fn placements(&self) -> &BTreeMap<ObjectKey, ObjectPlacement> {
+        &self.placements
+    }
+
+    /// How many objects `node` owns.
+    pub fn owned_by(&self, node: NodeId) -> usize {
+        self.owned.get(&node).copied().unwrap_or(0)
+    }
+
     /// Applies `command`, taken from a log entry that `proposed_by` proposed.
     pub fn apply(&mut self, command: &Command, proposed_by: Leadership) -> CommandOutcome {
         match command {
@@ -133,7 +191,10 @@ impl DirectoryState {
         let current = self
             .placements
             .entry(placement.key.clone())
-            .or_insert_with(|| placement.clone());
+            .or_insert_with(|| {
+                *self.owned.entry(placement.owner).or_default() += 1;
+                placement.clone()
+            });
         CommandOutcome::Placed(Box::new(current.clone()))
     }
 
@@ -152,6 +213,7 @@ impl DirectoryState {
                 CommandOutcome::EpochMismatch(Box::new(current.clone()))
             }
             Some(current) => {
+                move_ownership(&mut self.owned, current.owner, replicas[0]);
                 current.owner = replicas[0];
                 current.replicas = replicas.to_vec();
                 current.epoch = current.epoch.next();
@@ -174,6 +236,17 @@ impl DirectoryState {
     pub fn node(&self, id: NodeId) -> Option<&NodeRecord> {
         self.nodes.get(&id)
     }
+}
+
+/// One object's ownership passes from `from` to `to` in the counts.
+fn move_ownership(owned: &mut BTreeMap<NodeId, usize>, from: NodeId, to: NodeId) {
+    if let Some(count) = owned.get_mut(&from) {
+        *count -= 1;
+        if *count == 0 {
+            owned.remove(&from);
+        }
+    }
+    *owned.entry(to).or_default() += 1;
 }
 
 #[cfg(test)]
@@ -417,6 +490,39 @@ mod tests {
         assert_eq!(moved.epoch, Epoch::FIRST.next());
         assert_eq!(moved.region, RegionId("us-east".into()));
         assert_eq!(state.placement(&placed.key), Some(&*moved));
+    }
+
+    #[test]
+    fn owned_counts_follow_placements_reassignments_and_a_round_trip() {
+        let mut state = DirectoryState::default();
+        let (a, mut b) = (placement(1), placement(1));
+        b.key.id = "room-2".into();
+        state.apply(&Command::PlaceObject(a.clone()), LEADER);
+        state.apply(&Command::PlaceObject(b.clone()), LEADER);
+        // A second placement of a key changes nothing.
+        state.apply(&Command::PlaceObject(placement(2)), LEADER);
+        assert_eq!(
+            (state.owned_by(NodeId(1)), state.owned_by(NodeId(2))),
+            (2, 0)
+        );
+        let reassign = Command::ReassignObject {
+            key: b.key.clone(),
+            expected_epoch: Epoch::FIRST,
+            replicas: vec![NodeId(2), NodeId(1)],
+            region: None,
+        };
+        state.apply(&reassign, LEADER);
+        // A stale reassignment (its epoch has passed) changes nothing either.
+        state.apply(&reassign, LEADER);
+        assert_eq!(
+            (state.owned_by(NodeId(1)), state.owned_by(NodeId(2))),
+            (1, 1)
+        );
+        // Stored and sent without the counts; rebuilt when read back.
+        let bytes = larder_store::codec::encode(&state).expect("encode");
+        let decoded: DirectoryState = larder_store::codec::decode(&bytes).expect("decode");
+        assert_eq!(decoded, state);
+        assert_eq!(decoded.owned_by(NodeId(2)), 1);
     }
 
     /// Logs written before marks named their leadership hold the older variant at its

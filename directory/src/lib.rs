@@ -60,7 +60,9 @@ pub use network::TonicNetworkFactory;
 pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
 pub use peer_channels::{PeerChannels, PeerConnector, PeerIo};
 pub use peer_service::peer_services;
-pub use placement::{ObjectKey, ObjectPlacement, PlacementError, choose_replicas};
+pub use placement::{
+    NEAR_OWNER_SLACK, ObjectKey, ObjectPlacement, Owner, PlacementError, choose_replicas,
+};
 pub use raft_view::{RaftRole, RaftView};
 pub use request::{DirectoryRequest, DirectoryResponse, MembershipView};
 pub use state_machine::{AppliedState, DirectoryReader, SledStateMachine};

@@ -53,16 +53,34 @@ fn with_jurisdiction(jurisdiction: Option<&Jurisdiction>) -> String {
     jurisdiction.map_or_else(String::new, |j| format!(" with jurisdiction {j}"))
 }
 
+/// How many objects more than the least-loaded eligible node the calling node may own
+/// and still be given a new one ([`Owner::Near`]), besides a quarter of that load.
+pub const NEAR_OWNER_SLACK: usize = 16;
+
+/// Which node should own an object being placed or moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// This node, when eligible (a move to a node).
+    Exactly(NodeId),
+    /// This node — the one the call came in at, so that its calls take no hop — when
+    /// eligible and not much more loaded than the least-loaded eligible node: within a
+    /// quarter of that load or [`NEAR_OWNER_SLACK`] objects. Otherwise as [`Owner::Least`].
+    Near(NodeId),
+    /// The eligible node owning the fewest objects; among equals, the first at or after
+    /// a hash of the key, so that equal loads do not all fall to the lowest id.
+    Least,
+}
+
 /// Chooses owner and replicas for an object among the up nodes of `region` (carrying
-/// `jurisdiction` when one is required): `preferred` owns it when eligible, otherwise
-/// the choice rotates by a hash of the key so that owners spread over the region.
+/// `jurisdiction` when one is required): the owner as `owner` asks, then the eligible
+/// nodes after it in id order.
 pub fn choose_replicas(
     state: &DirectoryState,
     key: &ObjectKey,
     region: &RegionId,
     jurisdiction: Option<&Jurisdiction>,
     replication_factor: usize,
-    preferred: Option<NodeId>,
+    owner: Owner,
 ) -> Result<Vec<NodeId>, PlacementError> {
     let eligible: Vec<NodeId> = state
         .nodes
@@ -80,10 +98,25 @@ pub fn choose_replicas(
     let rf = replication_factor
         .clamp(1, REPLICATION_FACTOR_MAX)
         .min(eligible.len());
-    let start = match preferred.and_then(|p| eligible.iter().position(|id| *id == p)) {
-        Some(position) => position,
-        None => (stable_hash(key) % eligible.len() as u64) as usize,
+    let position = |node: NodeId| eligible.iter().position(|id| *id == node);
+    let least = eligible
+        .iter()
+        .map(|id| state.owned_by(*id))
+        .min()
+        .expect("eligible is not empty");
+    let chosen = match owner {
+        Owner::Exactly(node) => position(node),
+        Owner::Near(node) => position(node)
+            .filter(|_| state.owned_by(node) <= least + (least / 4).max(NEAR_OWNER_SLACK)),
+        Owner::Least => None,
     };
+    let start = chosen.unwrap_or_else(|| {
+        let offset = (stable_hash(key) % eligible.len() as u64) as usize;
+        (0..eligible.len())
+            .map(|i| (offset + i) % eligible.len())
+            .find(|&i| state.owned_by(eligible[i]) == least)
+            .expect("some eligible node has the least load")
+    });
     Ok((0..rf)
         .map(|i| eligible[(start + i) % eligible.len()])
         .collect())
@@ -170,9 +203,9 @@ mod tests {
     fn replicas_are_up_nodes_of_the_region() {
         let st = state();
         let eu = RegionId("eu-west".into());
-        let chosen =
-            choose_replicas(&st, &key("a"), &eu, None, 3, Some(NodeId(2))).expect("placement");
-        assert_eq!(chosen[0], NodeId(2), "the preferred node owns it");
+        let chosen = choose_replicas(&st, &key("a"), &eu, None, 3, Owner::Exactly(NodeId(2)))
+            .expect("placement");
+        assert_eq!(chosen[0], NodeId(2), "the asked node owns it");
         assert_eq!(
             chosen.iter().copied().collect::<BTreeSet<_>>(),
             BTreeSet::from([NodeId(1), NodeId(2), NodeId(4)])
@@ -183,7 +216,7 @@ mod tests {
             &eu,
             Some(&Jurisdiction("eu".into())),
             3,
-            None,
+            Owner::Least,
         )
         .expect("placement");
         assert_eq!(
@@ -191,14 +224,15 @@ mod tests {
             BTreeSet::from([NodeId(1), NodeId(2)])
         );
         // A node outside the region is never preferred.
-        let chosen =
-            choose_replicas(&st, &key("a"), &eu, None, 1, Some(NodeId(5))).expect("placement");
+        let chosen = choose_replicas(&st, &key("a"), &eu, None, 1, Owner::Near(NodeId(5)))
+            .expect("placement");
         assert_ne!(chosen, vec![NodeId(5)]);
         let ap = RegionId("ap".into());
-        let err = choose_replicas(&st, &key("a"), &ap, None, 3, None).expect_err("no node");
+        let err = choose_replicas(&st, &key("a"), &ap, None, 3, Owner::Least).expect_err("no node");
         assert_eq!(err.to_string(), "no up node in region ap");
         let us = Jurisdiction("us".into());
-        let err = choose_replicas(&st, &key("a"), &eu, Some(&us), 3, None).expect_err("none");
+        let err =
+            choose_replicas(&st, &key("a"), &eu, Some(&us), 3, Owner::Least).expect_err("none");
         assert_eq!(
             err,
             PlacementError::NoUpNode {
@@ -210,11 +244,60 @@ mod tests {
             err.to_string(),
             "no up node in region eu-west with jurisdiction us"
         );
-        // Deterministic without a preference.
+        // Deterministic for the same state.
         assert_eq!(
-            choose_replicas(&st, &key("b"), &eu, None, 2, None),
-            choose_replicas(&st, &key("b"), &eu, None, 2, None)
+            choose_replicas(&st, &key("b"), &eu, None, 2, Owner::Least),
+            choose_replicas(&st, &key("b"), &eu, None, 2, Owner::Least)
         );
+    }
+
+    /// Places `count` objects as the node `caller` asks for each, the way the leader
+    /// applies them; the objects each node owns.
+    fn place_all(st: &mut DirectoryState, count: usize, caller: Option<u64>) -> Vec<usize> {
+        let eu = RegionId("eu-west".into());
+        for i in 0..count {
+            let key = key(&format!("o-{i}"));
+            let owner = caller.map_or(Owner::Least, |id| Owner::Near(NodeId(id)));
+            let replicas = choose_replicas(st, &key, &eu, None, 3, owner).expect("placement");
+            let placement = ObjectPlacement {
+                key,
+                region: eu.clone(),
+                jurisdiction: None,
+                owner: replicas[0],
+                replicas,
+                epoch: Epoch::FIRST,
+                placed_at_ms: 0,
+            };
+            st.apply(&Command::PlaceObject(placement), LEADER);
+        }
+        [1, 2, 4].map(|id| st.owned_by(NodeId(id))).to_vec()
+    }
+
+    #[test]
+    fn owners_stay_balanced_when_every_object_is_created_through_one_node() {
+        let mut st = state();
+        let owned = place_all(&mut st, 10_000, Some(1));
+        let most = owned.iter().max().expect("three nodes");
+        let least = owned.iter().min().expect("three nodes");
+        assert!(
+            most * 4 <= least * 5 + 4 * NEAR_OWNER_SLACK,
+            "the calling node owns at most a quarter more (and the slack): {owned:?}"
+        );
+        assert!(
+            owned[0] >= owned[1],
+            "the calling node keeps its share: {owned:?}"
+        );
+        // Without a calling node the spread is even.
+        let mut st = state();
+        let owned = place_all(&mut st, 9_999, None);
+        assert_eq!(owned, vec![3_333, 3_333, 3_333]);
+    }
+
+    #[test]
+    fn a_lightly_loaded_caller_owns_what_it_creates() {
+        let mut st = state();
+        let owned = place_all(&mut st, NEAR_OWNER_SLACK, Some(2));
+        assert_eq!(owned, vec![0, NEAR_OWNER_SLACK, 0]);
     }
 
     fn placement(owner: u64, epoch: u64) -> ObjectPlacement {

@@ -140,12 +140,12 @@ impl SledStateMachine {
                 AppliedState {
                     last_applied: head.last_applied,
                     last_membership: head.last_membership,
-                    directory: DirectoryState {
-                        nodes: head.nodes,
-                        namespaces: head.namespaces,
-                        deleted_namespaces: head.deleted_namespaces,
+                    directory: DirectoryState::from_parts(
+                        head.nodes,
+                        head.namespaces,
+                        head.deleted_namespaces,
                         placements,
-                    },
+                    ),
                 }
             }
             (None, Some(raw)) => {
@@ -156,7 +156,7 @@ impl SledStateMachine {
                 tree.apply_batch(batch)?;
                 store.flush_blocking()?;
                 tracing::info!(
-                    placements = state.directory.placements.len(),
+                    placements = state.directory.placements().len(),
                     "directory state moved to per-placement records"
                 );
                 state
@@ -190,7 +190,7 @@ impl SledStateMachine {
         let mut batch = Batch::default();
         batch.insert(APPLIED_KEY, codec::encode(&AppliedHead::of(state))?);
         for key in changed {
-            match state.directory.placements.get(key) {
+            match state.directory.placements().get(key) {
                 Some(placement) => batch.insert(placement_key(key)?, codec::encode(placement)?),
                 None => batch.remove(placement_key(key)?),
             }
@@ -208,7 +208,7 @@ impl SledStateMachine {
             batch.remove(key);
         }
         batch.insert(APPLIED_KEY, codec::encode(&AppliedHead::of(state))?);
-        for (key, placement) in &state.directory.placements {
+        for (key, placement) in state.directory.placements() {
             batch.insert(placement_key(key)?, codec::encode(placement)?);
         }
         Ok(batch)
@@ -387,7 +387,7 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("store");
             let (sm, _) = SledStateMachine::open(store).expect("open");
-            let keys: Vec<ObjectKey> = state.directory.placements.keys().cloned().collect();
+            let keys: Vec<ObjectKey> = state.directory.placements().keys().cloned().collect();
             sm.persist(&state, &keys).await.expect("persist");
             // One more placement writes one record; the head does not hold placements.
             state

@@ -212,7 +212,7 @@ impl Placements {
                     return Err(ObjectError::NamespaceNotFound(namespace.clone()));
                 }
                 let mut found: Vec<ObjectPlacement> = state
-                    .placements
+                    .placements()
                     .range((std::ops::Bound::Excluded(&from), std::ops::Bound::Unbounded))
                     .map(|(_, p)| p)
                     .take_while(|p| p.key.namespace == *namespace)
@@ -237,7 +237,7 @@ impl Placements {
         self.directory
             .read_local(|state| {
                 state
-                    .placements
+                    .placements()
                     .values()
                     .filter_map(|p| pick(state, p))
                     .take(limit)

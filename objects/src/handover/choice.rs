@@ -5,7 +5,9 @@
 use std::cmp::Reverse;
 
 use larder_base::NodeId;
-use larder_directory::{DirectoryState, NodeStatus, ObjectPlacement, RegionId, choose_replicas};
+use larder_directory::{
+    DirectoryState, NodeStatus, ObjectPlacement, Owner, RegionId, choose_replicas,
+};
 
 use crate::{ObjectError, ReplicaMeta};
 
@@ -35,11 +37,23 @@ pub(crate) fn is_majority(fenced: usize, placement: &ObjectPlacement) -> bool {
 
 /// Among copies fenced at the next epoch, the one holding every acknowledged write:
 /// each write is on a majority, which meets the fenced majority, so the copy with the
-/// highest (write epoch, version) has them all. Ties go to the lowest node id.
-pub(crate) fn most_up_to_date(fenced: &[(NodeId, ReplicaMeta)]) -> Option<NodeId> {
+/// highest (write epoch, version) has them all. Among equal copies the node with the
+/// least `load` (objects it owns) is chosen, so failovers spread owners instead of
+/// piling them on the lowest ids; then the lowest id, the same choice on every node.
+pub(crate) fn most_up_to_date(
+    fenced: &[(NodeId, ReplicaMeta)],
+    load: impl Fn(NodeId) -> usize,
+) -> Option<NodeId> {
     fenced
         .iter()
-        .max_by_key(|(id, meta)| (meta.write_epoch, meta.version, Reverse(*id)))
+        .max_by_key(|(id, meta)| {
+            (
+                meta.write_epoch,
+                meta.version,
+                Reverse(load(*id)),
+                Reverse(*id),
+            )
+        })
         .map(|(id, _)| *id)
 }
 
@@ -82,7 +96,7 @@ pub(crate) fn failover_replicas(
     if !is_majority(fenced.len(), placement) {
         return None;
     }
-    let owner = most_up_to_date(fenced)?;
+    let owner = most_up_to_date(fenced, |id| state.owned_by(id))?;
     let mut replicas = vec![owner];
     replicas.extend(fenced.iter().map(|(id, _)| *id).filter(|id| *id != owner));
     let target = placement.replicas.len().max(replication_factor);
@@ -134,7 +148,8 @@ pub(crate) fn plan_move(
         set
     } else {
         let jurisdiction = placement.jurisdiction.as_ref();
-        choose_replicas(state, &placement.key, &region, jurisdiction, rf, preferred)
+        let owner = preferred.map_or(Owner::Least, Owner::Exactly);
+        choose_replicas(state, &placement.key, &region, jurisdiction, rf, owner)
             .map_err(|err| ObjectError::Placement(err.to_string()))?
     };
     if let Some(node) = preferred

@@ -23,11 +23,16 @@ fn the_copy_with_the_highest_write_epoch_and_version_holds_every_acknowledged_wr
         (NodeId(3), meta(3, 10)),
         (NodeId(4), meta(2, 50)),
     ];
-    assert_eq!(most_up_to_date(&fenced), Some(NodeId(3)));
-    // Equal copies: the lowest id, the same choice on every node.
+    let no_load = |_: NodeId| 0;
+    assert_eq!(most_up_to_date(&fenced, no_load), Some(NodeId(3)));
+    // Load never outweighs a more up-to-date copy.
+    let loaded = |id: NodeId| if id == NodeId(3) { 1000 } else { 0 };
+    assert_eq!(most_up_to_date(&fenced, loaded), Some(NodeId(3)));
+    // Equal copies: the least loaded, then the lowest id (the same choice everywhere).
     let tied = [(NodeId(5), meta(3, 10)), (NodeId(3), meta(3, 10))];
-    assert_eq!(most_up_to_date(&tied), Some(NodeId(3)));
-    assert_eq!(most_up_to_date(&[]), None);
+    assert_eq!(most_up_to_date(&tied, no_load), Some(NodeId(3)));
+    assert_eq!(most_up_to_date(&tied, loaded), Some(NodeId(5)));
+    assert_eq!(most_up_to_date(&[], no_load), None);
 }
 
 #[test]
