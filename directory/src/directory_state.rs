@@ -19,13 +19,57 @@ pub struct DirectoryState {
     /// when a namespace of that name is created again.
     pub deleted_namespaces: BTreeSet<Namespace>,
     /// Object placements (stored as one record each; see the state machine). Changed
-    /// only by `apply`, which keeps `owned` in step; read through
+    /// only by `apply`, which keeps `counts` in step; read through
     /// [`DirectoryState::placements`].
     placements: BTreeMap<ObjectKey, ObjectPlacement>,
-    /// How many objects each node owns: what balanced placement weighs, without a
-    /// count over every placement. Derived from `placements`, never stored.
+    /// Derived from `placements`, never stored.
     #[serde(skip_serializing)]
+    counts: PlacementCounts,
+}
+
+/// Counts over the placements, kept in step by `apply`: what balanced placement and the
+/// failover and repair tasks weigh without a pass over every placement.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct PlacementCounts {
+    /// Objects each node owns.
     owned: BTreeMap<NodeId, usize>,
+    /// Replica sets each node is in (as owner or replica).
+    member: BTreeMap<NodeId, usize>,
+    /// Replica sets of each size, per region.
+    sizes: BTreeMap<(RegionId, usize), usize>,
+}
+
+impl PlacementCounts {
+    fn add(&mut self, placement: &ObjectPlacement) {
+        *self.owned.entry(placement.owner).or_default() += 1;
+        for replica in &placement.replicas {
+            *self.member.entry(*replica).or_default() += 1;
+        }
+        let size = (placement.region.clone(), placement.replicas.len());
+        *self.sizes.entry(size).or_default() += 1;
+    }
+
+    fn remove(&mut self, placement: &ObjectPlacement) {
+        decrement(&mut self.owned, placement.owner);
+        for replica in &placement.replicas {
+            decrement(&mut self.member, *replica);
+        }
+        decrement(
+            &mut self.sizes,
+            (placement.region.clone(), placement.replicas.len()),
+        );
+    }
+}
+
+/// One less of `key`; a count that reaches zero leaves the map, so every key present
+/// has a count above zero.
+fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
+    if let Some(count) = counts.get_mut(&key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(&key);
+        }
+    }
 }
 
 /// What a [`DirectoryState`] is stored and sent as (the snapshot and the earlier
@@ -57,16 +101,16 @@ impl DirectoryState {
         deleted_namespaces: BTreeSet<Namespace>,
         placements: BTreeMap<ObjectKey, ObjectPlacement>,
     ) -> DirectoryState {
-        let mut owned: BTreeMap<NodeId, usize> = BTreeMap::new();
+        let mut counts = PlacementCounts::default();
         for placement in placements.values() {
-            *owned.entry(placement.owner).or_default() += 1;
+            counts.add(placement);
         }
         DirectoryState {
             nodes,
             namespaces,
             deleted_namespaces,
             placements,
-            owned,
+            counts,
         }
     }
 
@@ -77,7 +121,36 @@ impl DirectoryState {
 
     /// How many objects `node` owns.
     pub fn owned_by(&self, node: NodeId) -> usize {
-        self.owned.get(&node).copied().unwrap_or(0)
+        self.counts.owned.get(&node).copied().unwrap_or(0)
+    }
+
+    /// Whether some object's owner is down or gone: whether a failover can have work.
+    /// Costs a look at each owning node, not at each placement.
+    pub fn owners_unavailable(&self) -> bool {
+        self.counts
+            .owned
+            .keys()
+            .any(|id| self.node(*id).is_none_or(|n| n.status != NodeStatus::Up))
+    }
+
+    /// Whether some replica set names a node no longer in the cluster, or has fewer than
+    /// `replication_factor` members in a region with more up nodes than that: whether a
+    /// replica-set repair can have work. (A region too small for the factor keeps its
+    /// sets short without asking for repairs each check.) Costs a look per node and per
+    /// set size, not per placement.
+    pub fn replica_sets_need_repair(&self, replication_factor: usize) -> bool {
+        let up_in = |region: &RegionId| {
+            self.nodes
+                .values()
+                .filter(|n| n.status == NodeStatus::Up && &n.spec.region == region)
+                .count()
+        };
+        self.counts.member.keys().any(|id| self.node(*id).is_none())
+            || self
+                .counts
+                .sizes
+                .keys()
+                .any(|(region, size)| *size < replication_factor && up_in(region) > *size)
     }
 
     /// Applies `command`, taken from a log entry that `proposed_by` proposed.
@@ -192,7 +265,7 @@ impl DirectoryState {
             .placements
             .entry(placement.key.clone())
             .or_insert_with(|| {
-                *self.owned.entry(placement.owner).or_default() += 1;
+                self.counts.add(placement);
                 placement.clone()
             });
         CommandOutcome::Placed(Box::new(current.clone()))
@@ -213,13 +286,14 @@ impl DirectoryState {
                 CommandOutcome::EpochMismatch(Box::new(current.clone()))
             }
             Some(current) => {
-                move_ownership(&mut self.owned, current.owner, replicas[0]);
+                self.counts.remove(current);
                 current.owner = replicas[0];
                 current.replicas = replicas.to_vec();
                 current.epoch = current.epoch.next();
                 if let Some(region) = region {
                     current.region = region.clone();
                 }
+                self.counts.add(current);
                 CommandOutcome::Placed(Box::new(current.clone()))
             }
         }
@@ -236,17 +310,6 @@ impl DirectoryState {
     pub fn node(&self, id: NodeId) -> Option<&NodeRecord> {
         self.nodes.get(&id)
     }
-}
-
-/// One object's ownership passes from `from` to `to` in the counts.
-fn move_ownership(owned: &mut BTreeMap<NodeId, usize>, from: NodeId, to: NodeId) {
-    if let Some(count) = owned.get_mut(&from) {
-        *count -= 1;
-        if *count == 0 {
-            owned.remove(&from);
-        }
-    }
-    *owned.entry(to).or_default() += 1;
 }
 
 #[cfg(test)]
@@ -495,6 +558,10 @@ mod tests {
     #[test]
     fn owned_counts_follow_placements_reassignments_and_a_round_trip() {
         let mut state = DirectoryState::default();
+        let register = |id: u64| Command::RegisterNode {
+            spec: spec(id, &format!("api-{id}")),
+            at_ms: 1,
+        };
         let (a, mut b) = (placement(1), placement(1));
         b.key.id = "room-2".into();
         state.apply(&Command::PlaceObject(a.clone()), LEADER);
@@ -517,6 +584,20 @@ mod tests {
         assert_eq!(
             (state.owned_by(NodeId(1)), state.owned_by(NodeId(2))),
             (1, 1)
+        );
+        // Nodes 1 and 2 own objects but the state knows neither: both count as gone,
+        // and so sets naming them need repair.
+        assert!(state.owners_unavailable());
+        assert!(state.replica_sets_need_repair(2));
+        state.apply(&register(1), LEADER);
+        state.apply(&register(2), LEADER);
+        assert!(!state.owners_unavailable());
+        // Sets of two in a region of two up nodes: short of three, but nothing to grow.
+        assert!(!state.replica_sets_need_repair(3));
+        state.apply(&register(3), LEADER);
+        assert!(
+            state.replica_sets_need_repair(3),
+            "a third node can join the sets"
         );
         // Stored and sent without the counts; rebuilt when read back.
         let bytes = larder_store::codec::encode(&state).expect("encode");

@@ -70,6 +70,12 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
 
 /// Hands over up to [`OBJECTS_PER_CHECK_MAX`] objects whose owner is down.
 async fn fail_over_orphans(host: &ObjectHost) {
+    // The directory's counts say whether any owner is down or gone, at the cost of a
+    // look per node: in a healthy cluster no check passes over the placements.
+    let directory = host.placements().directory();
+    if !directory.read_local(|s| s.owners_unavailable()).await {
+        return;
+    }
     // Looked up in place: copying the whole directory every check would cost time in
     // proportion to the number of objects.
     let orphans = host
@@ -98,6 +104,13 @@ async fn start_repairs(host: &ObjectHost, repairing: &Arc<Mutex<BTreeSet<ObjectK
         return;
     }
     let factor = host.config().replication_factor;
+    let directory = host.placements().directory();
+    if !directory
+        .read_local(|s| s.replica_sets_need_repair(factor))
+        .await
+    {
+        return;
+    }
     let busy = repairing.lock().expect("repairs lock").clone();
     let stale = host
         .placements()
