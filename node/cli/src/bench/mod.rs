@@ -11,6 +11,7 @@
 //! - `load`: the closed loop the throughput benches share;
 //! - `report`: latency histograms and the printed figures.
 
+mod creation;
 pub mod etcd;
 pub mod kv;
 mod load;

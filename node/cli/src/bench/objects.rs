@@ -15,7 +15,8 @@ use super::{CHANNELS_MAX, check_concurrency, clients, ensure_namespace};
 
 #[derive(Args, Debug)]
 pub struct ObjectBenchArgs {
-    /// `add` (a replicated write) or `get` (a read at the owner).
+    /// `write` (an `add`, replicated), `read` (a `get` at the owner), `cold` (first reads
+    /// after eviction) or `create` (new objects).
     #[arg(long, value_enum, default_value = "write")]
     pub op: ObjectOp,
     #[arg(long, default_value_t = 1)]
@@ -43,6 +44,9 @@ pub enum ObjectOp {
     /// One read per object after it left memory (start the nodes with a short
     /// `objects.idle_after_ms` and pass a longer `--idle`).
     Cold,
+    /// Creates `--objects` new objects (a first write each), `--concurrency` at once,
+    /// and reports the creation rate per tenth of them.
+    Create,
 }
 
 pub(super) async fn run(
@@ -58,6 +62,9 @@ pub(super) async fn run(
     ensure_namespace(&clients[0], &args.namespace).await?;
     // Fresh objects each run: none left over in memory or with a history from before.
     let run = SystemClock.now_ms();
+    if args.op == ObjectOp::Create {
+        return super::creation::run(&clients, json_out, &args, run).await;
+    }
     activate(&clients[0].objects(&args.namespace), endpoint, &args, run).await?;
     if args.op == ObjectOp::Cold {
         return cold_reads(&clients[0].objects(&args.namespace), json_out, &args, run).await;
@@ -74,6 +81,8 @@ pub(super) async fn run(
     let title = match args.op {
         ObjectOp::Write => "object write (add, majority)",
         ObjectOp::Read | ObjectOp::Cold => "object read (owner)",
+        // Returned above: creation runs its own loop (creation.rs).
+        ObjectOp::Create => "object create",
     };
     let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
     measured.report(json_out, title, params);
@@ -81,7 +90,7 @@ pub(super) async fn run(
 }
 
 /// The `i`th object of run `run`.
-fn name(run: u64, i: usize) -> String {
+pub(super) fn name(run: u64, i: usize) -> String {
     format!("bench-{run}-{i}")
 }
 
@@ -114,7 +123,7 @@ struct ObjectWorker {
 impl Worker for ObjectWorker {
     async fn request(&mut self) -> bool {
         match self.op {
-            ObjectOp::Write => self.object.add("n", 1).await.is_ok(),
+            ObjectOp::Write | ObjectOp::Create => self.object.add("n", 1).await.is_ok(),
             ObjectOp::Read | ObjectOp::Cold => self.object.get("n").await.is_ok(),
         }
     }
