@@ -1,6 +1,9 @@
 //! Where objects live, as this node sees it: the directory's placements, read in place,
 //! and the placement of an object on its first write (reads never place).
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
 use larder_base::{Epoch, Namespace, NodeId};
 use larder_directory::{
     Command, CommandOutcome, Directory, DirectoryRequest, DirectoryResponse, DirectoryState,
@@ -8,6 +11,17 @@ use larder_directory::{
 };
 
 use crate::ObjectError;
+
+/// Placements a listing page looks at, at most, whatever its filters turn down.
+pub const LIST_SCAN_BUDGET: usize = 10_000;
+
+/// A page of a namespace's placements.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub placements: Vec<ObjectPlacement>,
+    /// Where the next page starts (after this id); `None`: the listing is complete.
+    pub next_start_after: Option<String>,
+}
 
 /// This node's view of object placement. Cheap to clone.
 #[derive(Clone)]
@@ -192,37 +206,38 @@ impl Placements {
         })
     }
 
-    /// Up to `limit` placements of a namespace's objects with ids after `start_after`
-    /// that pass `keep`, in id order (this node's directory copy), and whether more
-    /// follow. Reads the namespace's range in place: no copy of the directory.
+    /// A page of a namespace's placements, in id order (this node's directory copy):
+    /// ids after `start_after` that start with `prefix` and pass `keep`, at most `limit`
+    /// of them. It reads the prefix's range in place, starting at the later of
+    /// `start_after` and `prefix`, and looks at no more than [`LIST_SCAN_BUDGET`]
+    /// placements: a page that hit the budget (placements `keep` turned down) or the
+    /// limit says where to continue, so a page costs O(page + budget + log N) however
+    /// many objects the namespace holds.
     pub async fn list(
         &self,
         namespace: &Namespace,
         start_after: &str,
+        prefix: &str,
         limit: usize,
         keep: impl Fn(&ObjectPlacement) -> bool,
-    ) -> Result<(Vec<ObjectPlacement>, bool), ObjectError> {
-        let from = ObjectKey {
-            namespace: namespace.clone(),
-            id: start_after.to_string(),
-        };
+    ) -> Result<ListPage, ObjectError> {
         self.directory
             .read_local(|state| {
                 if state.namespace(namespace.as_str()).is_none() {
                     return Err(ObjectError::NamespaceNotFound(namespace.clone()));
                 }
-                let mut found: Vec<ObjectPlacement> = state
-                    .placements()
-                    .range((std::ops::Bound::Excluded(&from), std::ops::Bound::Unbounded))
-                    .map(|(_, p)| p)
-                    .take_while(|p| p.key.namespace == *namespace)
-                    .filter(|p| keep(p))
-                    .take(limit + 1)
-                    .cloned()
-                    .collect();
-                let more = found.len() > limit;
-                found.truncate(limit);
-                Ok((found, more))
+                let range = Range {
+                    namespace,
+                    start_after,
+                    prefix,
+                };
+                Ok(page_of(
+                    state.placements(),
+                    &range,
+                    limit,
+                    LIST_SCAN_BUDGET,
+                    keep,
+                ))
             })
             .await
     }
@@ -266,6 +281,59 @@ impl Placements {
             .read_local(|s| s.namespace(namespace.as_str()).is_some())
             .await
     }
+}
+
+/// What a listing page covers: ids of `namespace` after `start_after` starting with
+/// `prefix`.
+struct Range<'a> {
+    namespace: &'a Namespace,
+    start_after: &'a str,
+    prefix: &'a str,
+}
+
+/// A listing page (see [`Placements::list`]): seeks to the later of `start_after` and
+/// `prefix`, looks at `budget` placements at the most, keeps `limit` at the most.
+fn page_of(
+    placements: &BTreeMap<ObjectKey, ObjectPlacement>,
+    range: &Range<'_>,
+    limit: usize,
+    budget: usize,
+    keep: impl Fn(&ObjectPlacement) -> bool,
+) -> ListPage {
+    debug_assert!(
+        limit > 0 && budget > 0,
+        "a page looks at and keeps something"
+    );
+    let key = |id: &str| ObjectKey {
+        namespace: range.namespace.clone(),
+        id: id.to_string(),
+    };
+    let from = if range.start_after < range.prefix {
+        Bound::Included(key(range.prefix))
+    } else {
+        Bound::Excluded(key(range.start_after))
+    };
+    let mut in_range = placements
+        .range((from, Bound::Unbounded))
+        .map(|(_, p)| p)
+        .take_while(|p| p.key.namespace == *range.namespace && p.key.id.starts_with(range.prefix));
+    let mut page = ListPage::default();
+    for looked in 1..=budget {
+        let Some(placement) = in_range.next() else {
+            break;
+        };
+        if keep(placement) {
+            page.placements.push(placement.clone());
+        }
+        if page.placements.len() == limit || looked == budget {
+            // More may follow: continue after the last one looked at.
+            if in_range.next().is_some() {
+                page.next_start_after = Some(placement.key.id.clone());
+            }
+            break;
+        }
+    }
+    page
 }
 
 /// The region a new object of `namespace` goes to: the location hint when the namespace
@@ -317,6 +385,94 @@ pub(crate) fn choose_region(
                         policy.describe()
                     ))
                 })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use larder_directory::RegionId;
+
+    use super::*;
+
+    fn placements(namespace: &str, ids: &[&str], region: &str) -> Vec<ObjectPlacement> {
+        ids.iter()
+            .map(|id| ObjectPlacement {
+                key: ObjectKey {
+                    namespace: namespace.into(),
+                    id: (*id).into(),
+                },
+                region: RegionId(region.into()),
+                jurisdiction: None,
+                owner: NodeId(1),
+                replicas: vec![NodeId(1)],
+                epoch: Epoch::FIRST,
+                placed_at_ms: 0,
+            })
+            .collect()
+    }
+
+    fn ids(page: &ListPage) -> Vec<&str> {
+        page.placements.iter().map(|p| p.key.id.as_str()).collect()
+    }
+
+    #[test]
+    fn pages_seek_the_prefix_keep_to_the_namespace_and_stop_at_the_budget() {
+        let all: BTreeMap<ObjectKey, ObjectPlacement> = [
+            placements("a", &["x"], "eu"),
+            placements("rooms", &["a-1", "b-1", "b-2", "b-3", "c-1"], "eu"),
+            placements("rooms", &["b-4", "b-5"], "us"),
+            placements("z", &["b-9"], "eu"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|p| (p.key.clone(), p))
+        .collect();
+        let rooms = Namespace::from("rooms".to_string());
+        let range = |start_after: &'static str, prefix: &'static str| Range {
+            namespace: &rooms,
+            start_after,
+            prefix,
+        };
+        let everything = |_: &ObjectPlacement| true;
+        // The prefix's range only: nothing of other namespaces or other prefixes.
+        let page = page_of(&all, &range("", "b-"), 10, 100, everything);
+        assert_eq!(ids(&page), ["b-1", "b-2", "b-3", "b-4", "b-5"]);
+        assert_eq!(page.next_start_after, None);
+        // A full page says where the next starts; the next page starts there.
+        let page = page_of(&all, &range("", "b-"), 2, 100, everything);
+        assert_eq!(
+            (ids(&page), page.next_start_after.as_deref()),
+            (vec!["b-1", "b-2"], Some("b-2"))
+        );
+        let page = page_of(&all, &range("b-2", "b-"), 2, 100, everything);
+        assert_eq!(ids(&page), ["b-3", "b-4"]);
+        // A filter that turns most down: the budget ends the page, empty or not, with
+        // the place to go on from; paging on finds each kept object once.
+        let in_us = |p: &ObjectPlacement| p.region.0 == "us";
+        let page = page_of(&all, &range("", ""), 10, 3, in_us);
+        assert_eq!(
+            (ids(&page).len(), page.next_start_after.as_deref()),
+            (0, Some("b-2"))
+        );
+        let mut found = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = page_of(&all, &range_owned(&rooms, &after), 10, 3, in_us);
+            found.extend(page.placements.iter().map(|p| p.key.id.clone()));
+            match page.next_start_after {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        assert_eq!(found, ["b-4", "b-5"]);
+    }
+
+    fn range_owned<'a>(namespace: &'a Namespace, start_after: &'a str) -> Range<'a> {
+        Range {
+            namespace,
+            start_after,
+            prefix: "",
         }
     }
 }

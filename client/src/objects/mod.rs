@@ -52,6 +52,30 @@ impl Client {
     }
 }
 
+/// The pages of a namespace's object listing ([`ObjectNamespace::pages`]).
+pub struct ObjectPages {
+    objects: ObjectNamespace,
+    prefix: String,
+    region: String,
+    /// Where the next page starts; `None` once the last page was read.
+    next: Option<String>,
+}
+
+impl ObjectPages {
+    /// The next page (possibly empty while more follow), or `None` after the last.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectInfo>>, ClientError> {
+        let Some(after) = self.next.take() else {
+            return Ok(None);
+        };
+        let (page, next) = self
+            .objects
+            .list_objects(&self.prefix, &self.region, &after, 0)
+            .await?;
+        self.next = next;
+        Ok(Some(page))
+    }
+}
+
 impl ObjectNamespace {
     /// The object called `name` (created, in this node's region, by its first write;
     /// until then reads answer as an empty object).
@@ -64,15 +88,18 @@ impl ObjectNamespace {
         self.handle(pb::object_ref::Key::Id(id.to_string()))
     }
 
-    /// Objects of the namespace (from the directory), ids after `start_after`, filtered by
-    /// id prefix and region; the flag says whether more follow.
+    /// One page of the namespace's objects (from the directory), ids after `start_after`,
+    /// filtered by id prefix and region, and where the next page starts (`None`: this
+    /// was the last). A page may hold fewer than `limit`, even none, and still have a
+    /// next one: the node looks at a bounded number of objects per page.
+    /// [`ObjectNamespace::pages`] walks them all.
     pub async fn list_objects(
         &self,
         prefix: &str,
         region: &str,
         start_after: &str,
         limit: u32,
-    ) -> Result<(Vec<ObjectInfo>, bool), ClientError> {
+    ) -> Result<(Vec<ObjectInfo>, Option<String>), ClientError> {
         let req = pb::ListObjectsRequest {
             namespace: self.namespace.clone(),
             prefix: prefix.to_string(),
@@ -90,10 +117,23 @@ impl ObjectNamespace {
                         .list_objects(req)
                         .await?
                         .into_inner();
-                    Ok((resp.objects, resp.more))
+                    let next = resp.more.then_some(resp.next_start_after);
+                    Ok((resp.objects, next))
                 }
             })
             .await
+    }
+
+    /// Every object of the namespace with ids starting with `prefix` (and placed in
+    /// `region`, when not empty), page by page: `while let Some(page) =
+    /// pages.next_page().await? { ... }`.
+    pub fn pages(&self, prefix: &str, region: &str) -> ObjectPages {
+        ObjectPages {
+            objects: self.clone(),
+            prefix: prefix.to_string(),
+            region: region.to_string(),
+            next: Some(String::new()),
+        }
     }
 
     /// Live events (alarms fired, messages) of every object of the namespace whose id

@@ -135,17 +135,19 @@ impl Objects for ObjectsService {
         let req = request.into_inner();
         let limit = requests::list_objects_limit(&req, self.host.limits())?;
         let namespace = requests::namespace(req.namespace.clone());
-        let (placements, more) = self
+        let page = self
             .host
             .placements()
-            .list(&namespace, &req.start_after, limit, |p| {
-                p.key.id.starts_with(&req.prefix)
-                    && (req.region.is_empty() || p.region.0 == req.region)
+            .list(&namespace, &req.start_after, &req.prefix, limit, |p| {
+                req.region.is_empty() || p.region.0 == req.region
             })
             .await
             .map_err(object_status)?;
-        let objects = placements.iter().map(info).collect();
-        Ok(Response::new(pb::ListObjectsResponse { objects, more }))
+        Ok(Response::new(pb::ListObjectsResponse {
+            objects: page.placements.iter().map(info).collect(),
+            more: page.next_start_after.is_some(),
+            next_start_after: page.next_start_after.unwrap_or_default(),
+        }))
     }
 
     async fn r#move(

@@ -11,6 +11,38 @@ async fn the_object_cli_stores_counts_transacts_sets_alarms_and_subscribes() {
     transacts(&cli);
     sets_and_deletes_alarms(&cli);
     publishes_and_subscribes(&cli);
+    lists_and_inspects(&cli);
+}
+
+/// The listing pages through and stops at `--limit`; an operator's typo in `inspect`
+/// is NOT_FOUND and leaves no object behind.
+fn lists_and_inspects(cli: &Cli) {
+    for name in ["list-a", "list-b", "list-c"] {
+        cli.ok(&["object", "put", "rooms", name, "k", "v"]);
+    }
+    let ids = |args: &[&str]| -> Vec<String> {
+        let listed: serde_json::Value = serde_json::from_str(&cli.ok(args)).expect("a JSON array");
+        listed
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|o| o["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let list = ["--json", "object", "list", "rooms", "--prefix", "list-"];
+    assert_eq!(ids(&list), ["list-a", "list-b", "list-c"]);
+    assert_eq!(
+        ids(&[&list[..], &["--limit", "2"]].concat()),
+        ["list-a", "list-b"]
+    );
+    let (code, _, err) = cli.run(&["object", "inspect", "rooms", "list-typo"], None);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("nothing was ever written"), "{err}");
+    assert_eq!(
+        ids(&list),
+        ["list-a", "list-b", "list-c"],
+        "the typo placed nothing"
+    );
 }
 
 fn stores_and_counts(cli: &Cli) {

@@ -68,7 +68,7 @@ async fn killing_the_owner_fails_over_without_losing_acknowledged_writes() {
         .list_objects("", "", "", 0)
         .await
         .expect("list objects");
-    assert!(!more);
+    assert!(more.is_none());
     assert_eq!(
         listed
             .iter()

@@ -28,6 +28,9 @@ pub enum ObjectCommand {
         prefix: String,
         #[arg(long, default_value = "")]
         region: String,
+        /// Stop after this many objects (0: all of them, page by page).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
     },
     /// Placement and contents summary of one object.
     Inspect { namespace: String, name: String },
@@ -104,7 +107,11 @@ pub async fn run(client: &Client, json_out: bool, command: ObjectCommand) -> any
             namespace,
             prefix,
             region,
-        } => placement::list(&client.objects(&namespace), json_out, &prefix, &region).await,
+            limit,
+        } => {
+            let pages = client.objects(&namespace).pages(&prefix, &region);
+            placement::list(pages, json_out, limit).await
+        }
         ObjectCommand::Inspect { namespace, name } => {
             placement::inspect(&object(&namespace, &name), json_out).await
         }

@@ -2,55 +2,49 @@
 
 use anyhow::{Context, bail};
 use larder_client::Client;
-use larder_client::objects::{ObjectHandle, ObjectInfo, ObjectNamespace};
+use larder_client::objects::{ObjectHandle, ObjectInfo, ObjectPages};
 use serde_json::{Value, json};
 
 use super::alarms::{alarm_json, unix_text};
 
+/// Prints the listing as its pages arrive (JSON: one array), `limit` objects at the
+/// most (0: all), so a namespace of any size lists in bounded memory.
 pub(super) async fn list(
-    objects: &ObjectNamespace,
+    mut pages: ObjectPages,
     json_out: bool,
-    prefix: &str,
-    region: &str,
+    limit: usize,
 ) -> anyhow::Result<()> {
-    let all = list_all(objects, prefix, region).await?;
+    let mut printed = 0usize;
     if json_out {
-        println!("{}", Value::Array(all.iter().map(info_json).collect()));
+        print!("[");
     } else {
         println!("ID                               REGION       OWNER  REPLICAS     EPOCH");
-        for o in all {
-            println!(
-                "{:<32} {:<12} {:<6} {:<12} {}",
-                o.id,
-                o.region,
-                o.owner,
-                ids(&o.replicas),
-                o.epoch
-            );
+    }
+    'pages: while let Some(page) = pages.next_page().await.context("object list")? {
+        for o in page {
+            if limit > 0 && printed == limit {
+                break 'pages;
+            }
+            if json_out {
+                let comma = if printed == 0 { "" } else { "," };
+                print!("{comma}{}", info_json(&o));
+            } else {
+                println!(
+                    "{:<32} {:<12} {:<6} {:<12} {}",
+                    o.id,
+                    o.region,
+                    o.owner,
+                    ids(&o.replicas),
+                    o.epoch
+                );
+            }
+            printed += 1;
         }
+    }
+    if json_out {
+        println!("]");
     }
     Ok(())
-}
-
-/// Every page of the listing.
-async fn list_all(
-    objects: &ObjectNamespace,
-    prefix: &str,
-    region: &str,
-) -> anyhow::Result<Vec<ObjectInfo>> {
-    let mut after = String::new();
-    let mut all = Vec::new();
-    loop {
-        let (page, more) = objects
-            .list_objects(prefix, region, &after, 0)
-            .await
-            .context("object list")?;
-        after = page.last().map(|o| o.id.clone()).unwrap_or_default();
-        all.extend(page);
-        if !more {
-            return Ok(all);
-        }
-    }
 }
 
 pub(super) async fn inspect(object: &ObjectHandle, json_out: bool) -> anyhow::Result<()> {
