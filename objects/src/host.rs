@@ -152,7 +152,7 @@ impl ObjectHost {
         }
         // Another node may have placed the object a moment ago: only the leader can
         // say it was never written.
-        Ok(match placements.find(key).await? {
+        Ok(match placements.from_leader(key).await? {
             Some(placement) => Route::Placed(placement),
             None => Route::Unplaced(empty.map(|(reply, mutations)| {
                 debug_assert!(

@@ -246,3 +246,65 @@ pub enum Reply {
         oldest_seq: u64,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ObjectLimits, ObjectState};
+
+    fn k(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn reads_do_not_place_and_the_empty_object_answers_them_without_writing() {
+        let limits = ObjectLimits::default();
+        let empty = ObjectState::default();
+        let reads = [
+            Op::Get { keys: vec![k("a")] },
+            Op::List(ListQuery::default()),
+            Op::Stats,
+            Op::ListAlarms,
+            Op::Events { after: None },
+        ];
+        for op in reads {
+            assert!(!op.places() && !op.is_write(), "{op:?} is a read");
+            // What the host answers for an object never written, without placing it.
+            let (_, mutations) = empty.execute(&op, &limits).expect("read");
+            assert!(mutations.is_empty(), "{op:?} wrote {mutations:?}");
+        }
+        let writes = [
+            Op::Put {
+                entries: vec![(k("a"), k("1"))],
+            },
+            Op::Delete { keys: vec![k("a")] },
+            Op::DeleteAll,
+            Op::Add {
+                key: k("n"),
+                delta: 1,
+            },
+            Op::Transaction {
+                preconditions: vec![Precondition::Absent { key: k("a") }],
+                writes: vec![TxnWrite::Delete { key: k("a") }],
+            },
+            Op::SetAlarm {
+                name: "a".into(),
+                at_ms: 1,
+                payload: vec![],
+            },
+            Op::DeleteAlarms {
+                names: vec!["a".into()],
+            },
+            Op::Publish {
+                payload: k("hi"),
+                at_ms: 1,
+            },
+        ];
+        for op in writes {
+            assert!(op.places() && op.is_write(), "{op:?} is a write and places");
+        }
+        // The owner's own alarm firing is a write, but never places an object.
+        let fire = Op::FireAlarms { now_ms: 1 };
+        assert!(fire.is_write() && !fire.places());
+    }
+}

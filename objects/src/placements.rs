@@ -75,9 +75,18 @@ impl Placements {
     /// another node's first write a moment ago — is found through the leader, so a read
     /// after that write sees the object.
     pub async fn find(&self, key: &ObjectKey) -> Result<Option<ObjectPlacement>, ObjectError> {
-        if let Some(placement) = self.known(key).await {
-            return Ok(Some(placement));
+        match self.known(key).await {
+            Some(placement) => Ok(Some(placement)),
+            None => self.from_leader(key).await,
         }
+    }
+
+    /// [`Placements::find`] without this node's view: what the leader says, for a
+    /// caller that already found no placement here.
+    pub async fn from_leader(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<Option<ObjectPlacement>, ObjectError> {
         let (placement, namespace_exists) = self
             .directory
             .read_linearizable(|s| {
