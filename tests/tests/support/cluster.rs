@@ -250,13 +250,18 @@ impl TestCluster {
             .context("cutting traffic needs a cluster started on own hosts")
     }
 
-    /// Log tails of every node, for failure messages.
+    /// Every node's process state and last error first (a long tail can be cut short in
+    /// a CI report), then each node's log tail, for failure messages.
     pub fn logs(&self) -> String {
-        self.nodes
+        let summary = self.nodes.iter().map(|n| {
+            let error = n.last_error().unwrap_or_else(|| "no error logged".into());
+            format!("node {}: {}; {error}", n.id, n.process_state())
+        });
+        let tails = self
+            .nodes
             .iter()
-            .map(|n| format!("--- node {} ---\n{}", n.id, n.log_tail()))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .map(|n| format!("--- node {} ---\n{}", n.id, n.log_tail()));
+        summary.chain(tails).collect::<Vec<_>>().join("\n")
     }
 }
 

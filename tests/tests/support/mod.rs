@@ -36,9 +36,11 @@ pub mod sim_net;
 pub use cluster::TestCluster;
 pub use node::TestNode;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -56,15 +58,46 @@ pub fn env_number(name: &str) -> Option<u64> {
 /// An override: `("kv.tombstone_grace_ms", "2000")`.
 pub type Setting = (&'static str, &'static str);
 
-/// Ports that were free a moment ago, chosen by the kernel (bind to port 0).
+/// Ports for test nodes, free when chosen and below the kernel's ephemeral range, so that
+/// no outgoing connection (of this test or a neighbour) can take one as its source port
+/// between the choice and the node's bind, nor while the node is down for a restart.
+/// Ports handed out by this process are never handed out again in it.
 pub fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let (low, high) = unclaimed_range();
+    let mut handed_out = HANDED_OUT.lock().expect("port registry");
+    // Start somewhere that depends on the process, so concurrent test binaries spread out.
+    let span = u32::from(high - low);
+    let mut next = low + (std::process::id().wrapping_mul(7919) % span) as u16;
+    let mut ports = Vec::with_capacity(count);
+    for _ in 0..span {
+        if ports.len() == count {
+            break;
+        }
+        let port = next;
+        next = if next + 1 >= high { low } else { next + 1 };
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            ports.push(port);
+        }
+    }
+    assert_eq!(ports.len(), count, "free ports in {low}..{high}");
+    ports
+}
+
+/// `[low, high)`: ports no kernel autobind uses — from 20000 up to the start of
+/// `ip_local_port_range` (32768 by default).
+fn unclaimed_range() -> (u16, u16) {
+    const LOW: u16 = 20_000;
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ephemeral_start > LOW + 1_000,
+        "ip_local_port_range starts at {ephemeral_start}: test ports need 1000 below it, from {LOW}"
+    );
+    (LOW, ephemeral_start)
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout`.

@@ -322,6 +322,16 @@ impl TestNode {
     }
 
     /// The last lines of this node's newest log, for failure messages.
+    /// The last line of this run's log that reports an error or a panic.
+    pub fn last_error(&self) -> Option<String> {
+        let path = self.data_dir.join(format!("node.{}.log", self.starts));
+        let text = std::fs::read_to_string(path).ok()?;
+        text.lines()
+            .rev()
+            .find(|l| l.contains("ERROR") || l.contains("panicked") || l.starts_with("Error"))
+            .map(str::to_string)
+    }
+
     pub fn log_tail(&self) -> String {
         let path = self.data_dir.join(format!("node.{}.log", self.starts));
         let text = std::fs::read_to_string(path).unwrap_or_default();
