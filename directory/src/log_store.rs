@@ -6,6 +6,7 @@ use larder_store::{Batch, Store, Tree, codec};
 use openraft::OptionalSend;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
+use tokio::sync::mpsc;
 
 use crate::raft_types::{DirectoryRaftConfig as C, Entry, LogId, Vote};
 
@@ -15,15 +16,26 @@ const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const PURGED_KEY: &[u8] = b"last_purged";
 
+/// Appends written but not yet reported flushed; beyond this, `append` waits (and with it
+/// the Raft core) until the flusher catches up.
+const APPENDS_UNFLUSHED_MAX: usize = 1024;
+
 /// The directory's Raft log, vote and committed marker, stored through the storage seam.
 ///
 /// Every mutation is flushed before openraft is told it happened: an appended entry or a
 /// saved vote that was reported durable survives a crash.
+///
+/// An append returns once its entries are written (readable), and a flusher task reports
+/// them durable after a flush that started later: the Raft core goes on accepting and
+/// replicating entries meanwhile, and the appends queued during one flush share the
+/// next (openraft's non-blocking log I/O; one flush per append made the directory commit
+/// one batch per flush and placement ~430 objects/s).
 #[derive(Clone)]
 pub struct SledLogStore {
     store: Store,
     log: Tree,
     meta: Tree,
+    unflushed: mpsc::Sender<IOFlushed<C>>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -31,10 +43,18 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 impl SledLogStore {
+    /// Opens the log; spawns its flusher, which ends when the last clone is dropped.
     pub fn open(store: Store) -> Result<SledLogStore, larder_store::StoreError> {
         let log = store.tree(LOG_TREE)?;
         let meta = store.tree(META_TREE)?;
-        Ok(SledLogStore { store, log, meta })
+        let (unflushed, queued) = mpsc::channel(APPENDS_UNFLUSHED_MAX);
+        tokio::spawn(report_flushed(store.clone(), queued));
+        Ok(SledLogStore {
+            store,
+            log,
+            meta,
+            unflushed,
+        })
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> io::Result<Option<T>> {
@@ -57,6 +77,23 @@ impl SledLogStore {
                 let entry: Entry = codec::decode(&raw)?;
                 Ok(Some(entry.log_id()))
             }
+        }
+    }
+}
+
+/// Completes queued appends in order, each batch after one flush that started after all
+/// of them were written.
+async fn report_flushed(store: Store, mut queued: mpsc::Receiver<IOFlushed<C>>) {
+    let mut batch = Vec::with_capacity(APPENDS_UNFLUSHED_MAX);
+    while queued.recv_many(&mut batch, APPENDS_UNFLUSHED_MAX).await > 0 {
+        let flushed = store.flush().await;
+        for callback in batch.drain(..) {
+            callback.io_completed(
+                flushed
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|err| io::Error::other(err.to_string())),
+            );
         }
     }
 }
@@ -110,8 +147,14 @@ impl RaftLogStorage<C> for SledLogStore {
         self.write_meta(VOTE_KEY, vote).await
     }
 
+    /// Written, not flushed (the next flush of the log or the state machine carries it):
+    /// the state machine flushes what it applied, so a mark lost in a crash only means a
+    /// restart applies less before it hears from the leader, never that state goes back.
+    /// Flushing here held the Raft core for one flush per commit.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        self.write_meta(COMMITTED_KEY, &committed).await
+        self.meta
+            .insert(COMMITTED_KEY, codec::encode(&committed)?)?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -128,13 +171,10 @@ impl RaftLogStorage<C> for SledLogStore {
             batch.insert(index_key(entry.index()), codec::encode(&entry)?);
         }
         self.log.apply_batch(batch)?;
-        let flushed = self.store.flush().await.map_err(io::Error::from);
-        let result = match &flushed {
-            Ok(()) => Ok(()),
-            Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
-        };
-        callback.io_completed(result);
-        flushed
+        self.unflushed
+            .send(callback)
+            .await
+            .map_err(|_| io::Error::other("the log flusher has stopped"))
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {

@@ -182,11 +182,21 @@ impl SledStateMachine {
     }
 
     /// Persists the head and the placements of `changed`, atomically and flushed.
+    #[cfg(test)]
     async fn persist<'a>(
         &self,
         state: &AppliedState,
         changed: impl IntoIterator<Item = &'a ObjectKey>,
     ) -> io::Result<()> {
+        self.write_flushed(Self::changes_batch(state, changed)?)
+            .await
+    }
+
+    /// The head and the placements of `changed` as they stand in `state`.
+    fn changes_batch<'a>(
+        state: &AppliedState,
+        changed: impl IntoIterator<Item = &'a ObjectKey>,
+    ) -> io::Result<Batch> {
         let mut batch = Batch::default();
         batch.insert(APPLIED_KEY, codec::encode(&AppliedHead::of(state))?);
         for key in changed {
@@ -195,6 +205,10 @@ impl SledStateMachine {
                 None => batch.remove(placement_key(key)?),
             }
         }
+        Ok(batch)
+    }
+
+    async fn write_flushed(&self, batch: Batch) -> io::Result<()> {
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         Ok(())
@@ -250,14 +264,16 @@ impl RaftStateMachine<C> for SledStateMachine {
         Ok((state.last_applied, state.last_membership.clone()))
     }
 
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm: Stream<Item = Result<EntryResponder<C>, io::Error>> + Unpin + OptionalSend,
     {
+        // Read from the log before locking: readers must not wait on it.
+        let entries: Vec<_> = entries.try_collect().await?;
         let mut state = self.state.write().await;
         let mut responders = Vec::new();
         let mut changed = BTreeSet::new();
-        while let Some((entry, responder)) = entries.try_next().await? {
+        for (entry, responder) in entries {
             state.last_applied = Some(entry.log_id);
             let proposed_by = Leadership {
                 term: entry.log_id.committed_leader_id().term,
@@ -285,10 +301,15 @@ impl RaftStateMachine<C> for SledStateMachine {
                 responders.push((responder, outcome));
             }
         }
-        // Durable before anyone hears the outcome.
-        self.persist(&state, &changed).await?;
+        let batch = Self::changes_batch(&state, &changed)?;
         let applied = state.last_applied.map_or(0, |id| id.index);
         drop(state);
+        // Flushed after the lock is released: every object call on this node reads the
+        // directory, and holding the lock over the flush made them all wait on the disk
+        // once per applied batch. Readers may so see a batch before it is durable here;
+        // it is committed (in a majority of logs) and a restart applies it again. Nobody
+        // hears an outcome before it is durable.
+        self.write_flushed(batch).await?;
         for (responder, outcome) in responders {
             responder.send(outcome);
         }
