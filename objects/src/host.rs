@@ -211,17 +211,16 @@ impl ObjectHost {
     }
 
     /// Serves a call forwarded by another node: runs it only if this node owns the object.
+    /// The forwarder found the object placed, so this node never places it: a placement
+    /// it has not applied yet is asked of the leader (proposing it again cost a Raft
+    /// entry for half the objects created through another node).
     pub async fn execute_forwarded(&self, request: ExecuteRequest) -> ExecuteResponse {
         let placements = self.placements();
-        let route = self.route(
-            &request.key,
-            request.location_hint.as_deref(),
-            &request.op,
-            request.request_id.as_deref(),
-        );
-        let mut placement = match route.await? {
-            Route::Placed(placement) => placement,
-            Route::Unplaced(answer) => return answer,
+        let Some(mut placement) = placements.find(&request.key).await? else {
+            return Err(ObjectError::Unavailable {
+                reason: format!("{} has no placement", request.key),
+                retry_at: None,
+            });
         };
         if placement.owner != placements.me() {
             // The forwarder may have seen a move or failover this node has not applied

@@ -96,6 +96,13 @@ pub(super) fn resume<E>(
         return Ok(Resume::Deposed { epoch: meta.epoch });
     }
     if meta.write_epoch != epoch {
+        // The first owner of a new object, holding nothing. Only the owner of epoch 1
+        // writes in it, and it marks itself (durably) before it serves: if it never
+        // did, no copy holds anything, and an empty copy takes the first write as it
+        // is. Skipping the install saves a creation a replication round.
+        if epoch == Epoch::FIRST && meta.version == 0 && past()?.served < epoch {
+            return Ok(Resume::ColdStart { mark_owner: true });
+        }
         return Ok(Resume::Install);
     }
     if settled {
@@ -347,6 +354,32 @@ mod tests {
     /// Regression (review): an owner serving reads only was remembered as settled, so
     /// once space was back it reused the epoch although its copy may lack a write its
     /// replicas took; the next write got that write's number and "already applied".
+    #[test]
+    fn the_first_owner_of_a_new_object_installs_nothing() {
+        let first = Epoch::FIRST;
+        let empty = ReplicaMeta::default();
+        assert_eq!(
+            resume(&empty, first, false, past(0, true)),
+            Ok(Resume::ColdStart { mark_owner: true })
+        );
+        // It served the epoch before (a restart that lost its own copy's writes): its
+        // replicas may hold them.
+        assert_eq!(
+            resume(&empty, first, false, past(1, true)),
+            Ok(Resume::Install)
+        );
+        // Later epochs were handed over from an owner that may have written.
+        assert_eq!(
+            resume(&empty, Epoch(2), false, never_asked),
+            Ok(Resume::Install)
+        );
+        // A copy holding data is not new, whatever wrote it.
+        assert_eq!(
+            resume(&meta(1, 0), first, false, never_asked),
+            Ok(Resume::Install)
+        );
+    }
+
     #[test]
     fn an_owner_serving_reads_only_never_vouches_for_its_copy() {
         assert!(!Resume::ReadsOnly.vouches());
