@@ -49,6 +49,10 @@ pub enum Command {
         at_ms: u64,
         seen_by: Leadership,
     },
+    /// Places new objects in order, each as [`Command::PlaceObject`] does: concurrent
+    /// first writes on one node share an entry. (After `SetNodeStatus`: the encoding
+    /// numbers variants by position.)
+    PlaceObjects(Vec<ObjectPlacement>),
 }
 
 /// One leadership of the directory's Raft group: a term and the node that led it (the
@@ -86,6 +90,7 @@ impl std::fmt::Display for Command {
             Command::CreateNamespace(record) => write!(f, "create-namespace({})", record.name),
             Command::DeleteNamespace { name } => write!(f, "delete-namespace({name})"),
             Command::PlaceObject(p) => write!(f, "place-object({} at {})", p.key, p.owner),
+            Command::PlaceObjects(placements) => write!(f, "place-objects({})", placements.len()),
             Command::ReassignObject {
                 key,
                 expected_epoch,
@@ -122,4 +127,6 @@ pub enum CommandOutcome {
         seen_by: Leadership,
         proposed_by: Leadership,
     },
+    /// Each object's placement after [`Command::PlaceObjects`], in its order.
+    PlacedAll(Vec<ObjectPlacement>),
 }

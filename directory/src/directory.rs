@@ -3,6 +3,7 @@
 //! leader is in [`route`]; what the leader does with them, in [`leader`].
 
 mod leader;
+mod placing;
 mod route;
 
 use std::collections::BTreeMap;
@@ -13,15 +14,14 @@ use larder_base::{SharedClock, SystemClock};
 use larder_store::Store;
 use openraft::Raft;
 use openraft::rt::WatchReceiver;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::peer_channels::PeerConnector;
 use crate::raft_types::{DirectoryRaftConfig as C, RaftMetrics};
 use crate::{
-    Command, CommandOutcome, DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest,
-    DirectoryResponse, DirectoryState, Jurisdiction, NodeId, NodeSpec, ObjectKey, ObjectPlacement,
-    Owner, PeerChannels, PeerNode, RaftView, RegionId, SledLogStore, SledStateMachine,
-    TonicNetworkFactory, choose_replicas,
+    DirectoryConfig, DirectoryError, DirectoryReader, DirectoryRequest, DirectoryResponse,
+    DirectoryState, Jurisdiction, NodeId, NodeSpec, ObjectKey, ObjectPlacement, PeerChannels,
+    PeerNode, RaftView, RegionId, SledLogStore, SledStateMachine, TonicNetworkFactory,
 };
 
 pub type DirectoryRaft = Raft<C, SledStateMachine>;
@@ -43,6 +43,8 @@ struct Inner {
     seed: Option<String>,
     /// Stamps records (node status changes, placements); never a decision.
     clock: SharedClock,
+    /// New objects waiting to be placed in the next batch.
+    placing: mpsc::Sender<placing::PlaceRequest>,
 }
 
 impl Directory {
@@ -94,7 +96,7 @@ impl Directory {
             .await
             .map_err(|err| DirectoryError::Storage(err.to_string()))?;
         Ok(Directory {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|inner| Inner {
                 me,
                 raft,
                 reader,
@@ -102,6 +104,7 @@ impl Directory {
                 config,
                 seed,
                 clock,
+                placing: placing::spawn(inner.clone()),
             }),
         })
     }
@@ -235,8 +238,8 @@ impl Directory {
     /// The placement of an object, placing it first if it has none: owner and replicas
     /// chosen among the up nodes of `region` (with `jurisdiction`), `preferred` (the node
     /// the call came in at) owning it when eligible and not much more loaded than the
-    /// least-loaded ([`Owner::Near`]). Racing callers all get the one placement the log
-    /// kept first.
+    /// least-loaded ([`crate::Owner::Near`]). Racing callers all get the one placement the log
+    /// kept first. Placed in a batch with whatever else this node is placing.
     pub async fn place_object(
         &self,
         key: ObjectKey,
@@ -245,47 +248,24 @@ impl Directory {
         replication_factor: usize,
         preferred: Option<NodeId>,
     ) -> Result<ObjectPlacement, DirectoryError> {
-        // Read in place: a copy of the state would cost every placement made so far.
-        let chosen = self
-            .read_local(|state| match state.placement(&key) {
-                Some(existing) => Ok(Err(existing.clone())),
-                None => choose_replicas(
-                    state,
-                    &key,
-                    &region,
-                    jurisdiction.as_ref(),
-                    replication_factor,
-                    preferred.map_or(Owner::Least, Owner::Near),
-                )
-                .map(Ok),
-            })
-            .await
-            .map_err(|err| DirectoryError::Rejected(err.to_string()))?;
-        let replicas = match chosen {
-            Ok(replicas) => replicas,
-            Err(existing) => return Ok(existing),
-        };
-        let placement = ObjectPlacement {
+        if let Some(existing) = self.read_local(|s| s.placement(&key).cloned()).await {
+            return Ok(existing);
+        }
+        let (answer, answered) = oneshot::channel();
+        let request = placing::PlaceRequest {
             key,
             region,
             jurisdiction,
-            owner: replicas[0],
-            replicas,
-            epoch: crate::Epoch::FIRST,
-            placed_at_ms: self.now_ms(),
+            replication_factor,
+            preferred,
+            answer,
         };
-        match self
-            .request(DirectoryRequest::Write(Command::PlaceObject(placement)))
-            .await?
-        {
-            DirectoryResponse::Outcome {
-                outcome: CommandOutcome::Placed(placement),
-                ..
-            } => Ok(*placement),
-            other => Err(DirectoryError::Protocol(format!(
-                "placement answered with {other:?}"
-            ))),
-        }
+        self.inner
+            .placing
+            .send(request)
+            .await
+            .map_err(|_| DirectoryError::ShuttingDown)?;
+        answered.await.map_err(|_| DirectoryError::ShuttingDown)?
     }
 
     /// Registers this node in the directory (retrying until a leader accepts it), so

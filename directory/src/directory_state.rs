@@ -177,7 +177,12 @@ impl DirectoryState {
                 }
             }
             Command::CreateNamespace(record) => self.create_namespace(record),
-            Command::PlaceObject(placement) => self.place_object(placement),
+            Command::PlaceObject(placement) => {
+                CommandOutcome::Placed(Box::new(self.place_object(placement)))
+            }
+            Command::PlaceObjects(placements) => {
+                CommandOutcome::PlacedAll(placements.iter().map(|p| self.place_object(p)).collect())
+            }
             Command::ReassignObject {
                 key,
                 expected_epoch,
@@ -260,15 +265,15 @@ impl DirectoryState {
     }
 
     /// The first placement of an object wins: every later one is answered with it.
-    fn place_object(&mut self, placement: &ObjectPlacement) -> CommandOutcome {
-        let current = self
-            .placements
+    /// The object's placement: `placement` if it had none (the first placement wins).
+    fn place_object(&mut self, placement: &ObjectPlacement) -> ObjectPlacement {
+        self.placements
             .entry(placement.key.clone())
             .or_insert_with(|| {
                 self.counts.add(placement);
                 placement.clone()
-            });
-        CommandOutcome::Placed(Box::new(current.clone()))
+            })
+            .clone()
     }
 
     /// A reassignment applies only at the epoch it was decided at, and raises the epoch;

@@ -62,6 +62,7 @@ pub use peer_channels::{PeerChannels, PeerConnector, PeerIo};
 pub use peer_service::peer_services;
 pub use placement::{
     NEAR_OWNER_SLACK, ObjectKey, ObjectPlacement, Owner, PlacementError, choose_replicas,
+    choose_replicas_by_load,
 };
 pub use raft_view::{RaftRole, RaftView};
 pub use request::{DirectoryRequest, DirectoryResponse, MembershipView};

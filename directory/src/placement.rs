@@ -82,6 +82,29 @@ pub fn choose_replicas(
     replication_factor: usize,
     owner: Owner,
 ) -> Result<Vec<NodeId>, PlacementError> {
+    let load = |node| state.owned_by(node);
+    choose_replicas_by_load(
+        state,
+        key,
+        region,
+        jurisdiction,
+        replication_factor,
+        owner,
+        load,
+    )
+}
+
+/// [`choose_replicas`], with each node's load (objects it owns) as `load` says: a batch
+/// of placements counts the owners it chose already, not yet in the directory.
+pub fn choose_replicas_by_load(
+    state: &DirectoryState,
+    key: &ObjectKey,
+    region: &RegionId,
+    jurisdiction: Option<&Jurisdiction>,
+    replication_factor: usize,
+    owner: Owner,
+    load: impl Fn(NodeId) -> usize,
+) -> Result<Vec<NodeId>, PlacementError> {
     let eligible: Vec<NodeId> = state
         .nodes
         .values()
@@ -101,20 +124,21 @@ pub fn choose_replicas(
     let position = |node: NodeId| eligible.iter().position(|id| *id == node);
     let least = eligible
         .iter()
-        .map(|id| state.owned_by(*id))
+        .map(|id| load(*id))
         .min()
         .expect("eligible is not empty");
     let chosen = match owner {
         Owner::Exactly(node) => position(node),
-        Owner::Near(node) => position(node)
-            .filter(|_| state.owned_by(node) <= least + (least / 4).max(NEAR_OWNER_SLACK)),
+        Owner::Near(node) => {
+            position(node).filter(|_| load(node) <= least + (least / 4).max(NEAR_OWNER_SLACK))
+        }
         Owner::Least => None,
     };
     let start = chosen.unwrap_or_else(|| {
         let offset = (stable_hash(key) % eligible.len() as u64) as usize;
         (0..eligible.len())
             .map(|i| (offset + i) % eligible.len())
-            .find(|&i| state.owned_by(eligible[i]) == least)
+            .find(|&i| load(eligible[i]) == least)
             .expect("some eligible node has the least load")
     });
     Ok((0..rf)

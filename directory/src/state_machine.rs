@@ -63,12 +63,19 @@ fn placement_key(key: &ObjectKey) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The placement a command may have changed.
-fn touched(command: &Command) -> Option<&ObjectKey> {
+/// Notes in `changed` the placements a command may have changed.
+fn note_touched(command: &Command, changed: &mut BTreeSet<ObjectKey>) {
     match command {
-        Command::PlaceObject(placement) => Some(&placement.key),
-        Command::ReassignObject { key, .. } => Some(key),
-        _ => None,
+        Command::PlaceObject(placement) => {
+            changed.insert(placement.key.clone());
+        }
+        Command::PlaceObjects(placements) => {
+            changed.extend(placements.iter().map(|p| p.key.clone()));
+        }
+        Command::ReassignObject { key, .. } => {
+            changed.insert(key.clone());
+        }
+        _ => {}
     }
 }
 
@@ -282,9 +289,7 @@ impl RaftStateMachine<C> for SledStateMachine {
             let outcome = match entry.payload {
                 EntryPayload::Blank => CommandOutcome::Unchanged,
                 EntryPayload::Normal(ref command) => {
-                    if let Some(key) = touched(command) {
-                        changed.insert(key.clone());
-                    }
+                    note_touched(command, &mut changed);
                     let outcome = state.directory.apply(command, proposed_by);
                     if let CommandOutcome::StaleMark { seen_by, .. } = &outcome {
                         tracing::info!(command = %command, seen_by = %seen_by, proposed_by = %proposed_by, "liveness mark of another leadership ignored");

@@ -20,8 +20,9 @@ fn spec(id: u64) -> NodeSpec {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_placements_agree_on_one_winner() {
+/// A single-voter directory (the leader) knowing three eligible nodes in `eu-west`
+/// (records only: placement needs no traffic), and its store's folder.
+async fn directory_of_three() -> (Directory, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
     let config = DirectoryConfig {
@@ -48,7 +49,6 @@ async fn racing_placements_agree_on_one_winner() {
         .current_leader(NodeId(1), "single voter leads")
         .await
         .expect("leader");
-    // Three eligible nodes in the region (records only: placement needs no traffic).
     for id in 1..=3 {
         let register = Command::RegisterNode {
             spec: spec(id),
@@ -59,6 +59,12 @@ async fn racing_placements_agree_on_one_winner() {
             .await
             .expect("register");
     }
+    (directory, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_placements_agree_on_one_winner() {
+    let (directory, _dir) = directory_of_three().await;
     let key = ObjectKey {
         namespace: "rooms".into(),
         id: "room-1".into(),
@@ -101,5 +107,48 @@ async fn racing_placements_agree_on_one_winner() {
         (stored.owner, stored.replicas, stored.epoch),
         (owner, replicas, epoch)
     );
+    directory.shutdown().await;
+}
+
+/// Concurrent first placements share log entries, and a batch counts the owners it chose
+/// already: new objects spread evenly although every choice in a batch reads the same
+/// directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_placements_share_entries_and_spread_owners() {
+    const OBJECTS: u64 = 600;
+    let (directory, _dir) = directory_of_three().await;
+    let applied_before = directory.reader().applied_index().await;
+    let placers: Vec<_> = (0..OBJECTS)
+        .map(|i| {
+            let directory = directory.clone();
+            tokio::spawn(async move {
+                let key = ObjectKey {
+                    namespace: "carts".into(),
+                    id: format!("cart-{i}"),
+                };
+                directory
+                    .place_object(key, RegionId("eu-west".into()), None, 2, None)
+                    .await
+                    .expect("placed")
+            })
+        })
+        .collect();
+    let mut owned: BTreeMap<NodeId, u64> = BTreeMap::new();
+    for placer in placers {
+        *owned
+            .entry(placer.await.expect("placer").owner)
+            .or_default() += 1;
+    }
+    let entries = directory.reader().applied_index().await - applied_before;
+    assert!(
+        entries < OBJECTS / 4,
+        "{OBJECTS} placements took {entries} log entries"
+    );
+    let (least, most) = (
+        owned.values().min().copied().unwrap_or(0),
+        owned.values().max().copied().unwrap_or(0),
+    );
+    assert_eq!(owned.len(), 3, "every node owns some: {owned:?}");
+    assert!(most - least <= 1, "owners spread evenly: {owned:?}");
     directory.shutdown().await;
 }

@@ -319,3 +319,29 @@ fn an_older_log_mark_still_decodes_and_applies() {
     };
     assert_eq!(state.apply(&decoded, other), CommandOutcome::Applied);
 }
+
+#[test]
+fn a_batch_of_placements_keeps_the_first_for_each_key() {
+    let mut state = DirectoryState::default();
+    let (a, mut b) = (placement(1), placement(3));
+    b.key.id = "room-2".into();
+    state.apply(&Command::PlaceObject(a.clone()), LEADER);
+    // `a` was placed before the batch, `b` twice within it: the first of each wins.
+    let batch = Command::PlaceObjects(vec![placement(2), b.clone(), {
+        let mut again = b.clone();
+        again.owner = NodeId(4);
+        again
+    }]);
+    assert_eq!(
+        state.apply(&batch, LEADER),
+        CommandOutcome::PlacedAll(vec![a.clone(), b.clone(), b.clone()])
+    );
+    assert_eq!(state.placement(&b.key), Some(&b));
+    assert_eq!(
+        (state.owned_by(NodeId(1)), state.owned_by(NodeId(3))),
+        (1, 1)
+    );
+    let bytes = larder_store::codec::encode(&batch).expect("encode");
+    let decoded: Command = larder_store::codec::decode(&bytes).expect("decode");
+    assert_eq!(decoded, batch);
+}
