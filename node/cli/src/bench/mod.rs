@@ -66,12 +66,17 @@ fn check_channels(channels: usize) -> anyhow::Result<()> {
 /// latency inside a later success, so each request is tried once and a failure counts
 /// as an error.
 fn clients(endpoint: &str, channels: usize) -> anyhow::Result<Vec<Client>> {
+    clients_over(&[endpoint], channels)
+}
+
+/// `channels` clients, taking the `endpoints` in turn.
+fn clients_over(endpoints: &[&str], channels: usize) -> anyhow::Result<Vec<Client>> {
     let config = ClientConfig {
         attempts_max: 1,
         ..ClientConfig::default()
     };
     let clients = (0..channels)
-        .map(|_| Client::new(endpoint, config.clone()))
+        .map(|i| Client::new(endpoints[i % endpoints.len()], config.clone()))
         .collect::<Result<_, _>>()?;
     Ok(clients)
 }

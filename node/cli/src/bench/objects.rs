@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::load::{self, Worker};
 use super::report::{histogram, report};
-use super::{CHANNELS_MAX, check_concurrency, clients, ensure_namespace};
+use super::{CHANNELS_MAX, check_concurrency, clients_over, ensure_namespace};
 
 #[derive(Args, Debug)]
 pub struct ObjectBenchArgs {
@@ -26,6 +26,10 @@ pub struct ObjectBenchArgs {
     pub objects: usize,
     #[arg(long, default_value_t = 4)]
     pub channels: usize,
+    /// More api addresses (repeatable): the channels, and with them the workers, take
+    /// `--endpoint` and these in turn — to create objects through several nodes.
+    #[arg(long = "also", value_name = "ENDPOINT")]
+    pub also: Vec<String>,
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
     #[arg(long, default_value_t = 1_000_000)]
@@ -58,7 +62,10 @@ pub(super) async fn run(
     if args.channels == 0 || args.channels > CHANNELS_MAX || args.objects == 0 {
         bail!("--channels must be 1..={CHANNELS_MAX} and --objects at least 1");
     }
-    let clients = clients(endpoint, args.channels)?;
+    let endpoints: Vec<&str> = std::iter::once(endpoint)
+        .chain(args.also.iter().map(String::as_str))
+        .collect();
+    let clients = clients_over(&endpoints, args.channels)?;
     ensure_namespace(&clients[0], &args.namespace).await?;
     // Fresh objects each run: none left over in memory or with a history from before.
     let run = SystemClock.now_ms();
@@ -84,7 +91,7 @@ pub(super) async fn run(
         // Returned above: creation runs its own loop (creation.rs).
         ObjectOp::Create => "object create",
     };
-    let params = json!({"endpoint": endpoint, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
+    let params = json!({"endpoints": endpoints, "concurrency": args.concurrency, "objects": args.objects, "channels": args.channels});
     measured.report(json_out, title, params);
     Ok(())
 }
