@@ -44,6 +44,29 @@ impl Client {
         .await
     }
 
+    /// Moves up to `moves_max` objects (0: the server's default, 16) from the
+    /// most-loaded owners of `region` to the least-loaded — only objects of `namespace`
+    /// when given; returns what moved, what could not, and each node's count after.
+    /// Each move waits out a lease: keep `moves_max` small enough for the request
+    /// timeout and call again while something moves.
+    pub async fn rebalance_objects(
+        &self,
+        region: &str,
+        namespace: Option<&str>,
+        moves_max: u32,
+    ) -> Result<pb::RebalanceResponse, ClientError> {
+        let req = pb::RebalanceRequest {
+            region: region.to_string(),
+            namespace: namespace.unwrap_or_default().to_string(),
+            moves_max,
+        };
+        self.with_retries(|ch| {
+            let req = req.clone();
+            async move { Ok(ObjectsClient::new(ch).rebalance(req).await?.into_inner()) }
+        })
+        .await
+    }
+
     pub fn objects(&self, namespace: &str) -> ObjectNamespace {
         ObjectNamespace {
             client: self.clone(),

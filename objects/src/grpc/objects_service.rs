@@ -179,6 +179,36 @@ impl Objects for ObjectsService {
         }))
     }
 
+    async fn rebalance(
+        &self,
+        request: Request<pb::RebalanceRequest>,
+    ) -> Result<Response<pb::RebalanceResponse>, Status> {
+        let (region, namespace, moves) = requests::rebalance(request.into_inner())?;
+        let known = self
+            .host
+            .placements()
+            .directory()
+            .read_local(|s| s.nodes.values().any(|n| n.spec.region == region))
+            .await;
+        if !known {
+            return Err(Status::not_found(format!("no node is in region {region}")));
+        }
+        // In a task of its own: a client that gives up must not cut a hand-over short.
+        let (host, in_region) = (self.host.clone(), region.clone());
+        let (moved, failed) = tokio::spawn(async move {
+            crate::handover::rebalance::rebalance(&host, namespace.as_ref(), &in_region, moves)
+                .await
+        })
+        .await
+        .map_err(|err| Status::internal(format!("the rebalance stopped: {err}")))?;
+        let owned = crate::handover::rebalance::owned_in(&self.host, &region).await;
+        Ok(Response::new(pb::RebalanceResponse {
+            moved: moved.iter().map(info).collect(),
+            failed,
+            owned: owned.into_iter().map(|(id, n)| (id.0, n as u64)).collect(),
+        }))
+    }
+
     async fn inspect(
         &self,
         request: Request<pb::InspectRequest>,

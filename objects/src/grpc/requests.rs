@@ -233,3 +233,30 @@ pub fn list_objects_limit(
 ) -> Result<usize, Status> {
     limits.page(req.limit).map_err(object_status)
 }
+
+/// A rebalance as asked: the region (required), the namespace (`None`: any) and the
+/// moves allowed in this call.
+pub fn rebalance(
+    request: pb::RebalanceRequest,
+) -> Result<(larder_directory::RegionId, Option<Namespace>, usize), Status> {
+    /// Moves a call makes when the request leaves the number to the server: each waits
+    /// out a lease, four at a time, so 16 answer well within a client's timeout.
+    const REBALANCE_MOVES_DEFAULT: usize = 16;
+    let max = crate::handover::rebalance::REBALANCE_MOVES_MAX;
+    if request.region.is_empty() {
+        return Err(Status::invalid_argument(
+            "a rebalance needs the region whose owners to even out",
+        ));
+    }
+    let moves = match request.moves_max as usize {
+        0 => REBALANCE_MOVES_DEFAULT,
+        n if n > max => {
+            return Err(Status::invalid_argument(format!(
+                "moves_max {n} is over the limit of {max} per call"
+            )));
+        }
+        n => n,
+    };
+    let namespace = (!request.namespace.is_empty()).then(|| namespace(request.namespace));
+    Ok((larder_directory::RegionId(request.region), namespace, moves))
+}

@@ -10,11 +10,13 @@
 //! - [`choice`]: who owns the object next and which nodes hold it, as pure functions;
 //! - [`failover`]: the directory leader's hand-over of objects whose owner is down,
 //!   and its background repair of replica sets;
-//! - [`mover`]: admin moves, drains and replica-set repairs, with state transfer.
+//! - [`mover`]: admin moves, drains and replica-set repairs, with state transfer;
+//! - [`rebalance`]: evening out owners among a region's nodes, as bounded moves.
 
 pub mod choice;
 pub mod failover;
 pub mod mover;
+pub mod rebalance;
 
 use larder_base::{Epoch, NodeId};
 use larder_directory::ObjectKey;

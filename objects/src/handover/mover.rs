@@ -95,7 +95,7 @@ pub async fn drain(host: &ObjectHost, node: NodeId) -> (Vec<ObjectPlacement>, Ve
 
 /// Steps 1–6 of the module comment: hands `placement` to `replicas` (the owner first)
 /// at the next epoch, in `region` when it changes.
-async fn hand_over(
+pub(super) async fn hand_over(
     host: &ObjectHost,
     placement: &ObjectPlacement,
     replicas: Vec<NodeId>,

@@ -3,7 +3,8 @@
 //! drains, alarms and subscriptions, the CLI.
 //!
 //! Layout: `calls` (storage calls and transactions), `durability` (restarts, replication
-//! streams), `failover`, `moves` (moves, drains, replica sets, jurisdictions), `events`
+//! streams), `failover`, `moves` (moves, drains, replica sets, jurisdictions),
+//! `rebalance` (evening out owners after a join, under writes), `events`
 //! (alarms and subscriptions), `reads` (reads of objects never written), `cli`.
 
 #[path = "../support/mod.rs"]
@@ -16,6 +17,7 @@ mod events;
 mod failover;
 mod moves;
 mod reads;
+mod rebalance;
 
 use std::time::Duration;
 

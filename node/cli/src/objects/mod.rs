@@ -75,6 +75,19 @@ pub enum ObjectCommand {
         #[arg(long)]
         to_region: Option<String>,
     },
+    /// Even out how many objects the up nodes of a region own (after nodes join): moves
+    /// objects from the most-loaded owners to the least-loaded, a few at a time, each
+    /// keeping every acknowledged write, until they differ by at most one.
+    Rebalance {
+        #[arg(long)]
+        region: String,
+        /// Move only objects of this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Moves per request (each waits out the object's lease, four at a time).
+        #[arg(long, default_value_t = 16)]
+        moves_per_call: u32,
+    },
     /// Add to an integer value atomically; prints the new value.
     Add {
         namespace: String,
@@ -149,6 +162,20 @@ pub async fn run(client: &Client, json_out: bool, command: ObjectCommand) -> any
         } => {
             let object = object(&namespace, &name);
             placement::move_object(&object, json_out, &name, to_node, to_region).await
+        }
+        ObjectCommand::Rebalance {
+            region,
+            namespace,
+            moves_per_call,
+        } => {
+            placement::rebalance(
+                client,
+                json_out,
+                &region,
+                namespace.as_deref(),
+                moves_per_call,
+            )
+            .await
         }
         ObjectCommand::Add {
             namespace,

@@ -1,4 +1,4 @@
-//! Where objects are: `list`, `inspect`, `move`, and `larder node drain`.
+//! Where objects are: `list`, `inspect`, `move`, `rebalance`, and `larder node drain`.
 
 use anyhow::{Context, bail};
 use larder_client::Client;
@@ -99,6 +99,51 @@ pub(super) async fn move_object(
         );
     }
     Ok(())
+}
+
+/// `larder object rebalance`: requests of `moves_per_call` moves until one moves
+/// nothing, printing each node's count as it goes.
+pub(super) async fn rebalance(
+    client: &Client,
+    json_out: bool,
+    region: &str,
+    namespace: Option<&str>,
+    moves_per_call: u32,
+) -> anyhow::Result<()> {
+    let (mut moved, mut failed) = (0usize, Vec::new());
+    let owned = loop {
+        let round = client
+            .rebalance_objects(region, namespace, moves_per_call)
+            .await
+            .context("object rebalance")?;
+        moved += round.moved.len();
+        failed.extend(round.failed);
+        let owned: std::collections::BTreeMap<u64, u64> = round.owned.into_iter().collect();
+        if !json_out {
+            let counts: Vec<String> = owned
+                .iter()
+                .map(|(id, n)| format!("node {id}: {n}"))
+                .collect();
+            println!("moved {moved} so far; owned now {}", counts.join(", "));
+        }
+        if round.moved.is_empty() {
+            break owned;
+        }
+    };
+    if json_out {
+        println!(
+            "{}",
+            json!({"moved": moved, "failed": failed, "owned": owned})
+        );
+    }
+    for failure in &failed {
+        eprintln!("not moved: {failure}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        bail!("{} moves failed", failed.len())
+    }
 }
 
 /// `larder node drain N`.
