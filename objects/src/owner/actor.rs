@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use larder_base::NodeId;
 use larder_directory::{ObjectKey, ObjectPlacement};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::OwnerContext;
@@ -47,11 +47,11 @@ impl Actor {
 
     /// Serves the mailbox until the object goes idle or this node stops owning it; then
     /// closes the mailbox and settles what is queued.
-    pub async fn run(mut self, mut mailbox: mpsc::Receiver<Call>) {
+    pub async fn run(mut self, mut mailbox: mpsc::Receiver<Call>, leave: &Notify) {
         let idle = Duration::from_millis(self.ctx.config.idle_after_ms);
         let refused = match self.activate().await {
             Ok(()) => {
-                self.serve(&mut mailbox, idle).await;
+                self.serve(&mut mailbox, idle, leave).await;
                 None
             }
             Err(err) => {
@@ -73,12 +73,16 @@ impl Actor {
         }
     }
 
-    async fn serve(&mut self, mailbox: &mut mpsc::Receiver<Call>, idle: Duration) {
+    async fn serve(&mut self, mailbox: &mut mpsc::Receiver<Call>, idle: Duration, leave: &Notify) {
         loop {
-            let first = match tokio::time::timeout(idle, mailbox.recv()).await {
-                Ok(Some(call)) => call,
-                // Idle: leave memory; the next call starts from storage.
-                _ => return,
+            let first = tokio::select! {
+                call = tokio::time::timeout(idle, mailbox.recv()) => match call {
+                    Ok(Some(call)) => call,
+                    // Idle: leave memory; the next call starts from storage.
+                    _ => return,
+                },
+                // Evicted for another object (active_objects_max): as idle.
+                () = leave.notified() => return,
             };
             let calls = batch::take_batch(first, mailbox);
             let Err(err) = self.handle_batch(calls).await else {

@@ -1,11 +1,13 @@
 //! The actors of the objects this node owns, by object: calls go to the object's
 //! mailbox, and an actor is started on the first call (a cold start from storage).
+//! At most `objects.active_objects_max` are kept: starting one more makes the least
+//! recently called leave memory, as it would when idle.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use larder_directory::ObjectKey;
-use tokio::sync::{mpsc, oneshot};
+use lru::LruCache;
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::OwnerContext;
 use super::actor::Actor;
@@ -16,20 +18,29 @@ use crate::op::{Answer, Op};
 /// Times a call is handed to a fresh actor when the one it reached stops first.
 const CALL_ATTEMPTS_MAX: usize = 3;
 
+/// A running actor's mailbox, and how to make it leave memory.
+struct Mailbox {
+    calls: mpsc::Sender<Call>,
+    leave: Arc<Notify>,
+}
+
+/// The mailboxes, least recently called first out.
+type Mailboxes = LruCache<ObjectKey, Mailbox>;
+
 pub(crate) struct Actors {
-    mailboxes: Mutex<HashMap<ObjectKey, mpsc::Sender<Call>>>,
+    mailboxes: Mutex<Mailboxes>,
     context: OwnerContext,
 }
 
 impl Actors {
     pub fn new(context: OwnerContext) -> Arc<Actors> {
         Arc::new(Actors {
-            mailboxes: Mutex::new(HashMap::new()),
+            mailboxes: Mutex::new(LruCache::unbounded()),
             context,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, mpsc::Sender<Call>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Mailboxes> {
         self.mailboxes
             .lock()
             .expect("actor map is never poisoned: no panics under it")
@@ -76,19 +87,29 @@ impl Actors {
     fn mailbox(self: &Arc<Self>, key: &ObjectKey) -> mpsc::Sender<Call> {
         let mut mailboxes = self.lock();
         if let Some(mailbox) = mailboxes.get(key)
-            && !mailbox.is_closed()
+            && !mailbox.calls.is_closed()
         {
-            return mailbox.clone();
+            return mailbox.calls.clone();
         }
-        if mailboxes.len() >= self.context.config.active_objects_max {
-            mailboxes.retain(|_, mailbox| !mailbox.is_closed());
+        // At the bound the least recently called object leaves memory for this one (its
+        // actor stops as when idle; a later call starts it from storage again).
+        while mailboxes.len() >= self.context.config.active_objects_max {
+            match mailboxes.pop_lru() {
+                Some((_, evicted)) => evicted.leave.notify_one(),
+                None => break,
+            }
         }
         let (tx, rx) = mpsc::channel(self.context.config.mailbox_max);
-        mailboxes.insert(key.clone(), tx.clone());
+        let leave = Arc::new(Notify::new());
+        let mailbox = Mailbox {
+            calls: tx.clone(),
+            leave: leave.clone(),
+        };
+        mailboxes.put(key.clone(), mailbox);
         let (actors, key) = (self.clone(), key.clone());
         tokio::spawn(async move {
             Actor::new(actors.context.clone(), key.clone())
-                .run(rx)
+                .run(rx, &leave)
                 .await;
             actors.forget(&key);
         });
@@ -99,10 +120,10 @@ impl Actors {
     fn forget(&self, key: &ObjectKey) {
         let mut mailboxes = self.lock();
         if mailboxes
-            .get(key)
-            .is_some_and(|mailbox| mailbox.is_closed())
+            .peek(key)
+            .is_some_and(|mailbox| mailbox.calls.is_closed())
         {
-            mailboxes.remove(key);
+            mailboxes.pop(key);
         }
     }
 

@@ -49,6 +49,34 @@ async fn an_idle_object_comes_back_in_its_epoch_and_a_restarted_owner_in_the_nex
     assert_eq!((after.owner, after.epoch), (owner, 2));
 }
 
+/// `objects.active_objects_max` bounds the actors a node keeps: one more makes the least
+/// recently called leave memory, and it comes back from storage with every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_at_most_its_bound_of_objects_in_memory() {
+    const BOUND: u64 = 3;
+    const OBJECTS: usize = 20;
+    let settings = [("objects.active_objects_max", "3")];
+    let cluster = TestCluster::start_in_regions(3, &settings, &["eu-west"])
+        .await
+        .expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    let rooms = cluster.node(1).client().objects("rooms");
+    for round in 1..=2 {
+        for i in 0..OBJECTS {
+            let value = rooms
+                .by_name(&format!("room-{i}"))
+                .add("n", 1)
+                .await
+                .expect("add");
+            assert_eq!(value, round, "room-{i} kept every write");
+            for node in cluster.running() {
+                let active = node.metric("objects_active").expect("metric");
+                assert!(active <= BOUND, "node {} holds {active} objects", node.id);
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_a_restart_of_every_node() {
     let mut cluster = cluster_with_namespace(3).await;
