@@ -147,6 +147,7 @@ impl DirectoryConfig {
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.log_entries_kept_after_snapshot,
+            max_payload_entries: crate::raft_types::APPEND_ENTRIES_MAX,
             ..Default::default()
         };
         config.validate().map_err(|err| DirectoryConfigError {

@@ -19,3 +19,9 @@ pub type StoredMembership = openraft::alias::StoredMembershipOf<DirectoryRaftCon
 pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<DirectoryRaftConfig>;
 pub type Snapshot = openraft::alias::SnapshotOf<DirectoryRaftConfig, Vec<u8>>;
 pub type RaftMetrics = openraft::RaftMetrics<DirectoryRaftConfig>;
+
+/// Entries per `AppendEntries` message. An entry can carry up to
+/// `placing::PLACEMENT_BATCH_MAX` placements (~40 KiB), so openraft's default of 300
+/// let a follower that fell behind receive messages of ~11 MiB, each a long stall for a
+/// busy node and sent again whole when it timed out. 32 keeps one near 1 MiB at worst.
+pub const APPEND_ENTRIES_MAX: u64 = 32;

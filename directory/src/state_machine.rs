@@ -24,6 +24,11 @@ const APPLIED_KEY_V1: &[u8] = b"applied";
 const APPLIED_KEY: &[u8] = b"applied.v2";
 /// One record per object placement, under this prefix.
 const PLACEMENT_PREFIX: &[u8] = b"p/";
+/// The current snapshot, in a tree of its own: a multi-megabyte value beside the
+/// placements made sled rewrite it (as a blob) whenever it consolidated the leaf it
+/// shared with the last placement keys — from the first snapshot on (~55,000 objects)
+/// creation fell to a third, a fifth of the time spent writing that blob again.
+const SNAPSHOT_TREE: &str = "directory_snapshot";
 const SNAPSHOT_KEY: &[u8] = b"snapshot";
 
 /// Everything the state machine persists: the directory and how far the log was applied.
@@ -95,6 +100,7 @@ struct StoredSnapshot {
 pub struct SledStateMachine {
     store: Store,
     tree: Tree,
+    snapshots: Tree,
     state: Arc<RwLock<AppliedState>>,
     changes: watch::Sender<u64>,
 }
@@ -135,6 +141,13 @@ impl DirectoryReader {
 impl SledStateMachine {
     pub fn open(store: Store) -> Result<(SledStateMachine, DirectoryReader), io::Error> {
         let tree = store.tree(SM_TREE)?;
+        let snapshots = store.tree(SNAPSHOT_TREE)?;
+        if let Some(raw) = tree.get(SNAPSHOT_KEY)? {
+            // Stored beside the state by an earlier version: move it to its own tree.
+            snapshots.insert(SNAPSHOT_KEY, &raw)?;
+            tree.remove(SNAPSHOT_KEY)?;
+            store.flush_blocking()?;
+        }
         let state = match (tree.get(APPLIED_KEY)?, tree.get(APPLIED_KEY_V1)?) {
             (Some(raw), _) => {
                 let head: AppliedHead = codec::decode(&raw)?;
@@ -181,6 +194,7 @@ impl SledStateMachine {
             SledStateMachine {
                 store,
                 tree,
+                snapshots,
                 state,
                 changes,
             },
@@ -252,7 +266,8 @@ impl RaftSnapshotBuilder<C> for SledStateMachine {
             meta: meta.clone(),
             data: data.clone(),
         };
-        self.tree.insert(SNAPSHOT_KEY, codec::encode(&stored)?)?;
+        self.snapshots
+            .insert(SNAPSHOT_KEY, codec::encode(&stored)?)?;
         self.store.flush().await?;
         tracing::info!(bytes = data.len(), last_log_id = ?meta.last_log_id, "directory snapshot built");
         Ok(Snapshot {
@@ -341,9 +356,13 @@ impl RaftStateMachine<C> for SledStateMachine {
             meta: meta.clone(),
             data: snapshot,
         };
-        let mut batch = Self::whole_state_batch(&self.tree, &new_state)?;
-        batch.insert(SNAPSHOT_KEY, codec::encode(&stored)?);
+        let batch = Self::whole_state_batch(&self.tree, &new_state)?;
         let mut state = self.state.write().await;
+        // The snapshot first: sled keeps a prefix of its writes in a crash, so the state
+        // is never newer than the stored snapshot (a node with the snapshot but the older
+        // state is one the leader brings up to date again).
+        self.snapshots
+            .insert(SNAPSHOT_KEY, codec::encode(&stored)?)?;
         self.tree.apply_batch(batch)?;
         self.store.flush().await?;
         *state = new_state;
@@ -355,7 +374,7 @@ impl RaftStateMachine<C> for SledStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, io::Error> {
-        match self.tree.get(SNAPSHOT_KEY)? {
+        match self.snapshots.get(SNAPSHOT_KEY)? {
             None => Ok(None),
             Some(raw) => {
                 let stored: StoredSnapshot = codec::decode(&raw)?;
@@ -427,6 +446,33 @@ mod tests {
         let store = Store::open(dir.path()).expect("store");
         let (_, reader) = SledStateMachine::open(store).expect("reopen");
         assert_eq!(reader.snapshot().await, state.directory);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_stored_beside_the_state_moves_to_its_own_tree() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stored = StoredSnapshot {
+            meta: SnapshotMeta::default(),
+            data: vec![7; 1024],
+        };
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let tree = store.tree(SM_TREE).expect("tree");
+            tree.insert(SNAPSHOT_KEY, codec::encode(&stored).expect("encode"))
+                .expect("insert");
+            store.flush_blocking().expect("flush");
+        }
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).expect("store");
+            let (mut sm, _) = SledStateMachine::open(store).expect("open");
+            assert!(sm.tree.get(SNAPSHOT_KEY).expect("get").is_none());
+            let current = sm
+                .get_current_snapshot()
+                .await
+                .expect("read")
+                .expect("kept");
+            assert_eq!(current.snapshot, stored.data);
+        }
     }
 
     #[tokio::test]
