@@ -229,8 +229,8 @@ async fn clients(recorder: Recorder, run_for: Duration, seed: u64) -> turmoil::R
     Ok(())
 }
 
-/// Moves the objects to chosen nodes (the operator's move, through a chosen node) every
-/// 2–6 s while the workload runs, and logs each outcome.
+/// Moves the objects to chosen nodes (the operator's move, through a chosen node) or
+/// rebalances their region every 2–6 s while the workload runs, and logs each outcome.
 async fn mover(seed: u64, run_for: Duration, log: Arc<Mutex<Vec<String>>>) -> turmoil::Result {
     let mut rng = Rng::new(seed ^ 0x6d6f_7665);
     let until = Instant::now() + run_for.saturating_sub(Duration::from_secs(5));
@@ -244,19 +244,45 @@ async fn mover(seed: u64, run_for: Duration, log: Arc<Mutex<Vec<String>>>) -> tu
         };
         let (to, via) = (1 + rng.below(NODES), 1 + rng.below(NODES));
         let mut client = larder_proto::v1::objects_client::ObjectsClient::new(channel(via));
-        let mut request = tonic::Request::new(larder_proto::v1::MoveRequest {
-            object: support::objects_workload::object_ref(object),
-            target: Some(larder_proto::v1::move_request::Target::ToNode(to)),
-        });
-        request.set_timeout(Duration::from_secs(5));
-        let outcome = match client.r#move(request).await {
-            Ok(_) => "moved".to_string(),
+        // One time in three both objects go to one node and the region is rebalanced,
+        // which moves one of them away again.
+        let (what, result) = if rng.below(3) == 0 {
+            for object in [REGISTER.0, COUNTER.0] {
+                let mut request = tonic::Request::new(larder_proto::v1::MoveRequest {
+                    object: support::objects_workload::object_ref(object),
+                    target: Some(larder_proto::v1::move_request::Target::ToNode(to)),
+                });
+                request.set_timeout(Duration::from_secs(5));
+                let _ = client.r#move(request).await;
+            }
+            let mut request = tonic::Request::new(larder_proto::v1::RebalanceRequest {
+                region: REGION.into(),
+                namespace: NAMESPACE.into(),
+                moves_max: 2,
+            });
+            request.set_timeout(Duration::from_secs(5));
+            let result = client
+                .rebalance(request)
+                .await
+                .map(|r| r.into_inner().moved.len());
+            (format!("both to n{to}, rebalance"), result)
+        } else {
+            let mut request = tonic::Request::new(larder_proto::v1::MoveRequest {
+                object: support::objects_workload::object_ref(object),
+                target: Some(larder_proto::v1::move_request::Target::ToNode(to)),
+            });
+            request.set_timeout(Duration::from_secs(5));
+            let result = client.r#move(request).await.map(|_| 1);
+            (format!("move {object} to n{to}"), result)
+        };
+        let outcome = match result {
+            Ok(moved) => format!("moved {moved}"),
             Err(status) => format!("{:?}", status.code()),
         };
         let at = turmoil::sim_elapsed().unwrap_or_default().as_secs_f64();
-        log.lock().expect("move log").push(format!(
-            "{at:>8.3}s move {object} to n{to} via n{via}: {outcome}"
-        ));
+        log.lock()
+            .expect("move log")
+            .push(format!("{at:>8.3}s {what} via n{via}: {outcome}"));
     }
     Ok(())
 }
