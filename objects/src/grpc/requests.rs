@@ -260,3 +260,36 @@ pub fn rebalance(
     let namespace = (!request.namespace.is_empty()).then(|| namespace(request.namespace));
     Ok((larder_directory::RegionId(request.region), namespace, moves))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(region: &str, namespace: &str, moves_max: u32) -> pb::RebalanceRequest {
+        pb::RebalanceRequest {
+            region: region.into(),
+            namespace: namespace.into(),
+            moves_max,
+        }
+    }
+
+    #[test]
+    fn a_rebalance_request_names_its_region_and_stays_within_the_move_limit() {
+        let no_region = rebalance(asked("", "carts", 4)).expect_err("no region");
+        assert_eq!(no_region.code(), tonic::Code::InvalidArgument);
+        let too_many = rebalance(asked("eu-west", "", 1_001)).expect_err("over the limit");
+        assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+        assert!(
+            too_many.message().contains("1000"),
+            "{}",
+            too_many.message()
+        );
+        let (region, namespace, moves) = rebalance(asked("eu-west", "", 0)).expect("defaults");
+        assert_eq!((region.0.as_str(), namespace, moves), ("eu-west", None, 16));
+        let (_, namespace, moves) = rebalance(asked("eu-west", "carts", 5)).expect("asked");
+        assert_eq!(
+            (namespace.map(|n| n.to_string()), moves),
+            (Some("carts".into()), 5)
+        );
+    }
+}
