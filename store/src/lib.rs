@@ -6,6 +6,8 @@
 //! - [`Tree`]: an ordered keyspace inside a store;
 //! - [`Batch`]: writes applied to one tree atomically;
 //! - [`StoreError`] (`error`): what can go wrong, in the seam's own terms;
+//! - `wal`: the write-ahead log every sled change goes through, `fdatasync`ed by a flush,
+//!   and sled's recovery from it;
 //! - `flusher`: concurrent flush callers share one flush (group commit at the seam);
 //!   `health`: the free-space guard and fail-stop after a failed flush;
 //! - [`codec`]: the one binary encoding (postcard) for records and peer messages;
@@ -15,9 +17,9 @@
 //! Both engines pass one behaviour suite (`tests/conformance/`): key order, batches,
 //! scans, flushes, what a restart keeps, and a `BTreeMap` model under property tests.
 //!
-//! Durability: sled writes land in its page cache; [`Store::flush`] makes them durable
-//! (sled's `flush`, which uses `sync_file_range` on Linux — see docs/architecture.md for
-//! what that primitive does and does not cover). Callers flush before they acknowledge.
+//! Durability: a write is applied to sled and logged; [`Store::flush`] makes every write
+//! before it durable with an `fdatasync` of the log (docs/architecture.md, "The
+//! write-ahead log"). Callers flush before they acknowledge.
 
 pub mod codec;
 mod error;
@@ -26,6 +28,7 @@ mod health;
 mod memory;
 mod store;
 mod tree;
+mod wal;
 
 pub use codec::CodecError;
 pub use error::StoreError;

@@ -3,11 +3,16 @@ use std::sync::Arc;
 
 use crate::flusher::Flusher;
 use crate::memory::{MemoryDisk, MemoryTree};
+use crate::wal::Wal;
 use crate::{StoreError, StoreHealth, Tree};
 
 /// Version of the on-disk layout written by this build. Bump it when the layout changes
 /// and teach [`Store::open`] to migrate from the previous one.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: a write-ahead log (`wal/`) holds writes sled has not made durable, so a build
+/// that does not read it must not open the store. A version 1 store has no log and
+/// opens as it is.
+pub const FORMAT_VERSION: u32 = 2;
 
 const META_TREE: &str = "__larder_meta";
 /// Attempts (50 ms apart) to take the store's lock while a previous in-process handle
@@ -27,13 +32,11 @@ pub struct Store {
 enum Engine {
     Sled {
         db: sled::Db,
+        wal: Arc<Wal>,
         flusher: Flusher,
     },
     /// The handle of one generation of the disk: dead after the disk's next crash.
-    Memory {
-        disk: MemoryDisk,
-        generation: u64,
-    },
+    Memory { disk: MemoryDisk, generation: u64 },
 }
 
 impl std::fmt::Debug for Store {
@@ -77,9 +80,13 @@ impl Store {
                 }
             }
         };
+        // Refuse a newer layout before replaying a log this build may not understand.
+        check_format_version(&path, db.open_tree(META_TREE)?.get(FORMAT_KEY)?)?;
+        let wal = Wal::open(&path, db.clone())?;
         let store = Store {
             engine: Engine::Sled {
                 db,
+                wal,
                 flusher: Flusher::new(),
             },
             health: Arc::new(StoreHealth::new(&path)),
@@ -105,29 +112,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Records this build's format version in a store that has none or an older one.
     fn check_format(&self) -> Result<(), StoreError> {
         let meta = self.tree(META_TREE)?;
-        match meta.get(FORMAT_KEY)? {
-            None => {
-                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
-                self.flush_blocking()
-            }
-            Some(raw) => {
-                let bytes: [u8; 4] = raw.as_slice().try_into().map_err(|_| {
-                    StoreError::Corrupted(format!("format version record has {} bytes", raw.len()))
-                })?;
-                let found = u32::from_be_bytes(bytes);
-                if found == FORMAT_VERSION {
-                    Ok(())
-                } else {
-                    Err(StoreError::UnsupportedFormat {
-                        path: self.path.clone(),
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
-                }
-            }
+        let found = check_format_version(&self.path, meta.get(FORMAT_KEY)?)?;
+        if found != Some(FORMAT_VERSION) {
+            meta.insert(FORMAT_KEY, FORMAT_VERSION.to_be_bytes())?;
+            self.flush_blocking()?;
         }
+        Ok(())
     }
 
     /// Directory this store lives in.
@@ -138,7 +131,7 @@ impl Store {
     /// Opens (or creates) the named tree.
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
         match &self.engine {
-            Engine::Sled { db, .. } => Ok(Tree::sled(db.open_tree(name)?)),
+            Engine::Sled { db, wal, .. } => Ok(Tree::sled(db.open_tree(name)?, name, wal.clone())),
             Engine::Memory { disk, generation } => Ok(Tree::memory(MemoryTree::new(
                 disk.clone(),
                 *generation,
@@ -149,10 +142,10 @@ impl Store {
 
     /// Makes every write issued before this call durable.
     ///
-    /// Runs sled's blocking `flush` on the blocking pool — awaiting sled 0.34's
-    /// `flush_async` from many concurrent callers was measured to hang (sled issue
-    /// #1308), so this seam never uses it — and shares it: concurrent callers wait for one flush that started after
-    /// their call instead of each queueing its own (group commit).
+    /// Writes out the write-ahead log and `fdatasync`s it (see `wal`) on the blocking
+    /// pool, shared: concurrent callers wait for one flush that started after their call
+    /// instead of each queueing their own (group commit). sled itself is not flushed
+    /// here; its log makes it durable at checkpoints.
     ///
     /// A failure is final (see [`StoreHealth`]): it is latched, and every later flush
     /// fails at once.
@@ -161,8 +154,8 @@ impl Store {
             return Err(StoreError::Failed(reason));
         }
         let result = match &self.engine {
-            Engine::Sled { db, flusher } => {
-                let (db, health) = (db.clone(), self.health.clone());
+            Engine::Sled { wal, flusher, .. } => {
+                let (wal, health) = (wal.clone(), self.health.clone());
                 flusher
                     .flush(move || {
                         if health.flush_should_fail() {
@@ -170,7 +163,7 @@ impl Store {
                                 "flush failpoint armed: simulated EIO",
                             )));
                         }
-                        db.flush().map(|_| ()).map_err(StoreError::from)
+                        wal.sync()
                     })
                     .await
             }
@@ -184,6 +177,14 @@ impl Store {
         result
     }
 
+    #[cfg(test)]
+    pub(crate) fn wal(&self) -> Option<&Arc<Wal>> {
+        match &self.engine {
+            Engine::Sled { wal, .. } => Some(wal),
+            Engine::Memory { .. } => None,
+        }
+    }
+
     /// Free space, failures and the fault-test failpoint of this store.
     pub fn health(&self) -> &StoreHealth {
         &self.health
@@ -192,12 +193,29 @@ impl Store {
     /// Blocking form of [`Store::flush`], for shutdown paths and synchronous code.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
         match &self.engine {
-            Engine::Sled { db, .. } => {
-                db.flush()?;
-                Ok(())
-            }
+            Engine::Sled { wal, .. } => wal.sync(),
             Engine::Memory { disk, generation } => disk.flush(*generation),
         }
+    }
+}
+
+/// The format version a store records (None: a new store), if this build can open it.
+fn check_format_version(
+    path: &Path,
+    raw: Option<impl AsRef<[u8]>>,
+) -> Result<Option<u32>, StoreError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let raw = raw.as_ref();
+    let bytes: [u8; 4] = raw.try_into().map_err(|_| {
+        StoreError::Corrupted(format!("format version record has {} bytes", raw.len()))
+    })?;
+    match u32::from_be_bytes(bytes) {
+        found if found <= FORMAT_VERSION => Ok(Some(found)),
+        found => Err(StoreError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        }),
     }
 }
 

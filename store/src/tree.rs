@@ -1,7 +1,10 @@
 use std::ops::{Bound, RangeBounds};
 
+use std::sync::Arc;
+
 use crate::StoreError;
 use crate::memory::{MemoryTree, Pair};
+use crate::wal::{Change, Op, Wal};
 
 /// An ordered keyspace. Keys sort by bytes.
 #[derive(Clone)]
@@ -11,7 +14,12 @@ pub struct Tree {
 
 #[derive(Clone)]
 enum TreeEngine {
-    Sled(sled::Tree),
+    /// Changes go through the store's write-ahead log, named by the tree's name.
+    Sled {
+        tree: sled::Tree,
+        name: Arc<str>,
+        wal: Arc<Wal>,
+    },
     Memory(MemoryTree),
 }
 
@@ -80,10 +88,51 @@ impl DoubleEndedIterator for Rows {
 }
 
 impl Tree {
-    pub(crate) fn sled(tree: sled::Tree) -> Tree {
+    pub(crate) fn sled(tree: sled::Tree, name: &str, wal: Arc<Wal>) -> Tree {
         Tree {
-            engine: TreeEngine::Sled(tree),
+            engine: TreeEngine::Sled {
+                tree,
+                name: name.into(),
+                wal,
+            },
         }
+    }
+
+    /// Logs `changes` and applies them to sled atomically.
+    fn write_sled(
+        tree: &sled::Tree,
+        name: &str,
+        wal: &Wal,
+        changes: &[(sled::IVec, Option<sled::IVec>)],
+    ) -> Result<(), StoreError> {
+        let logged = changes
+            .iter()
+            .map(|(key, value)| Change {
+                key,
+                value: value.as_deref(),
+            })
+            .collect();
+        wal.write(name, Op::Batch(logged), |atomic| {
+            if atomic {
+                let mut batch = sled::Batch::default();
+                for (key, value) in changes {
+                    match value {
+                        Some(value) => batch.insert(key.clone(), value.clone()),
+                        None => batch.remove(key.clone()),
+                    }
+                }
+                tree.apply_batch(batch)?;
+            } else {
+                // All or nothing through the log (see `wal`).
+                for (key, value) in changes {
+                    match value {
+                        Some(value) => tree.insert(key, value.clone())?,
+                        None => tree.remove(key)?,
+                    };
+                }
+            }
+            Ok(())
+        })
     }
 
     pub(crate) fn memory(tree: MemoryTree) -> Tree {
@@ -94,17 +143,19 @@ impl Tree {
 
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => Ok(tree.get(key.as_ref())?.map(|v| v.to_vec())),
+            TreeEngine::Sled { tree, .. } => Ok(tree.get(key.as_ref())?.map(|v| v.to_vec())),
             TreeEngine::Memory(tree) => tree.get(key.as_ref()),
         }
     }
 
     pub fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => {
-                tree.insert(key.as_ref(), value.as_ref())?;
-                Ok(())
-            }
+            TreeEngine::Sled { tree, name, wal } => Tree::write_sled(
+                tree,
+                name,
+                wal,
+                &[(key.as_ref().into(), Some(value.as_ref().into()))],
+            ),
             TreeEngine::Memory(tree) => {
                 tree.write(vec![(key.as_ref().to_vec(), Some(value.as_ref().to_vec()))])
             }
@@ -113,9 +164,8 @@ impl Tree {
 
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<(), StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => {
-                tree.remove(key.as_ref())?;
-                Ok(())
+            TreeEngine::Sled { tree, name, wal } => {
+                Tree::write_sled(tree, name, wal, &[(key.as_ref().into(), None)])
             }
             TreeEngine::Memory(tree) => tree.write(vec![(key.as_ref().to_vec(), None)]),
         }
@@ -123,16 +173,8 @@ impl Tree {
 
     pub fn apply_batch(&self, batch: Batch) -> Result<(), StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => {
-                let mut sled_batch = sled::Batch::default();
-                for (key, value) in batch.changes {
-                    match value {
-                        Some(value) => sled_batch.insert(key, value),
-                        None => sled_batch.remove(key),
-                    }
-                }
-                tree.apply_batch(sled_batch)?;
-                Ok(())
+            TreeEngine::Sled { tree, name, wal } => {
+                Tree::write_sled(tree, name, wal, &batch.changes)
             }
             TreeEngine::Memory(tree) => tree.write(
                 batch
@@ -151,7 +193,7 @@ impl Tree {
         R: RangeBounds<K>,
     {
         match &self.engine {
-            TreeEngine::Sled(tree) => Rows::Sled(tree.range(range)),
+            TreeEngine::Sled { tree, .. } => Rows::Sled(tree.range(range)),
             TreeEngine::Memory(tree) => {
                 fn bytes<K: AsRef<[u8]>>(bound: Bound<&K>) -> Bound<&[u8]> {
                     bound.map(|k| k.as_ref())
@@ -167,45 +209,49 @@ impl Tree {
         prefix: impl AsRef<[u8]>,
     ) -> impl DoubleEndedIterator<Item = Result<Pair, StoreError>> {
         match &self.engine {
-            TreeEngine::Sled(tree) => Rows::Sled(tree.scan_prefix(prefix.as_ref())),
+            TreeEngine::Sled { tree, .. } => Rows::Sled(tree.scan_prefix(prefix.as_ref())),
             TreeEngine::Memory(tree) => Rows::memory(tree.scan_prefix(prefix.as_ref())),
         }
     }
 
     pub fn first(&self) -> Result<Option<Pair>, StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => Ok(tree.first()?.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+            TreeEngine::Sled { tree, .. } => {
+                Ok(tree.first()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            }
             TreeEngine::Memory(tree) => tree.first(),
         }
     }
 
     pub fn last(&self) -> Result<Option<Pair>, StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => Ok(tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+            TreeEngine::Sled { tree, .. } => {
+                Ok(tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            }
             TreeEngine::Memory(tree) => tree.last(),
         }
     }
 
     pub fn len(&self) -> usize {
         match &self.engine {
-            TreeEngine::Sled(tree) => tree.len(),
+            TreeEngine::Sled { tree, .. } => tree.len(),
             TreeEngine::Memory(tree) => tree.len(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         match &self.engine {
-            TreeEngine::Sled(tree) => tree.is_empty(),
+            TreeEngine::Sled { tree, .. } => tree.is_empty(),
             TreeEngine::Memory(tree) => tree.len() == 0,
         }
     }
 
     pub fn clear(&self) -> Result<(), StoreError> {
         match &self.engine {
-            TreeEngine::Sled(tree) => {
+            TreeEngine::Sled { tree, name, wal } => wal.write(name, Op::Clear, |_| {
                 tree.clear()?;
                 Ok(())
-            }
+            }),
             TreeEngine::Memory(tree) => tree.clear(),
         }
     }
