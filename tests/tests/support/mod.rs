@@ -14,7 +14,8 @@
 //! - [`members`]: its membership changes (demote, replace, rejoin) and client routes;
 //! - [`kv_calls`]: KV puts, deletes and session reads recorded as a history;
 //! - [`sim_net`], [`sim_faults`]: what the simulation tiers share (turmoil network,
-//!   seeds, digests; crashes and cut links).
+//!   seeds, digests; crashes and cut links);
+//! - [`syscall_trace`]: a node's writes and syncs under `strace`.
 
 // Each test file uses its own subset of the harness.
 #![allow(dead_code)]
@@ -32,6 +33,7 @@ pub mod partition;
 pub mod rng;
 pub mod sim_faults;
 pub mod sim_net;
+pub mod syscall_trace;
 
 pub use cluster::TestCluster;
 pub use node::TestNode;

@@ -242,6 +242,11 @@ impl TestNode {
         }
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|child| child.id())
+    }
+
     /// SIGSTOP: the process stays alive but answers nothing, as if cut off.
     pub fn pause(&self) -> anyhow::Result<()> {
         self.signal(nix::sys::signal::Signal::SIGSTOP)
