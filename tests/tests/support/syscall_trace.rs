@@ -28,8 +28,9 @@ pub fn now() -> f64 {
 pub struct Syscall {
     pub name: String,
     pub fd: i32,
-    /// When the thread entered and left the call (the thread stays stopped until strace
-    /// has logged the exit, so nothing the call enabled happened before `end`).
+    /// When the thread entered the call, and entered plus the time spent in it (the
+    /// thread stays stopped until strace has logged the exit, so nothing the call
+    /// enabled happened before `end`).
     pub start: f64,
     pub end: f64,
     pub ok: bool,
@@ -60,7 +61,7 @@ impl Tracer {
     /// Attaches to `pid` (and the threads it starts later); returns once attached.
     pub fn attach(pid: u32, out: &Path) -> anyhow::Result<Tracer> {
         let mut child = Command::new("strace")
-            .args(["-f", "-ttt", "-s", "0", "-e", TRACED, "-o"])
+            .args(["-f", "-ttt", "-T", "-s", "0", "-e", TRACED, "-o"])
             .arg(out)
             .args(["-p", &pid.to_string()])
             .stdin(Stdio::null())
@@ -70,11 +71,16 @@ impl Tracer {
             .context("spawn strace (apt-get install strace; scripts/test installs it)")?;
         let stderr = child.stderr.take().context("strace stderr")?;
         let (attached_tx, attached) = std::sync::mpsc::channel();
+        // Reads strace's stderr to its end: strace says more (a thread the node starts
+        // later is "attached" too), and a closed pipe would kill it with SIGPIPE,
+        // losing the tail of its trace.
         std::thread::spawn(move || {
             let mut said = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+            for line in lines.by_ref() {
                 if line.contains("attached") {
                     let _ = attached_tx.send(Ok(()));
+                    lines.for_each(drop);
                     return;
                 }
                 said.push(line);
@@ -126,8 +132,9 @@ impl Drop for Tracer {
     }
 }
 
-/// Parses `strace -f -ttt` output: `TID SECONDS name(fd, ...) = RET`, or a call split
-/// into `name(fd, ... <unfinished ...>` and `<... name resumed>...) = RET`.
+/// Parses `strace -f -ttt -T` output: `TID SECONDS name(fd, ...) = RET <DURATION>`, or a
+/// call split into `name(fd, ... <unfinished ...>` and `<... name resumed>...) = RET
+/// <DURATION>`.
 pub fn parse(text: &str) -> anyhow::Result<Vec<Syscall>> {
     let mut calls = Vec::new();
     let mut unfinished: HashMap<&str, (String, i32, f64)> = HashMap::new();
@@ -152,7 +159,7 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Syscall>> {
                 name: started_name,
                 fd,
                 start,
-                end: at,
+                end: duration(rest).map_or(at, |d| start + d),
                 ok: succeeded(rest),
             });
             continue;
@@ -172,7 +179,7 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Syscall>> {
                 name: name.to_string(),
                 fd,
                 start: at,
-                end: at,
+                end: duration(rest).map_or(at, |d| at + d),
                 ok: succeeded(rest),
             });
         }
@@ -183,6 +190,12 @@ pub fn parse(text: &str) -> anyhow::Result<Vec<Syscall>> {
 fn succeeded(line: &str) -> bool {
     line.rsplit_once("= ")
         .is_some_and(|(_, ret)| !ret.trim_start().starts_with('-'))
+}
+
+/// The time spent in the call, which `-T` appends: `= 0 <0.000276>`.
+fn duration(line: &str) -> Option<f64> {
+    let (_, last) = line.trim_end().rsplit_once(" <")?;
+    last.strip_suffix('>')?.parse().ok()
 }
 
 /// Whether, within (`after`, `before`), one of `fds` was written and then fully synced
