@@ -17,8 +17,8 @@
 //!   about to crash before its write is durable).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -42,6 +42,9 @@ pub struct StoreHealth {
     failure: watch::Sender<Option<String>>,
     flush_failpoint: Mutex<Option<PathBuf>>,
     stall_failpoint: Option<PathBuf>,
+    /// Called when a write is refused for space: the write-ahead log can give back
+    /// what it holds by checkpointing.
+    low_space: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl StoreHealth {
@@ -55,6 +58,7 @@ impl StoreHealth {
             failure: watch::channel(None).0,
             flush_failpoint: Mutex::new(std::env::var_os(FLUSH_FAILPOINT_ENV).map(PathBuf::from)),
             stall_failpoint: std::env::var_os(STALL_FAILPOINT_ENV).map(PathBuf::from),
+            low_space: OnceLock::new(),
         }
     }
 
@@ -84,12 +88,20 @@ impl StoreHealth {
             self.free_bytes.load(Ordering::Relaxed)
         };
         if free < min {
+            if let Some(low_space) = self.low_space.get() {
+                low_space();
+            }
             return Err(StoreError::DiskFull {
                 free_bytes: free,
                 min_free_bytes: min,
             });
         }
         Ok(())
+    }
+
+    /// What to call when a write is refused for space (set once, at open).
+    pub(crate) fn on_low_space(&self, call: impl Fn() + Send + Sync + 'static) {
+        let _ = self.low_space.set(Box::new(call));
     }
 
     /// The storage failure that stopped this store, once there is one.

@@ -83,13 +83,20 @@ impl Store {
         // Refuse a newer layout before replaying a log this build may not understand.
         check_format_version(&path, db.open_tree(META_TREE)?.get(FORMAT_KEY)?)?;
         let wal = Wal::open(&path, db.clone())?;
+        let health = Arc::new(StoreHealth::new(&path));
+        let log = Arc::downgrade(&wal);
+        health.on_low_space(move || {
+            if let Some(log) = log.upgrade() {
+                log.checkpoint_soon();
+            }
+        });
         let store = Store {
             engine: Engine::Sled {
                 db,
                 wal,
                 flusher: Flusher::new(),
             },
-            health: Arc::new(StoreHealth::new(&path)),
+            health,
             path,
         };
         store.check_format()?;

@@ -226,6 +226,14 @@ impl Wal {
         result
     }
 
+    /// Asks for a checkpoint now, if the log holds enough to give back (the disk is
+    /// nearly full: the log's segments are the space a checkpoint frees).
+    pub fn checkpoint_soon(&self) {
+        if self.lock().since_checkpoint >= EXTEND_BYTES {
+            self.checkpoints.request();
+        }
+    }
+
     /// Makes every record logged before the call durable (`fdatasync`).
     pub fn sync(&self) -> Result<(), StoreError> {
         let segment = {

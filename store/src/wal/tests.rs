@@ -317,6 +317,40 @@ fn a_record_cut_short_in_sled_is_finished_from_its_intent() {
     assert_eq!(value(&tree, "k3").as_deref(), Some("v3"));
 }
 
+/// A write refused for lack of space starts a checkpoint: the log's segments are the
+/// space the store can give back at once.
+#[test]
+fn a_write_refused_for_space_checkpoints_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let tree = store.tree("t").expect("tree");
+    for i in 0u8..3 {
+        tree.insert([i], vec![i; 700_000]).expect("insert");
+    }
+    store.flush_blocking().expect("flush");
+    let logged = only_segment(dir.path());
+    store.health().set_min_free_bytes(u64::MAX);
+    assert!(
+        store.health().check_space().is_err(),
+        "no disk has that much free"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while logged.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    store.health().set_min_free_bytes(0);
+    drop((tree, store));
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.tree("t").expect("tree").get([2]).expect("get"),
+        Some(vec![2; 700_000])
+    );
+}
+
 #[test]
 fn a_clear_survives_a_crash_whole() {
     let (_dir, crashed) = crashed_after(write_ten, |store| {
