@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A throwaway 3-member etcd cluster on 127.0.0.1, for reference measurements.
+# A throwaway 3-member etcd cluster on 127.0.0.1, for reference measurements
+# (MEMBERS=1 for a single member).
 #
 # Usage:
 #   deploy/bench/etcd3.sh run -- COMMAND [ARGS...]   start, run COMMAND, tear down
@@ -17,7 +18,7 @@
 # (Debian: apt-get install etcd-server etcd-client; measured with 3.4.23).
 set -euo pipefail
 
-MEMBERS=3
+MEMBERS=${MEMBERS:-3}
 HEALTH_WAIT_S=30
 
 mode="wait"
