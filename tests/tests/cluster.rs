@@ -36,6 +36,11 @@ async fn three_voters_elect_a_leader_and_a_fourth_node_joins() {
     assert_eq!(me.role, RaftRole::Learner as i32);
     assert_eq!(me.region, "us-east");
     assert_eq!(me.api_addr, cluster.node(joiner).api);
+    // Logs go to a file here: plain text, no colour codes.
+    let log = cluster.node(1).log_tail();
+    assert!(log.contains("INFO"), "node 1 logged: {log}");
+    let coloured = log.lines().find(|line| line.contains('\u{1b}'));
+    assert!(coloured.is_none(), "ANSI codes in a log file: {coloured:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
