@@ -172,6 +172,17 @@ impl Objects for ObjectsService {
         request: Request<pb::DrainRequest>,
     ) -> Result<Response<pb::DrainResponse>, Status> {
         let node = larder_directory::NodeId(request.into_inner().node_id);
+        let known = self
+            .host
+            .placements()
+            .directory()
+            .read_local(|s| s.nodes.contains_key(&node))
+            .await;
+        if !known {
+            return Err(Status::not_found(format!(
+                "node {node} is not a member of the cluster (larder status lists them)"
+            )));
+        }
         let (moved, failed) = crate::handover::mover::drain(&self.host, node).await;
         Ok(Response::new(pb::DrainResponse {
             moved: moved.iter().map(info).collect(),

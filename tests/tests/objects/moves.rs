@@ -160,6 +160,11 @@ async fn a_drained_replica_leaves_the_replica_set() {
         .copied()
         .find(|r| *r != placed.owner)
         .expect("a replica that is not the owner");
+    // An operator's typo: no such node.
+    match cluster.node(1).client().drain_node(99).await {
+        Err(ClientError::NotFound(message)) => assert!(message.contains("node 99"), "{message}"),
+        other => panic!("draining an unknown node must be NOT_FOUND, got {other:?}"),
+    }
     let drained = cluster
         .node(1)
         .client()
