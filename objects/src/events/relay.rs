@@ -67,8 +67,12 @@ impl ObjectHost {
                 Ok(None) => {
                     unplaced = true;
                     position.after.get_or_insert(0);
+                    // Woken by each applied batch; the bound keeps a wake-up that never
+                    // comes from stalling the subscriber past it (one local look a
+                    // second while the object is unplaced).
                     tokio::select! {
                         changed = applied.changed() => if changed.is_err() { return },
+                        _ = tokio::time::sleep(UNPLACED_RECHECK) => {}
                         _ = tx.closed() => return,
                     }
                     continue;
@@ -272,6 +276,9 @@ fn unreachable(node: NodeId, status: &tonic::Status) -> ObjectError {
 
 /// The first pause before a relay looks for the owner again.
 const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// How long a subscription to an unplaced object waits for the directory before it
+/// looks again anyway.
+const UNPLACED_RECHECK: Duration = Duration::from_secs(1);
 
 /// Reconnection pauses of a relay: doubling up to [`RECONNECT_BACKOFF_MAX`], back to
 /// the start once an owner's stream is healthy.
