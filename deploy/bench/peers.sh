@@ -92,10 +92,10 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$root" >"$root/redis.log" 2>&1 &
 pids+=("$!")
 
-# Starts `larder dev` with `nodes` nodes in one region; prints its api address once
-# every node is up.
+# Starts `larder dev` with `nodes` nodes in one region and sets `api` once every node
+# is up (not in a subshell: its pid must reach `pids` for the cleanup).
 start_larder() {
-    local nodes=$1 base api
+    local nodes=$1 base
     base=$(free_base $((nodes * 10)))
     api="127.0.0.1:$base"
     "$larder" dev --nodes "$nodes" --regions eu-west --base-port "$base" \
@@ -106,7 +106,6 @@ start_larder() {
 import json, sys
 n = json.load(sys.stdin).get('nodes', [])
 sys.exit(0 if len(n) == $nodes and all(x.get('status') == 'up' for x in n) else 1)"; then
-            echo "$api"
             return
         fi
         sleep 0.1
@@ -115,8 +114,10 @@ sys.exit(0 if len(n) == $nodes and all(x.get('status') == 'up' for x in n) else 
     tail -n 30 "$root/larder-$nodes.log" >&2
     exit 1
 }
-larder1=$(start_larder 1)
-larder4=$(start_larder 4)
+start_larder 1
+larder1=$api
+start_larder 4
+larder4=$api
 for ((t = 0; t < 100; t++)); do
     redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
     sleep 0.1
