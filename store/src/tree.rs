@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::StoreError;
 use crate::memory::{MemoryTree, Pair};
-use crate::wal::{Change, Op, Wal};
+use crate::wal::{Change, Op, Wal, apply_changes};
 
 /// An ordered keyspace. Keys sort by bytes.
 #[derive(Clone)]
@@ -113,25 +113,10 @@ impl Tree {
             })
             .collect();
         wal.write(name, Op::Batch(logged), |atomic| {
-            if atomic {
-                let mut batch = sled::Batch::default();
-                for (key, value) in changes {
-                    match value {
-                        Some(value) => batch.insert(key.clone(), value.clone()),
-                        None => batch.remove(key.clone()),
-                    }
-                }
-                tree.apply_batch(batch)?;
-            } else {
-                // All or nothing through the log (see `wal`).
-                for (key, value) in changes {
-                    match value {
-                        Some(value) => tree.insert(key, value.clone())?,
-                        None => tree.remove(key)?,
-                    };
-                }
-            }
-            Ok(())
+            let owned = changes
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()));
+            apply_changes(tree, owned, atomic)
         })
     }
 

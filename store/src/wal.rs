@@ -38,7 +38,7 @@
 //! space the segment grew by ahead of its records; a zero length ends the segment).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -411,35 +411,6 @@ fn set_position(positions: &sled::Tree, number: u64, payload: &[u8]) -> Result<b
     Ok(atomic)
 }
 
-/// Applies again the record at sled's position when it was kept as an intent (a crash
-/// may have cut it short); returns the position (0: none yet).
-fn finish_interrupted(db: &sled::Db, positions: &sled::Tree) -> Result<u64, StoreError> {
-    let Some(raw) = positions.get(POSITION_KEY)? else {
-        return Ok(0);
-    };
-    let corrupt = |what: &str| StoreError::Corrupted(format!("sled's log position {what}"));
-    if raw.len() < 9 {
-        return Err(corrupt(&format!("has {} bytes", raw.len())));
-    }
-    let number = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
-    match raw[8] {
-        POSITION_ATOMIC => {}
-        POSITION_INTENT => {
-            let record: Record<'_> = postcard::from_bytes(&raw[9..])
-                .map_err(|err| corrupt(&format!("holds an intent that does not decode: {err}")))?;
-            if record.number != number {
-                return Err(corrupt(&format!(
-                    "is {number} but its intent is record {}",
-                    record.number
-                )));
-            }
-            apply(db, &record, false)?;
-        }
-        kind => return Err(corrupt(&format!("has kind {kind}"))),
-    }
-    Ok(number)
-}
-
 /// Segments in `dir` by first record number.
 fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     let mut segments = Vec::new();
@@ -481,165 +452,33 @@ fn create_segment(dir: &Path, first: u64) -> Result<File, StoreError> {
     Ok(file)
 }
 
-struct Replayed {
-    /// Number of the last intact record (0: none).
-    last: u64,
-    applied: u64,
-    torn_bytes: u64,
-}
-
-/// Applies the records from sled's `position` on, of every segment in order.
-fn replay(
-    db: &sled::Db,
-    positions: &sled::Tree,
-    position: u64,
-    segments: &[(u64, PathBuf)],
-) -> Result<Replayed, StoreError> {
-    let mut replayed = Replayed {
-        last: 0,
-        applied: 0,
-        torn_bytes: 0,
-    };
-    for (index, (_, path)) in segments.iter().enumerate() {
-        let file = File::open(path).map_err(StoreError::Io)?;
-        let size = file.metadata().map_err(StoreError::Io)?.len();
-        let mut reader = BufReader::new(file);
-        let mut offset = read_segment_header(&mut reader, path)?;
-        let corrupt = |offset: u64, what: &str| {
-            StoreError::Corrupted(format!(
-                "write-ahead log {} has {what} at byte {offset}, and later segments follow: \
-                 synced records are damaged",
-                path.display()
-            ))
-        };
-        let mut payload = Vec::new();
-        loop {
-            match read_record(&mut reader, size - offset, &mut payload)? {
-                Framed::End => break,
-                Framed::Torn(what) => {
-                    if index + 1 < segments.len() {
-                        return Err(corrupt(offset, what));
-                    }
-                    replayed.torn_bytes = size - offset;
-                    warn!(path = %path.display(), offset, bytes = size - offset, reason = what,
-                        "write-ahead log ends in a torn record: dropped (it was never acknowledged)");
-                    break;
-                }
-                Framed::Record(len) => {
-                    let record: Record<'_> = postcard::from_bytes(&payload).map_err(|err| {
-                        StoreError::Corrupted(format!(
-                            "write-ahead log {} record at byte {offset} passes its checksum \
-                             but does not decode: {err}",
-                            path.display()
-                        ))
-                    })?;
-                    let expected = if replayed.last == 0 {
-                        // The first record: sled must hold every one before it.
-                        (record.number <= position + 1).then_some(record.number)
-                    } else {
-                        Some(replayed.last + 1)
-                    };
-                    if expected != Some(record.number) {
-                        return Err(StoreError::Corrupted(format!(
-                            "write-ahead log {} has record {} at byte {offset} after record \
-                             {} (sled is at record {position}): records are missing",
-                            path.display(),
-                            record.number,
-                            replayed.last,
-                        )));
-                    }
-                    replayed.last = record.number;
-                    if record.number >= position {
-                        let atomic = set_position(positions, record.number, &payload)?;
-                        apply(db, &record, atomic)?;
-                        replayed.applied += 1;
-                    }
-                    offset += (RECORD_HEADER_LEN + len) as u64;
-                }
+/// Sets or removes keys of `tree`: as one sled batch when `atomic`, else key by key
+/// (all or nothing through the log's position and intent).
+pub(crate) fn apply_changes<K, V>(
+    tree: &sled::Tree,
+    changes: impl Iterator<Item = (K, Option<V>)>,
+    atomic: bool,
+) -> Result<(), StoreError>
+where
+    K: Into<sled::IVec> + AsRef<[u8]>,
+    V: Into<sled::IVec>,
+{
+    if atomic {
+        let mut batch = sled::Batch::default();
+        for (key, value) in changes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
             }
         }
-    }
-    Ok(replayed)
-}
-
-fn read_segment_header(reader: &mut impl Read, path: &Path) -> Result<u64, StoreError> {
-    let mut header = [0u8; SEGMENT_HEADER_LEN];
-    match reader.read_exact(&mut header) {
-        // A segment whose header never reached the disk holds no record.
-        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {}
-        Err(err) => return Err(StoreError::Io(err)),
-        Ok(()) if &header[..MAGIC.len()] != MAGIC => {
-            return Err(StoreError::Corrupted(format!(
-                "{} is not a write-ahead log segment of this format",
-                path.display()
-            )));
+        tree.apply_batch(batch)?;
+    } else {
+        for (key, value) in changes {
+            match value {
+                Some(value) => tree.insert(key, value)?,
+                None => tree.remove(key)?,
+            };
         }
-        Ok(()) => {}
-    }
-    Ok(SEGMENT_HEADER_LEN as u64)
-}
-
-enum Framed {
-    End,
-    Torn(&'static str),
-    /// A record whose payload (this long) is in the buffer.
-    Record(usize),
-}
-
-fn read_record(
-    reader: &mut impl Read,
-    remaining: u64,
-    payload: &mut Vec<u8>,
-) -> Result<Framed, StoreError> {
-    if remaining == 0 {
-        return Ok(Framed::End);
-    }
-    if remaining < RECORD_HEADER_LEN as u64 {
-        return Ok(Framed::Torn("a short record header"));
-    }
-    let mut header = [0u8; RECORD_HEADER_LEN];
-    reader.read_exact(&mut header).map_err(StoreError::Io)?;
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    if len == 0 {
-        // The zero-filled space segments grow by: no record is empty (each names its
-        // number and tree).
-        return Ok(Framed::End);
-    }
-    if len as u64 > remaining - RECORD_HEADER_LEN as u64 {
-        return Ok(Framed::Torn("a record longer than the file"));
-    }
-    payload.resize(len, 0);
-    reader.read_exact(payload).map_err(StoreError::Io)?;
-    if crc32fast::hash(payload) != crc {
-        return Ok(Framed::Torn("a record failing its checksum"));
-    }
-    Ok(Framed::Record(len))
-}
-
-/// Applies `record` to sled: as one batch when `atomic`, else change by change.
-fn apply(db: &sled::Db, record: &Record<'_>, atomic: bool) -> Result<(), StoreError> {
-    let tree = db.open_tree(record.tree)?;
-    match &record.op {
-        Op::Batch(changes) if atomic => {
-            let mut batch = sled::Batch::default();
-            for change in changes {
-                match change.value {
-                    Some(value) => batch.insert(change.key, value),
-                    None => batch.remove(change.key),
-                }
-            }
-            tree.apply_batch(batch)?;
-        }
-        Op::Batch(changes) => {
-            for change in changes {
-                match change.value {
-                    Some(value) => tree.insert(change.key, value)?,
-                    None => tree.remove(change.key)?,
-                };
-            }
-        }
-        Op::Clear => tree.clear()?,
     }
     Ok(())
 }
@@ -659,8 +498,13 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::Io)
 }
 
+mod recovery;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+use recovery::{Framed, read_record};
+use recovery::{finish_interrupted, replay};
 
 fn remove(path: &Path) -> Result<(), StoreError> {
     match std::fs::remove_file(path) {
