@@ -49,6 +49,12 @@ impl ObjectHost {
         // Taken before the first look, so that a placement committed after it wakes us.
         let mut applied = self.placements().directory().reader().subscribe();
         let mut position = RelayPosition { key, after };
+        // "From now" for an object this node does not know yet is from its first event:
+        // the first write may commit (placing it) before this relay reaches the owner,
+        // and a stream "from now" opened after it would never deliver it.
+        if position.after.is_none() && self.placements().known(&position.key).await.is_none() {
+            position.after = Some(0);
+        }
         let mut backoff = Backoff::default();
         let mut unplaced = false;
         while !tx.is_closed() {
