@@ -132,6 +132,13 @@ impl TestCluster {
                 for node in self.running() {
                     let names = node.client().list_namespaces().await.ok()?;
                     names.iter().find(|n| n.name == name)?;
+                    // KV answers from its own view of the directory, which trails it by
+                    // a moment: a put right after could still find no namespace. (A
+                    // node outside the namespace's regions refuses otherwise: fine.)
+                    let kv = node.client().kv(name).get("-").await;
+                    if matches!(kv, Err(larder_client::ClientError::NotFound(_))) {
+                        return None;
+                    }
                 }
                 Some(())
             },
