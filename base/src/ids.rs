@@ -103,11 +103,49 @@ impl Namespace {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// The incarnation of this namespace that the directory created as `generation`:
+    /// the name KV entries, placements and object copies of that incarnation are
+    /// stored and replicated under. A namespace deleted and created again gets a new
+    /// generation, so nothing the old one wrote can be read, replicated or placed into
+    /// the new one, wherever it still lingers; it is only ever garbage. Generation 0
+    /// (namespaces created before generations) is the bare name, as stored then.
+    pub fn incarnation(&self, generation: u64) -> Namespace {
+        if generation == 0 {
+            Namespace(self.name().to_string())
+        } else {
+            Namespace(format!(
+                "{}{INCARNATION_SEPARATOR}{generation}",
+                self.name()
+            ))
+        }
+    }
+
+    /// The name a client knows this namespace by, without its generation.
+    pub fn name(&self) -> &str {
+        self.0
+            .split_once(INCARNATION_SEPARATOR)
+            .map_or(self.0.as_str(), |(name, _)| name)
+    }
+
+    /// The generation of this incarnation (0: a bare name).
+    pub fn generation(&self) -> u64 {
+        self.0
+            .split_once(INCARNATION_SEPARATOR)
+            .and_then(|(_, generation)| generation.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
+/// Separates a namespace's name from its generation in an incarnation; outside the
+/// name rule's alphabet, so no created name contains it.
+const INCARNATION_SEPARATOR: char = '@';
+
+/// The client's name (an incarnation shows without its generation): error messages
+/// name the namespace a client asked for. `Debug` shows the whole stored name.
 impl fmt::Display for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.name())
     }
 }
 
@@ -244,6 +282,21 @@ mod tests {
         assert!(check_namespace_name("-x").is_err());
         assert!(check_namespace_name("a/b").is_err());
         assert!(check_namespace_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn an_incarnation_keeps_its_name_and_generation_apart() {
+        let sessions = Namespace::from("sessions.v2");
+        assert_eq!(sessions.incarnation(0), sessions);
+        let third = sessions.incarnation(3);
+        assert_eq!(third.as_str(), "sessions.v2@3");
+        assert_eq!((third.name(), third.generation()), ("sessions.v2", 3));
+        assert_eq!(third.incarnation(4).as_str(), "sessions.v2@4");
+        assert_eq!((sessions.name(), sessions.generation()), ("sessions.v2", 0));
+        assert_eq!(third.to_string(), "sessions.v2");
+        assert_eq!(format!("{third:?}"), "\"sessions.v2@3\"");
+        // No created name holds the separator.
+        assert!(Namespace::parse("a@1").is_err());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::{Client, ClientError};
 
 pub use larder_proto::v1::{ListEntry, Version, WatchEvent};
 
-/// A token naming write `seq` of node `origin` in `namespace` (tests and tools).
+/// A token naming write `seq` of node `origin` in `namespace`, as tokens name it (see
+/// `TokenEntry.namespace`): for tests and tools.
 pub fn test_token(namespace: &str, origin: u64, seq: u64) -> Vec<u8> {
     pb::ConsistencyToken {
         entries: vec![pb::TokenEntry {

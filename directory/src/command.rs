@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Epoch, Namespace, NamespaceRecord, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement,
+    Epoch, Namespace, NamespaceSpec, NodeId, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement,
 };
 
 /// A change to the directory, replicated through the Raft log.
@@ -22,10 +22,12 @@ pub enum Command {
         status: NodeStatus,
         at_ms: u64,
     },
-    /// Creates a namespace with its residency policy.
-    CreateNamespace(NamespaceRecord),
-    /// Deletes a namespace; nodes drop its data.
-    DeleteNamespace { name: Namespace },
+    /// A namespace creation as logged before generations: applied as it always was
+    /// (generation 0, the bare name). Nothing proposes it any more.
+    CreateNamespaceV1(NamespaceSpec),
+    /// A namespace deletion as logged before generations: forgets the record only.
+    /// Nothing proposes it any more.
+    DeleteNamespaceV1 { name: Namespace },
     /// Places a new object; if it is already placed, nothing changes and the existing
     /// placement is the answer (the first placement wins).
     PlaceObject(ObjectPlacement),
@@ -53,6 +55,11 @@ pub enum Command {
     /// first writes on one node share an entry. (After `SetNodeStatus`: the encoding
     /// numbers variants by position.)
     PlaceObjects(Vec<ObjectPlacement>),
+    /// Creates a namespace with its residency policy, as the next generation of its
+    /// name: nothing an earlier namespace of that name stored belongs to it.
+    CreateNamespace(NamespaceSpec),
+    /// Deletes a namespace and its placements; every node drops its data.
+    DeleteNamespace { name: Namespace },
 }
 
 /// One leadership of the directory's Raft group: a term and the node that led it (the
@@ -87,8 +94,12 @@ impl std::fmt::Display for Command {
             } => {
                 write!(f, "set-node-status({id}, {status:?}, seen in {seen_by})")
             }
-            Command::CreateNamespace(record) => write!(f, "create-namespace({})", record.name),
-            Command::DeleteNamespace { name } => write!(f, "delete-namespace({name})"),
+            Command::CreateNamespace(spec) | Command::CreateNamespaceV1(spec) => {
+                write!(f, "create-namespace({})", spec.name)
+            }
+            Command::DeleteNamespace { name } | Command::DeleteNamespaceV1 { name } => {
+                write!(f, "delete-namespace({name})")
+            }
             Command::PlaceObject(p) => write!(f, "place-object({} at {})", p.key, p.owner),
             Command::PlaceObjects(placements) => write!(f, "place-objects({})", placements.len()),
             Command::ReassignObject {
@@ -127,6 +138,7 @@ pub enum CommandOutcome {
         seen_by: Leadership,
         proposed_by: Leadership,
     },
-    /// Each object's placement after [`Command::PlaceObjects`], in its order.
-    PlacedAll(Vec<ObjectPlacement>),
+    /// Each object's placement after [`Command::PlaceObjects`], in its order; `None`
+    /// where the object's namespace incarnation no longer exists (deleted meanwhile).
+    PlacedAll(Vec<Option<ObjectPlacement>>),
 }

@@ -3,8 +3,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Command, CommandOutcome, Epoch, Leadership, Namespace, NamespaceRecord, NodeId, NodeRecord,
-    NodeSpec, NodeStatus, ObjectKey, ObjectPlacement, RegionId,
+    Command, CommandOutcome, Epoch, Leadership, Namespace, NamespaceRecord, NamespaceSpec, NodeId,
+    NodeRecord, NodeSpec, NodeStatus, ObjectKey, ObjectPlacement, RegionId,
 };
 
 /// The directory's replicated state, and the pure function that applies commands to it.
@@ -14,10 +14,12 @@ use crate::{
 #[serde(from = "DirectoryRecords")]
 pub struct DirectoryState {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
+    /// Namespaces by the name clients know them by.
     pub namespaces: BTreeMap<Namespace, NamespaceRecord>,
-    /// Names of deleted namespaces, so every node drops their data; a name leaves this set
-    /// when a namespace of that name is created again.
-    pub deleted_namespaces: BTreeSet<Namespace>,
+    /// The last namespace generation handed out. Data stored under an incarnation of a
+    /// generation up to this one that is not a current namespace's is a deleted
+    /// namespace's: every node drops it (nodes need no list of deleted names).
+    pub last_generation: u64,
     /// Object placements (stored as one record each; see the state machine). Changed
     /// only by `apply`, which keeps `counts` in step; read through
     /// [`DirectoryState::placements`].
@@ -78,7 +80,7 @@ fn decrement<K: Ord>(counts: &mut BTreeMap<K, usize>, key: K) {
 struct DirectoryRecords {
     nodes: BTreeMap<NodeId, NodeRecord>,
     namespaces: BTreeMap<Namespace, NamespaceRecord>,
-    deleted_namespaces: BTreeSet<Namespace>,
+    last_generation: u64,
     placements: BTreeMap<ObjectKey, ObjectPlacement>,
 }
 
@@ -87,9 +89,33 @@ impl From<DirectoryRecords> for DirectoryState {
         DirectoryState::from_parts(
             records.nodes,
             records.namespaces,
-            records.deleted_namespaces,
+            records.last_generation,
             records.placements,
         )
+    }
+}
+
+/// A [`DirectoryState`] as stored and sent before namespace generations (state machine
+/// layouts v1 and v2), read to upgrade it.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(crate) struct DirectoryRecordsV1 {
+    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub namespaces: BTreeMap<Namespace, NamespaceSpec>,
+    /// Deleted names: generation 0 data not of a current namespace is dropped anyway.
+    #[allow(dead_code)]
+    pub deleted_namespaces: BTreeSet<Namespace>,
+    pub placements: BTreeMap<ObjectKey, ObjectPlacement>,
+}
+
+impl From<DirectoryRecordsV1> for DirectoryState {
+    fn from(records: DirectoryRecordsV1) -> DirectoryState {
+        let namespaces = records
+            .namespaces
+            .into_iter()
+            .map(|(name, spec)| (name, NamespaceRecord::new(&spec, 0)))
+            .collect();
+        DirectoryState::from_parts(records.nodes, namespaces, 0, records.placements)
     }
 }
 
@@ -98,7 +124,7 @@ impl DirectoryState {
     pub fn from_parts(
         nodes: BTreeMap<NodeId, NodeRecord>,
         namespaces: BTreeMap<Namespace, NamespaceRecord>,
-        deleted_namespaces: BTreeSet<Namespace>,
+        last_generation: u64,
         placements: BTreeMap<ObjectKey, ObjectPlacement>,
     ) -> DirectoryState {
         let mut counts = PlacementCounts::default();
@@ -108,7 +134,7 @@ impl DirectoryState {
         DirectoryState {
             nodes,
             namespaces,
-            deleted_namespaces,
+            last_generation,
             placements,
             counts,
         }
@@ -176,10 +202,12 @@ impl DirectoryState {
                     }
                 }
             }
-            Command::CreateNamespace(record) => self.create_namespace(record),
-            Command::PlaceObject(placement) => {
-                CommandOutcome::Placed(Box::new(self.place_object(placement)))
-            }
+            Command::CreateNamespace(spec) => self.create_namespace(spec, true),
+            Command::CreateNamespaceV1(spec) => self.create_namespace(spec, false),
+            Command::PlaceObject(placement) => match self.place_object(placement) {
+                Some(placed) => CommandOutcome::Placed(Box::new(placed)),
+                None => CommandOutcome::UnknownNamespace(placement.key.namespace.clone()),
+            },
             Command::PlaceObjects(placements) => {
                 CommandOutcome::PlacedAll(placements.iter().map(|p| self.place_object(p)).collect())
             }
@@ -189,7 +217,8 @@ impl DirectoryState {
                 replicas,
                 region,
             } => self.reassign_object(key, *expected_epoch, replicas, region.as_ref()),
-            Command::DeleteNamespace { name } => self.delete_namespace(name),
+            Command::DeleteNamespace { name } => self.delete_namespace(name, true),
+            Command::DeleteNamespaceV1 { name } => self.delete_namespace(name, false),
         }
     }
 
@@ -240,40 +269,60 @@ impl DirectoryState {
     }
 
     /// Creating a namespace again with the same policy changes nothing; with another
-    /// policy it is refused. A created name is no longer deleted.
-    fn create_namespace(&mut self, record: &NamespaceRecord) -> CommandOutcome {
-        match self.namespaces.get(&record.name) {
-            Some(existing) if existing.policy == record.policy => CommandOutcome::Unchanged,
-            Some(_) => CommandOutcome::NamespaceExists(record.name.clone()),
+    /// policy it is refused. A new one is the next generation of its name (`generated`;
+    /// else generation 0, as logged before generations).
+    fn create_namespace(&mut self, spec: &NamespaceSpec, generated: bool) -> CommandOutcome {
+        match self.namespaces.get(&spec.name) {
+            Some(existing) if existing.policy == spec.policy => CommandOutcome::Unchanged,
+            Some(_) => CommandOutcome::NamespaceExists(spec.name.clone()),
             None => {
-                self.deleted_namespaces.remove(&record.name);
-                self.namespaces.insert(record.name.clone(), record.clone());
+                let generation = if generated {
+                    self.last_generation += 1;
+                    self.last_generation
+                } else {
+                    0
+                };
+                let record = NamespaceRecord::new(spec, generation);
+                self.namespaces.insert(spec.name.clone(), record);
                 CommandOutcome::Applied
             }
         }
     }
 
-    /// The name is remembered as deleted, so every node drops the namespace's data.
-    fn delete_namespace(&mut self, name: &Namespace) -> CommandOutcome {
-        match self.namespaces.remove(name) {
-            Some(_) => {
-                self.deleted_namespaces.insert(name.clone());
-                CommandOutcome::Applied
+    /// Forgets the namespace and (`with_placements`; not as logged before generations)
+    /// its objects' placements. Its data on every node is now an old generation's.
+    fn delete_namespace(&mut self, name: &Namespace, with_placements: bool) -> CommandOutcome {
+        let Some(record) = self.namespaces.remove(name) else {
+            return CommandOutcome::UnknownNamespace(name.clone());
+        };
+        if with_placements {
+            let keys: Vec<ObjectKey> = self
+                .placements_of(&record.stored_as())
+                .map(|p| p.key.clone())
+                .collect();
+            for key in keys {
+                if let Some(placement) = self.placements.remove(&key) {
+                    self.counts.remove(&placement);
+                }
             }
-            None => CommandOutcome::UnknownNamespace(name.clone()),
         }
+        CommandOutcome::Applied
     }
 
-    /// The first placement of an object wins: every later one is answered with it.
-    /// The object's placement: `placement` if it had none (the first placement wins).
-    fn place_object(&mut self, placement: &ObjectPlacement) -> ObjectPlacement {
-        self.placements
-            .entry(placement.key.clone())
-            .or_insert_with(|| {
-                self.counts.add(placement);
-                placement.clone()
-            })
-            .clone()
+    /// The object's placement: `placement` if it had none (the first placement wins);
+    /// `None` when its namespace incarnation is not a current namespace (deleted since
+    /// the placement was proposed), which places nothing.
+    fn place_object(&mut self, placement: &ObjectPlacement) -> Option<ObjectPlacement> {
+        self.incarnation(&placement.key.namespace)?;
+        Some(
+            self.placements
+                .entry(placement.key.clone())
+                .or_insert_with(|| {
+                    self.counts.add(placement);
+                    placement.clone()
+                })
+                .clone(),
+        )
     }
 
     /// A reassignment applies only at the epoch it was decided at, and raises the epoch;
@@ -308,13 +357,59 @@ impl DirectoryState {
         self.placements.get(key)
     }
 
+    /// The namespace clients call `name`.
     pub fn namespace(&self, name: &str) -> Option<&NamespaceRecord> {
         self.namespaces.get(name)
+    }
+
+    /// The namespace whose data is stored as `incarnation`, if it is current (not
+    /// deleted, not created again since).
+    pub fn incarnation(&self, incarnation: &Namespace) -> Option<&NamespaceRecord> {
+        self.namespaces
+            .get(incarnation.name())
+            .filter(|record| record.generation == incarnation.generation())
+    }
+
+    /// Whether data stored under `incarnation` belongs to a deleted namespace: one this
+    /// directory created (its generation is not newer than the last) that is not
+    /// current. Such data is garbage wherever it lingers.
+    pub fn is_deleted(&self, incarnation: &Namespace) -> bool {
+        self.incarnation(incarnation).is_none() && incarnation.generation() <= self.last_generation
+    }
+
+    /// The placements of objects of the namespace incarnation `incarnation`, in id
+    /// order, read in place.
+    pub fn placements_of<'a>(
+        &'a self,
+        incarnation: &'a Namespace,
+    ) -> impl Iterator<Item = &'a ObjectPlacement> + 'a {
+        let first = ObjectKey {
+            namespace: incarnation.clone(),
+            id: String::new(),
+        };
+        self.placements
+            .range(first..)
+            .map(|(_, p)| p)
+            .take_while(move |p| p.key.namespace == *incarnation)
     }
 
     pub fn node(&self, id: NodeId) -> Option<&NodeRecord> {
         self.nodes.get(&id)
     }
+}
+
+/// A directory holding one namespace, `name`, as generation 0 (its data under the
+/// bare name), for tests that place objects.
+#[cfg(test)]
+pub(crate) fn with_namespace(name: &str) -> DirectoryState {
+    let mut state = DirectoryState::default();
+    let spec = NamespaceSpec {
+        name: name.into(),
+        policy: Default::default(),
+        created_at_ms: 0,
+    };
+    state.create_namespace(&spec, false);
+    state
 }
 
 #[cfg(test)]

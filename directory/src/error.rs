@@ -38,6 +38,9 @@ pub enum DirectoryError {
     Protocol(String),
     #[error("the directory is shutting down")]
     ShuttingDown,
+    /// The namespace does not exist (any more): deleted while a placement was on its way.
+    #[error("namespace {0} does not exist")]
+    NamespaceNotFound(crate::Namespace),
 }
 
 fn leader_display(leader: Option<NodeId>) -> String {

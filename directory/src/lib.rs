@@ -55,7 +55,7 @@ pub use directory_state::DirectoryState;
 pub use error::DirectoryError;
 pub use larder_base::{Epoch, Jurisdiction, Namespace, NodeId, RegionId, check_label};
 pub use log_store::SledLogStore;
-pub use namespace::{NamespacePolicy, NamespaceRecord, check_namespace_name};
+pub use namespace::{NamespacePolicy, NamespaceRecord, NamespaceSpec, check_namespace_name};
 pub use network::TonicNetworkFactory;
 pub use node_record::{NodeRecord, NodeSpec, NodeStatus, PeerNode};
 pub use peer_channels::{PeerChannels, PeerConnector, PeerIo};

@@ -43,12 +43,41 @@ impl NamespacePolicy {
     }
 }
 
+/// A namespace as a client asks for it: what [`crate::Command::CreateNamespace`] carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSpec {
+    pub name: Namespace,
+    pub policy: NamespacePolicy,
+    pub created_at_ms: u64,
+}
+
 /// A namespace as recorded in the directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceRecord {
     pub name: Namespace,
     pub policy: NamespacePolicy,
     pub created_at_ms: u64,
+    /// Which creation of this name it is, numbered by the directory (0: created before
+    /// generations, as `CreateNamespaceV1`). Its data lives under
+    /// [`NamespaceRecord::stored_as`].
+    pub generation: u64,
+}
+
+impl NamespaceRecord {
+    pub fn new(spec: &NamespaceSpec, generation: u64) -> NamespaceRecord {
+        NamespaceRecord {
+            name: spec.name.clone(),
+            policy: spec.policy.clone(),
+            created_at_ms: spec.created_at_ms,
+            generation,
+        }
+    }
+
+    /// The incarnation this record's KV entries, placements and object copies are
+    /// stored and replicated under (see [`Namespace::incarnation`]).
+    pub fn stored_as(&self) -> Namespace {
+        self.name.incarnation(self.generation)
+    }
 }
 
 #[cfg(test)]

@@ -186,7 +186,7 @@ mod tests {
     };
 
     fn state() -> DirectoryState {
-        let mut state = DirectoryState::default();
+        let mut state = crate::directory_state::with_namespace("rooms");
         for (id, region, status, j) in [
             (1, "eu-west", NodeStatus::Up, "eu"),
             (2, "eu-west", NodeStatus::Up, "eu"),

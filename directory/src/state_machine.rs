@@ -9,19 +9,22 @@ use openraft::{EntryPayload, OptionalSend};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{RwLock, watch};
 
+use crate::directory_state::DirectoryRecordsV1;
 use crate::raft_types::{
     DirectoryRaftConfig as C, LogId, Snapshot, SnapshotMeta, StoredMembership,
 };
 use crate::{
-    Command, CommandOutcome, DirectoryState, Leadership, Namespace, NamespaceRecord, NodeId,
-    NodeRecord, ObjectKey, ObjectPlacement,
+    Command, CommandOutcome, DirectoryState, Leadership, Namespace, NamespaceRecord, NamespaceSpec,
+    NodeId, NodeRecord, ObjectKey, ObjectPlacement,
 };
 
 const SM_TREE: &str = "directory_state";
 /// Earlier layout: the whole directory, placements included, in one record.
 const APPLIED_KEY_V1: &[u8] = b"applied";
+/// Everything but the placements, in one record, as before namespace generations.
+const APPLIED_KEY_V2: &[u8] = b"applied.v2";
 /// Everything but the placements, in one record.
-const APPLIED_KEY: &[u8] = b"applied.v2";
+const APPLIED_KEY: &[u8] = b"applied.v3";
 /// One record per object placement, under this prefix.
 const PLACEMENT_PREFIX: &[u8] = b"p/";
 /// The current snapshot, in a tree of its own: a multi-megabyte value beside the
@@ -47,7 +50,7 @@ struct AppliedHead {
     last_membership: StoredMembership,
     nodes: BTreeMap<NodeId, NodeRecord>,
     namespaces: BTreeMap<Namespace, NamespaceRecord>,
-    deleted_namespaces: BTreeSet<Namespace>,
+    last_generation: u64,
 }
 
 impl AppliedHead {
@@ -57,9 +60,41 @@ impl AppliedHead {
             last_membership: state.last_membership.clone(),
             nodes: state.directory.nodes.clone(),
             namespaces: state.directory.namespaces.clone(),
-            deleted_namespaces: state.directory.deleted_namespaces.clone(),
+            last_generation: state.directory.last_generation,
         }
     }
+}
+
+/// [`AppliedHead`] as stored before namespace generations.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct AppliedHeadV2 {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    nodes: BTreeMap<NodeId, NodeRecord>,
+    namespaces: BTreeMap<Namespace, NamespaceSpec>,
+    #[allow(dead_code)]
+    deleted_namespaces: BTreeSet<Namespace>,
+}
+
+/// [`AppliedState`] as stored in the first layout (one record, placements inside).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct AppliedStateV1 {
+    last_applied: Option<LogId>,
+    last_membership: StoredMembership,
+    directory: DirectoryRecordsV1,
+}
+
+/// The placements stored one record each, by key.
+fn load_placements(tree: &Tree) -> io::Result<BTreeMap<ObjectKey, ObjectPlacement>> {
+    let mut placements = BTreeMap::new();
+    for row in tree.scan_prefix(PLACEMENT_PREFIX) {
+        let (_, raw) = row?;
+        let placement: ObjectPlacement = codec::decode(&raw)?;
+        placements.insert(placement.key.clone(), placement);
+    }
+    Ok(placements)
 }
 
 fn placement_key(key: &ObjectKey) -> io::Result<Vec<u8>> {
@@ -148,40 +183,43 @@ impl SledStateMachine {
             tree.remove(SNAPSHOT_KEY)?;
             store.flush_blocking()?;
         }
-        let state = match (tree.get(APPLIED_KEY)?, tree.get(APPLIED_KEY_V1)?) {
-            (Some(raw), _) => {
-                let head: AppliedHead = codec::decode(&raw)?;
-                let mut placements = BTreeMap::new();
-                for row in tree.scan_prefix(PLACEMENT_PREFIX) {
-                    let (_, raw) = row?;
-                    let placement: ObjectPlacement = codec::decode(&raw)?;
-                    placements.insert(placement.key.clone(), placement);
-                }
-                AppliedState {
-                    last_applied: head.last_applied,
-                    last_membership: head.last_membership,
-                    directory: DirectoryState::from_parts(
-                        head.nodes,
-                        head.namespaces,
-                        head.deleted_namespaces,
-                        placements,
-                    ),
-                }
+        let state = if let Some(raw) = tree.get(APPLIED_KEY)? {
+            let head: AppliedHead = codec::decode(&raw)?;
+            AppliedState {
+                last_applied: head.last_applied,
+                last_membership: head.last_membership,
+                directory: DirectoryState::from_parts(
+                    head.nodes,
+                    head.namespaces,
+                    head.last_generation,
+                    load_placements(&tree)?,
+                ),
             }
-            (None, Some(raw)) => {
-                // Written by an earlier version: rewrite it in today's layout.
-                let state: AppliedState = codec::decode(&raw)?;
-                let mut batch = Self::whole_state_batch(&tree, &state)?;
-                batch.remove(APPLIED_KEY_V1);
-                tree.apply_batch(batch)?;
-                store.flush_blocking()?;
-                tracing::info!(
-                    placements = state.directory.placements().len(),
-                    "directory state moved to per-placement records"
-                );
-                state
+        } else if let Some(state) = Self::earlier_layout(&tree)? {
+            // Written by an earlier version: rewrite it, and the snapshot, in today's
+            // layout (namespaces of then are generation 0).
+            let mut batch = Self::whole_state_batch(&tree, &state)?;
+            batch.remove(APPLIED_KEY_V1);
+            batch.remove(APPLIED_KEY_V2);
+            if let Some(raw) = snapshots.get(SNAPSHOT_KEY)? {
+                let stored: StoredSnapshot = codec::decode(&raw)?;
+                let directory: DirectoryState =
+                    codec::decode::<DirectoryRecordsV1>(&stored.data)?.into();
+                let upgraded = StoredSnapshot {
+                    meta: stored.meta,
+                    data: codec::encode(&directory)?,
+                };
+                snapshots.insert(SNAPSHOT_KEY, codec::encode(&upgraded)?)?;
             }
-            (None, None) => AppliedState::default(),
+            tree.apply_batch(batch)?;
+            store.flush_blocking()?;
+            tracing::info!(
+                placements = state.directory.placements().len(),
+                "directory state moved to today's layout"
+            );
+            state
+        } else {
+            AppliedState::default()
         };
         let applied = state.last_applied.map_or(0, |id| id.index);
         let state = Arc::new(RwLock::new(state));
@@ -200,6 +238,37 @@ impl SledStateMachine {
             },
             reader,
         ))
+    }
+
+    /// The state as an earlier version stored it, if it did.
+    fn earlier_layout(tree: &Tree) -> io::Result<Option<AppliedState>> {
+        if let Some(raw) = tree.get(APPLIED_KEY_V2)? {
+            let head: AppliedHeadV2 = codec::decode(&raw)?;
+            let namespaces = head
+                .namespaces
+                .into_iter()
+                .map(|(name, spec)| (name, NamespaceRecord::new(&spec, 0)))
+                .collect();
+            return Ok(Some(AppliedState {
+                last_applied: head.last_applied,
+                last_membership: head.last_membership,
+                directory: DirectoryState::from_parts(
+                    head.nodes,
+                    namespaces,
+                    0,
+                    load_placements(tree)?,
+                ),
+            }));
+        }
+        if let Some(raw) = tree.get(APPLIED_KEY_V1)? {
+            let state: AppliedStateV1 = codec::decode(&raw)?;
+            return Ok(Some(AppliedState {
+                last_applied: state.last_applied,
+                last_membership: state.last_membership,
+                directory: state.directory.into(),
+            }));
+        }
+        Ok(None)
     }
 
     /// Persists the head and the placements of `changed`, atomically and flushed.
@@ -305,6 +374,17 @@ impl RaftStateMachine<C> for SledStateMachine {
                 EntryPayload::Blank => CommandOutcome::Unchanged,
                 EntryPayload::Normal(ref command) => {
                     note_touched(command, &mut changed);
+                    if let Command::DeleteNamespace { name } = command
+                        && let Some(record) = state.directory.namespace(name.as_str())
+                    {
+                        let stored_as = record.stored_as();
+                        changed.extend(
+                            state
+                                .directory
+                                .placements_of(&stored_as)
+                                .map(|p| p.key.clone()),
+                        );
+                    }
                     let outcome = state.directory.apply(command, proposed_by);
                     if let CommandOutcome::StaleMark { seen_by, .. } = &outcome {
                         tracing::info!(command = %command, seen_by = %seen_by, proposed_by = %proposed_by, "liveness mark of another leadership ignored");
@@ -414,7 +494,10 @@ mod tests {
     }
 
     fn with_placements(ids: &[&str]) -> AppliedState {
-        let mut state = AppliedState::default();
+        let mut state = AppliedState {
+            directory: crate::directory_state::with_namespace("rooms"),
+            ..AppliedState::default()
+        };
         for id in ids {
             state
                 .directory
@@ -475,6 +558,60 @@ mod tests {
         }
     }
 
+    fn rooms_then() -> BTreeMap<Namespace, NamespaceSpec> {
+        let spec = NamespaceSpec {
+            name: "rooms".into(),
+            policy: Default::default(),
+            created_at_ms: 0,
+        };
+        BTreeMap::from([("rooms".into(), spec)])
+    }
+
+    /// A directory of the placements of `state` as stored before generations.
+    fn directory_then(state: &AppliedState) -> DirectoryRecordsV1 {
+        DirectoryRecordsV1 {
+            nodes: BTreeMap::new(),
+            namespaces: rooms_then(),
+            deleted_namespaces: BTreeSet::from(["gone".into()]),
+            placements: state.directory.placements().clone(),
+        }
+    }
+
+    /// Stores `then` as the current snapshot, as the version before generations did,
+    /// and flushes.
+    fn store_snapshot_then(store: &Store, then: &DirectoryRecordsV1) {
+        let snapshot = StoredSnapshot {
+            meta: SnapshotMeta::default(),
+            data: codec::encode(then).expect("encode"),
+        };
+        let snapshots = store.tree(SNAPSHOT_TREE).expect("tree");
+        snapshots
+            .insert(SNAPSHOT_KEY, codec::encode(&snapshot).expect("encode"))
+            .expect("insert");
+        store.flush_blocking().expect("flush");
+    }
+
+    /// Opens the state machine in `dir` twice (the upgrade, then today's layout) and
+    /// checks it holds `expected`, with an upgraded snapshot.
+    async fn reopens_as(dir: &std::path::Path, expected: &AppliedState) {
+        for _ in 0..2 {
+            let store = Store::open(dir).expect("store");
+            let (mut sm, reader) = SledStateMachine::open(store).expect("open");
+            assert_eq!(reader.snapshot().await, expected.directory);
+            for old in [APPLIED_KEY_V1, APPLIED_KEY_V2] {
+                assert!(sm.tree.get(old).expect("get").is_none());
+            }
+            assert_eq!(sm.tree.scan_prefix(PLACEMENT_PREFIX).count(), 2);
+            let snapshot = sm
+                .get_current_snapshot()
+                .await
+                .expect("read")
+                .expect("kept");
+            let directory: DirectoryState = codec::decode(&snapshot.snapshot).expect("decode");
+            assert_eq!(directory, expected.directory);
+        }
+    }
+
     #[tokio::test]
     async fn a_directory_in_the_earlier_single_record_layout_is_moved_over() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -482,16 +619,41 @@ mod tests {
         {
             let store = Store::open(dir.path()).expect("store");
             let tree = store.tree(SM_TREE).expect("tree");
-            tree.insert(APPLIED_KEY_V1, codec::encode(&state).expect("encode"))
+            let then = AppliedStateV1 {
+                last_applied: state.last_applied,
+                last_membership: state.last_membership.clone(),
+                directory: directory_then(&state),
+            };
+            tree.insert(APPLIED_KEY_V1, codec::encode(&then).expect("encode"))
                 .expect("insert");
-            store.flush_blocking().expect("flush");
+            store_snapshot_then(&store, &then.directory);
         }
-        for _ in 0..2 {
+        reopens_as(dir.path(), &state).await;
+    }
+
+    #[tokio::test]
+    async fn a_directory_from_before_namespace_generations_is_moved_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = with_placements(&["a", "b"]);
+        {
             let store = Store::open(dir.path()).expect("store");
-            let (sm, reader) = SledStateMachine::open(store).expect("open");
-            assert_eq!(reader.snapshot().await, state.directory);
-            assert!(sm.tree.get(APPLIED_KEY_V1).expect("get").is_none());
-            assert_eq!(sm.tree.scan_prefix(PLACEMENT_PREFIX).count(), 2);
+            let tree = store.tree(SM_TREE).expect("tree");
+            let head = AppliedHeadV2 {
+                last_applied: state.last_applied,
+                last_membership: state.last_membership.clone(),
+                nodes: BTreeMap::new(),
+                namespaces: rooms_then(),
+                deleted_namespaces: BTreeSet::from(["gone".into()]),
+            };
+            tree.insert(APPLIED_KEY_V2, codec::encode(&head).expect("encode"))
+                .expect("insert");
+            for (key, placement) in state.directory.placements() {
+                let raw = codec::encode(placement).expect("encode");
+                tree.insert(placement_key(key).expect("key"), raw)
+                    .expect("insert");
+            }
+            store_snapshot_then(&store, &directory_then(&state));
         }
+        reopens_as(dir.path(), &state).await;
     }
 }

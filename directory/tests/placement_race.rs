@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use larder_directory::{
-    Command, Directory, DirectoryConfig, DirectoryRequest, NodeId, NodeSpec, ObjectKey, PeerNode,
-    RegionId,
+    Command, Directory, DirectoryConfig, DirectoryRequest, Namespace, NamespaceSpec, NodeId,
+    NodeSpec, ObjectKey, PeerNode, RegionId,
 };
 use larder_store::Store;
 
@@ -21,7 +21,7 @@ fn spec(id: u64) -> NodeSpec {
 }
 
 /// A single-voter directory (the leader) knowing three eligible nodes in `eu-west`
-/// (records only: placement needs no traffic), and its store's folder.
+/// (records only: placement needs no traffic) and a namespace, and its store's folder.
 async fn directory_of_three() -> (Directory, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
@@ -59,14 +59,31 @@ async fn directory_of_three() -> (Directory, tempfile::TempDir) {
             .await
             .expect("register");
     }
+    let create = Command::CreateNamespace(NamespaceSpec {
+        name: "rooms".into(),
+        policy: Default::default(),
+        created_at_ms: 1,
+    });
+    directory
+        .request(DirectoryRequest::Write(create))
+        .await
+        .expect("create");
     (directory, dir)
+}
+
+/// Where the namespace's objects are placed: its current incarnation.
+async fn rooms(directory: &Directory) -> Namespace {
+    directory
+        .read_local(|s| s.namespace("rooms").map(|r| r.stored_as()))
+        .await
+        .expect("created")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_placements_agree_on_one_winner() {
     let (directory, _dir) = directory_of_three().await;
     let key = ObjectKey {
-        namespace: "rooms".into(),
+        namespace: rooms(&directory).await,
         id: "room-1".into(),
     };
     let mut racers = Vec::new();
@@ -118,12 +135,14 @@ async fn concurrent_placements_share_entries_and_spread_owners() {
     const OBJECTS: u64 = 600;
     let (directory, _dir) = directory_of_three().await;
     let applied_before = directory.reader().applied_index().await;
+    let namespace = rooms(&directory).await;
     let placers: Vec<_> = (0..OBJECTS)
         .map(|i| {
             let directory = directory.clone();
+            let namespace = namespace.clone();
             tokio::spawn(async move {
                 let key = ObjectKey {
-                    namespace: "carts".into(),
+                    namespace,
                     id: format!("cart-{i}"),
                 };
                 directory

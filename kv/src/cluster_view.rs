@@ -8,9 +8,15 @@ use crate::{Namespace, NodeId};
 pub struct ClusterView {
     pub me: NodeId,
     pub nodes: BTreeMap<NodeId, PeerInfo>,
+    /// The current namespaces, by the incarnation their data is stored and replicated
+    /// under (see `Namespace::incarnation`).
     pub namespaces: BTreeMap<Namespace, NamespaceInfo>,
-    /// Namespaces deleted from the directory: their data is dropped.
-    pub deleted_namespaces: BTreeSet<Namespace>,
+    /// The current incarnation of each namespace, by the name clients use.
+    pub names: BTreeMap<Namespace, Namespace>,
+    /// The last namespace generation the directory handed out; `None` until the view
+    /// comes from the directory. Stored data of an incarnation up to it that is not
+    /// current belongs to a deleted namespace.
+    pub last_generation: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +36,44 @@ pub struct NamespaceInfo {
 }
 
 impl ClusterView {
+    /// A view from the directory whose namespaces are all generation 0 (stored under
+    /// the names clients use): for tests and tools that build a view by hand.
+    pub fn new(
+        me: NodeId,
+        nodes: BTreeMap<NodeId, PeerInfo>,
+        namespaces: BTreeMap<Namespace, NamespaceInfo>,
+    ) -> ClusterView {
+        ClusterView {
+            me,
+            nodes,
+            names: namespaces
+                .keys()
+                .map(|ns| (ns.clone(), ns.clone()))
+                .collect(),
+            namespaces,
+            last_generation: Some(0),
+        }
+    }
+
     pub fn my_region(&self) -> &str {
         self.nodes
             .get(&self.me)
             .map_or("", |peer| peer.region.as_str())
+    }
+
+    /// The incarnation the namespace clients call `name` is stored under, if it exists.
+    pub fn resolve(&self, name: &str) -> Option<&Namespace> {
+        self.names.get(name)
+    }
+
+    /// Whether data stored under `incarnation` is a deleted namespace's (garbage): an
+    /// incarnation this view would know of, but not current. One newer than the view
+    /// (a peer's write of a namespace created a moment ago) is not.
+    pub fn is_deleted(&self, incarnation: &Namespace) -> bool {
+        !self.namespaces.contains_key(incarnation)
+            && self
+                .last_generation
+                .is_some_and(|last| incarnation.generation() <= last)
     }
 
     /// Whether `node` may hold `namespace`. Unknown namespaces are not allowed anywhere.
@@ -132,12 +172,7 @@ mod tests {
                 },
             ),
         ]);
-        ClusterView {
-            me: NodeId(1),
-            nodes,
-            namespaces,
-            deleted_namespaces: BTreeSet::new(),
-        }
+        ClusterView::new(NodeId(1), nodes, namespaces)
     }
 
     #[test]
@@ -155,6 +190,30 @@ mod tests {
         assert_eq!(
             plan.iter().map(|(_, relay)| 1 + relay.len()).sum::<usize>(),
             4
+        );
+    }
+
+    #[test]
+    fn data_of_an_incarnation_the_view_knows_but_not_as_current_is_deleted() {
+        let mut v = view();
+        let all = v.namespaces.remove("all").expect("all");
+        v.namespaces.insert("all@7".into(), all);
+        v.names.insert("all".into(), "all@7".into());
+        v.last_generation = Some(7);
+        assert_eq!(v.resolve("all"), Some(&"all@7".into()));
+        assert_eq!(
+            v.resolve("all@7"),
+            None,
+            "clients name namespaces, not incarnations"
+        );
+        assert!(!v.is_deleted(&"all@7".into()));
+        assert!(v.is_deleted(&"all@6".into()));
+        assert!(v.is_deleted(&"all".into()), "generation 0, not current");
+        assert!(!v.is_deleted(&"all@8".into()), "created after this view");
+        v.last_generation = None;
+        assert!(
+            !v.is_deleted(&"all@6".into()),
+            "no view from the directory yet"
         );
     }
 

@@ -41,36 +41,72 @@ pub fn collection(entry: &Entry, now_ms: u64, grace_ms: u64) -> Collection {
     }
 }
 
+/// How soon a drop pass runs again while a deleted namespace still has rows: a
+/// namespace of N rows is gone in about N / `collect_scan_max` of these.
+const DROP_AGAIN_AFTER: Duration = Duration::from_millis(100);
+
 pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     let interval = Duration::from_millis(kv.config().collect_interval_ms);
+    let mut views = kv.inner().cluster.clone();
+    let mut next_collection = tokio::time::Instant::now() + interval;
+    // At once at start too: a node that was down when a namespace was deleted may have
+    // caught up with the directory before the KV started.
+    let mut drop_again = Some(tokio::time::Instant::now());
     loop {
+        // A namespace deleted (a new view) is dropped at once, not at the next round.
+        let drop_due = async {
+            match drop_again {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep_until(next_collection) => {
+                next_collection = tokio::time::Instant::now() + interval;
+                if let Err(err) = collect_once(&kv).await {
+                    tracing::warn!(error = %err, "KV collection round failed");
+                }
+            }
+            changed = views.changed() => if changed.is_err() { return },
+            _ = drop_due => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(err) = collect_once(&kv).await {
-            tracing::warn!(error = %err, "KV collection round failed");
+        drop_again = match drop_deleted(&kv).await {
+            Ok(0) => None,
+            Ok(_) => Some(tokio::time::Instant::now() + DROP_AGAIN_AFTER),
+            Err(err) => {
+                tracing::warn!(error = %err, "dropping deleted namespaces failed");
+                None
+            }
+        };
+    }
+}
+
+/// Queues the removal of up to `collect_scan_max` rows of each namespace incarnation
+/// stored here that the directory deleted (or created again since). Returns how many
+/// such namespaces it found.
+pub async fn drop_deleted(kv: &Kv) -> Result<usize, crate::KvError> {
+    let view = kv.view();
+    let mut found = 0;
+    for namespace in kv.keyspace().stored_namespaces()? {
+        if view.is_deleted(&namespace) {
+            tracing::info!(namespace = ?namespace, "dropping a deleted namespace's entries");
+            kv.submit_background(Job::background(Work::DropNamespace {
+                namespace,
+                limit: kv.config().collect_scan_max,
+            }))
+            .await?;
+            found += 1;
         }
     }
+    Ok(found)
 }
 
 /// One pass over every stored entry. Returns how many removals were queued.
 pub async fn collect_once(kv: &Kv) -> Result<usize, crate::KvError> {
     let grace = kv.config().tombstone_grace_ms;
     let step = kv.config().collect_scan_max;
-    let view = kv.view();
-    let mut queued = 0;
-    for namespace in kv.keyspace().stored_namespaces()? {
-        if view.deleted_namespaces.contains(&namespace) && !view.namespaces.contains_key(&namespace)
-        {
-            kv.submit_background(Job::background(Work::DropNamespace {
-                namespace,
-                limit: step,
-            }))
-            .await?;
-            queued += 1;
-        }
-    }
+    let mut queued = drop_deleted(kv).await?;
     let mut cursor = None;
     loop {
         let (entries, next) = kv.keyspace().scan_entries(cursor, step)?;

@@ -342,6 +342,10 @@ impl<'a> GroupStage<'a> {
         let mut accepted = Vec::with_capacity(segments.len());
         let mut writes = Vec::new();
         for segment in segments {
+            if self.view.is_deleted(&segment.namespace) {
+                // Late writes of a deleted namespace: nothing would ever read them.
+                continue;
+            }
             let known = self.view.namespaces.contains_key(&segment.namespace);
             if known && !self.view.allows(&segment.namespace, self.me) {
                 // Residency: never store a namespace this node may not hold.

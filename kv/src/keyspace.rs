@@ -10,7 +10,7 @@
 //! The origin index holds exactly the current entries, keyed by the write that produced
 //! them; anti-entropy and watch resume read "writes of origin O after sequence S" from it.
 
-use larder_store::{Batch, Store, StoreError, Tree, codec};
+use larder_store::{Batch, Store, StoreError, Tree, codec, prefix_end};
 
 use crate::{Entry, KvError, Namespace, NodeId, Version, VersionVector};
 
@@ -40,18 +40,6 @@ pub fn origin_key(namespace: &Namespace, origin: NodeId, seq: u64) -> Vec<u8> {
     out.extend_from_slice(&origin.0.to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out
-}
-
-/// The smallest key greater than every key starting with `prefix` (None: no bound).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// A page of entries and the key to continue after (None: the end was reached).
@@ -297,13 +285,6 @@ impl Keyspace {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_end_handles_overflow() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(&[b'a', 0xff]), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(&[0xff, 0xff]), None);
-    }
 
     #[test]
     fn namespaces_do_not_share_key_ranges() {

@@ -160,10 +160,27 @@ impl Kv {
         self.inner.cluster.borrow().clone()
     }
 
-    /// Fails unless `namespace` exists and this node may hold it.
-    pub fn check_namespace(&self, namespace: &Namespace) -> Result<(), KvError> {
+    /// Waits (at most `timeout`) until this node's view of the cluster satisfies
+    /// `until`; whether it did.
+    pub async fn wait_for_view(
+        &self,
+        until: impl Fn(&ClusterView) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let mut views = self.inner.cluster.clone();
+        tokio::time::timeout(timeout, views.wait_for(|view| until(view)))
+            .await
+            .is_ok_and(|seen| seen.is_ok())
+    }
+
+    /// The incarnation the namespace clients call `namespace` is stored under; fails
+    /// unless it exists and this node may hold it.
+    pub fn check_namespace(&self, namespace: &Namespace) -> Result<Namespace, KvError> {
         let view = self.view();
-        let Some(ns) = view.namespaces.get(namespace) else {
+        let Some((stored_as, ns)) = view
+            .resolve(namespace.as_str())
+            .and_then(|stored_as| Some((stored_as, view.namespaces.get(stored_as)?)))
+        else {
             return Err(KvError::NamespaceNotFound(namespace.clone()));
         };
         if !ns.allowed.contains(&self.inner.me) {
@@ -174,7 +191,7 @@ impl Kv {
                 region: view.my_region().to_string(),
             });
         }
-        Ok(())
+        Ok(stored_as.clone())
     }
 
     /// Queues a client's job, refusing it when the queue is full (the client retries).
@@ -221,7 +238,7 @@ impl Kv {
         items: Vec<PutItem>,
     ) -> Result<WriteOutcome, KvError> {
         let mutations = validate::puts(&self.inner.config, items, self.now_ms())?;
-        self.check_namespace(namespace)?;
+        let namespace = &self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
     }
 
@@ -231,7 +248,7 @@ impl Kv {
         keys: Vec<Vec<u8>>,
     ) -> Result<WriteOutcome, KvError> {
         let mutations = validate::deletes(&self.inner.config, keys)?;
-        self.check_namespace(namespace)?;
+        let namespace = &self.check_namespace(namespace)?;
         self.write_local(namespace, mutations).await
     }
 
@@ -243,7 +260,7 @@ impl Kv {
         consistency_token: &[u8],
     ) -> Result<Option<Entry>, KvError> {
         validate::key(&self.inner.config, key)?;
-        self.check_namespace(namespace)?;
+        let namespace = &self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
         let now = self.now_ms();
         Ok(self
@@ -260,7 +277,7 @@ impl Kv {
         consistency_token: &[u8],
     ) -> Result<Vec<Option<Entry>>, KvError> {
         validate::get_many(&self.inner.config, keys)?;
-        self.check_namespace(namespace)?;
+        let namespace = &self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
         let now = self.now_ms();
         keys.iter()
@@ -284,7 +301,7 @@ impl Kv {
     ) -> Result<ListPage, KvError> {
         let config = &self.inner.config;
         let limit = validate::list(config, prefix, cursor, limit)?;
-        self.check_namespace(namespace)?;
+        let namespace = &self.check_namespace(namespace)?;
         self.wait_for_token(namespace, consistency_token).await?;
         let (entries, cursor) = self.inner.keyspace.list(
             namespace,

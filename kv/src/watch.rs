@@ -28,7 +28,7 @@ pub fn watch(
     prefix: &[u8],
     resume_token: &[u8],
 ) -> Result<mpsc::Receiver<Result<WatchEvent, KvError>>, KvError> {
-    kv.check_namespace(namespace)?;
+    let namespace = &kv.check_namespace(namespace)?;
     crate::validate::watch_prefix(kv.config(), prefix)?;
     let resume = if resume_token.is_empty() {
         None

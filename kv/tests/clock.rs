@@ -18,26 +18,23 @@ use tokio::sync::watch;
 const NS: &str = "ns";
 
 fn single_node_view() -> ClusterView {
-    ClusterView {
-        me: NodeId(1),
-        nodes: BTreeMap::from([(
-            NodeId(1),
-            PeerInfo {
-                region: "eu-west".into(),
-                api_addr: String::new(),
-                peer_addr: String::new(),
-                up: true,
-            },
-        )]),
-        namespaces: BTreeMap::from([(
-            NS.into(),
-            NamespaceInfo {
-                allowed: BTreeSet::from([NodeId(1)]),
-                policy: "everywhere".into(),
-            },
-        )]),
-        deleted_namespaces: BTreeSet::new(),
-    }
+    let nodes = BTreeMap::from([(
+        NodeId(1),
+        PeerInfo {
+            region: "eu-west".into(),
+            api_addr: String::new(),
+            peer_addr: String::new(),
+            up: true,
+        },
+    )]);
+    let namespaces = BTreeMap::from([(
+        NS.into(),
+        NamespaceInfo {
+            allowed: BTreeSet::from([NodeId(1)]),
+            policy: "everywhere".into(),
+        },
+    )]);
+    ClusterView::new(NodeId(1), nodes, namespaces)
 }
 
 /// Starts a KV on `store`; the returned sender shuts its tasks down.

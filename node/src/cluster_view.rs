@@ -35,7 +35,7 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
                 .map(|record| NodeId(record.spec.id.0))
                 .collect();
             (
-                ns.name.clone(),
+                ns.stored_as(),
                 NamespaceInfo {
                     allowed,
                     policy: ns.policy.describe(),
@@ -43,11 +43,17 @@ pub fn view_of(state: &DirectoryState, me: u64) -> ClusterView {
             )
         })
         .collect();
+    let names = state
+        .namespaces
+        .values()
+        .map(|ns| (ns.name.clone(), ns.stored_as()))
+        .collect();
     ClusterView {
         me: NodeId(me),
         nodes,
         namespaces,
-        deleted_namespaces: state.deleted_namespaces.clone(),
+        names,
+        last_generation: Some(state.last_generation),
     }
 }
 

@@ -238,6 +238,10 @@ async fn start_kv_and_objects(
         objects.clone(),
         shutdown.clone(),
     )));
+    background.push(tokio::spawn(larder_objects::sweep::run(
+        objects.clone(),
+        shutdown.clone(),
+    )));
     Ok((kv, objects))
 }
 

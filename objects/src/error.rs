@@ -69,7 +69,9 @@ impl From<larder_store::StoreError> for ObjectError {
 
 impl From<larder_directory::DirectoryError> for ObjectError {
     fn from(err: larder_directory::DirectoryError) -> Self {
-        if err.is_retryable() {
+        if let larder_directory::DirectoryError::NamespaceNotFound(namespace) = err {
+            ObjectError::NamespaceNotFound(namespace)
+        } else if err.is_retryable() {
             ObjectError::Unavailable {
                 reason: err.to_string(),
                 retry_at: None,

@@ -19,7 +19,8 @@
 //!   [`op`]: the operations; [`ObjectLimits`] (`limits`): their limits; [`ObjectId`]
 //!   (`id`): ids; [`ObjectsConfig`] (`config`): the runtime's settings;
 //! - [`alarms`]: the scheduler firing due alarms of owned objects; [`events`]:
-//!   subscriptions to alarms fired and messages published;
+//!   subscriptions to alarms fired and messages published; [`sweep`]: removes copies
+//!   of deleted namespaces;
 //! - [`peer_messages`]: the peer payloads; [`ObjectError`] (`error`): what can go wrong;
 //!   `testing`: directory fixtures for the unit tests.
 //!
@@ -42,6 +43,7 @@ pub mod peers;
 pub mod placements;
 mod replication_link;
 mod state;
+pub mod sweep;
 #[cfg(test)]
 mod testing;
 

@@ -90,7 +90,7 @@ impl Placements {
         let (placement, namespace_exists) = self
             .directory
             .read_linearizable(|s| {
-                let namespace_exists = s.namespace(key.namespace.as_str()).is_some();
+                let namespace_exists = s.incarnation(&key.namespace).is_some();
                 (s.placement(key).cloned(), namespace_exists)
             })
             .await?;
@@ -145,7 +145,7 @@ impl Placements {
             .directory
             .read_local(|state| {
                 let namespace = state
-                    .namespace(key.namespace.as_str())
+                    .incarnation(&key.namespace)
                     .ok_or_else(|| ObjectError::NamespaceNotFound(key.namespace.clone()))?;
                 let policy = &namespace.policy;
                 let region =
@@ -232,7 +232,7 @@ impl Placements {
     ) -> Result<ListPage, ObjectError> {
         self.directory
             .read_local(|state| {
-                if state.namespace(namespace.as_str()).is_none() {
+                if state.incarnation(namespace).is_none() {
                     return Err(ObjectError::NamespaceNotFound(namespace.clone()));
                 }
                 let range = Range {
@@ -284,11 +284,27 @@ impl Placements {
             .await
     }
 
-    /// Whether `namespace` exists (as this node has applied the directory).
+    /// Whether the namespace incarnation `namespace` is current (as this node has
+    /// applied the directory).
     pub async fn namespace_exists(&self, namespace: &Namespace) -> bool {
         self.directory
-            .read_local(|s| s.namespace(namespace.as_str()).is_some())
+            .read_local(|s| s.incarnation(namespace).is_some())
             .await
+    }
+
+    /// The incarnation the objects of the namespace clients call `name` are stored
+    /// and placed under (see `Namespace::incarnation`): what every call resolves the
+    /// client's name to, once, where it comes in. A namespace created a moment ago
+    /// through another node is found through the leader.
+    pub async fn resolve(&self, name: &Namespace) -> Result<Namespace, ObjectError> {
+        let current = |s: &DirectoryState| s.namespace(name.as_str()).map(|r| r.stored_as());
+        if let Some(found) = self.directory.read_local(current).await {
+            return Ok(found);
+        }
+        self.directory
+            .read_linearizable(current)
+            .await?
+            .ok_or_else(|| ObjectError::NamespaceNotFound(name.clone()))
     }
 }
 

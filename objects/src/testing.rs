@@ -36,6 +36,7 @@ pub(crate) fn with_namespace(state: &mut DirectoryState, name: &str, policy: Nam
         name: name.into(),
         policy,
         created_at_ms: 0,
+        generation: 0,
     };
     state.namespaces.insert(name.into(), record);
 }

@@ -35,4 +35,4 @@ pub use error::StoreError;
 pub use health::StoreHealth;
 pub use memory::MemoryDisk;
 pub use store::{FORMAT_VERSION, Store};
-pub use tree::{Batch, Tree};
+pub use tree::{Batch, Tree, prefix_end};

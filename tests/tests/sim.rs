@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use larder_checker::{CheckInputs, History, check_all};
 use larder_directory::{
-    Command, Directory, DirectoryConfig, DirectoryRequest, NamespacePolicy, NamespaceRecord,
-    NodeId, NodeSpec, ObjectKey, PeerNode, RegionId, liveness, peer_services,
+    Command, Directory, DirectoryConfig, DirectoryRequest, NamespacePolicy, NamespaceSpec, NodeId,
+    NodeSpec, ObjectKey, PeerNode, RegionId, liveness, peer_services,
 };
 use larder_objects::grpc::objects_service::ObjectsService;
 use larder_objects::grpc::peer_service::ObjectPeerService;
@@ -156,7 +156,7 @@ async fn node(id: u64, disk: MemoryDisk, spy: SharedSpy) -> turmoil::Result {
 }
 
 async fn create_namespace(directory: Directory) {
-    let record = NamespaceRecord {
+    let record = NamespaceSpec {
         name: NAMESPACE.into(),
         policy: NamespacePolicy::default(),
         created_at_ms: 0,
@@ -177,12 +177,14 @@ async fn watch_node(id: u64, directory: Directory, spy: SharedSpy) {
         let leader = (metrics.current_term, metrics.current_leader.map(|l| l.0));
         let mut placements = Vec::new();
         for object in [REGISTER.0, COUNTER.0] {
-            let key = ObjectKey {
-                namespace: NAMESPACE.into(),
-                id: object.into(),
-            };
             let found = directory
-                .read_local(|state| state.placement(&key).map(|p| (p.epoch.0, p.owner.0)))
+                .read_local(|state| {
+                    let key = ObjectKey {
+                        namespace: state.namespace(NAMESPACE)?.stored_as(),
+                        id: object.into(),
+                    };
+                    state.placement(&key).map(|p| (p.epoch.0, p.owner.0))
+                })
                 .await;
             if let Some(found) = found {
                 placements.push((object, found));

@@ -64,6 +64,13 @@ impl Directory {
                 let mut chosen_here: BTreeMap<NodeId, usize> = BTreeMap::new();
                 let mut proposals = Vec::with_capacity(batch.len());
                 for request in batch {
+                    if state.incarnation(&request.key.namespace).is_none() {
+                        let namespace = request.key.namespace.clone();
+                        let _ = request
+                            .answer
+                            .send(Err(DirectoryError::NamespaceNotFound(namespace)));
+                        continue;
+                    }
                     if let Some(existing) = state.placement(&request.key) {
                         let _ = request.answer.send(Ok(existing.clone()));
                         continue;
@@ -108,6 +115,7 @@ impl Directory {
         }
         let (placements, answers): (Vec<_>, Vec<_>) = chosen.into_iter().unzip();
         let expected = placements.len();
+        let keys: Vec<ObjectKey> = placements.iter().map(|p| p.key.clone()).collect();
         let command = Command::PlaceObjects(placements);
         let placed = match self.request(DirectoryRequest::Write(command)).await {
             Ok(DirectoryResponse::Outcome {
@@ -121,8 +129,10 @@ impl Directory {
         };
         match placed {
             Ok(placed) => {
-                for (answer, placement) in answers.into_iter().zip(placed) {
-                    let _ = answer.send(Ok(placement));
+                for ((answer, placement), key) in answers.into_iter().zip(placed).zip(keys) {
+                    // None: the namespace was deleted while the batch was on its way.
+                    let _ = answer
+                        .send(placement.ok_or(DirectoryError::NamespaceNotFound(key.namespace)));
                 }
             }
             Err(err) => {

@@ -43,7 +43,7 @@ fn register_is_idempotent_and_updates_addresses() {
 fn namespaces_are_created_once_and_deleted() {
     use crate::{Jurisdiction, NamespacePolicy};
     let mut state = DirectoryState::default();
-    let eu = NamespaceRecord {
+    let eu = NamespaceSpec {
         name: "sessions".into(),
         policy: NamespacePolicy {
             regions: Default::default(),
@@ -55,7 +55,7 @@ fn namespaces_are_created_once_and_deleted() {
         state.apply(&Command::CreateNamespace(eu.clone()), LEADER),
         CommandOutcome::Applied
     );
-    let again = NamespaceRecord {
+    let again = NamespaceSpec {
         created_at_ms: 2,
         ..eu.clone()
     };
@@ -63,7 +63,7 @@ fn namespaces_are_created_once_and_deleted() {
         state.apply(&Command::CreateNamespace(again), LEADER),
         CommandOutcome::Unchanged
     );
-    let other = NamespaceRecord {
+    let other = NamespaceSpec {
         policy: NamespacePolicy::default(),
         ..eu.clone()
     };
@@ -71,18 +71,91 @@ fn namespaces_are_created_once_and_deleted() {
         state.apply(&Command::CreateNamespace(other), LEADER),
         CommandOutcome::NamespaceExists("sessions".into())
     );
-    assert_eq!(state.namespace("sessions"), Some(&eu));
+    assert_eq!(
+        state.namespace("sessions"),
+        Some(&NamespaceRecord::new(&eu, 1))
+    );
     let delete = Command::DeleteNamespace {
         name: "sessions".into(),
     };
     assert_eq!(state.apply(&delete, LEADER), CommandOutcome::Applied);
-    assert!(state.deleted_namespaces.contains("sessions"));
+    assert_eq!(state.namespace("sessions"), None);
     assert_eq!(
         state.apply(&delete, LEADER),
         CommandOutcome::UnknownNamespace("sessions".into())
     );
-    state.apply(&Command::CreateNamespace(eu.clone()), LEADER);
-    assert!(state.deleted_namespaces.is_empty());
+}
+
+/// A namespace deleted and created again is a new generation: the old one's
+/// placements are gone with it, and one proposed for it before the deletion was
+/// applied places nothing.
+#[test]
+fn a_namespace_created_again_is_a_new_generation_without_the_old_placements() {
+    let mut state = DirectoryState::default();
+    let spec = NamespaceSpec {
+        name: "rooms".into(),
+        policy: Default::default(),
+        created_at_ms: 1,
+    };
+    state.apply(&Command::CreateNamespace(spec.clone()), LEADER);
+    let first = state.namespace("rooms").expect("created").stored_as();
+    assert_eq!(first.as_str(), "rooms@1");
+    let mut old = placement(1);
+    old.key.namespace = first.clone();
+    let mut late = old.clone();
+    late.key.id = "room-late".into();
+    state.apply(&Command::PlaceObject(old.clone()), LEADER);
+    assert_eq!(state.placements_of(&first).count(), 1);
+    state.apply(
+        &Command::DeleteNamespace {
+            name: "rooms".into(),
+        },
+        LEADER,
+    );
+    assert_eq!(state.placement(&old.key), None);
+    assert_eq!((state.owned_by(NodeId(1)), state.last_generation), (0, 1));
+    assert_eq!(
+        state.apply(&Command::PlaceObjects(vec![late.clone()]), LEADER),
+        CommandOutcome::PlacedAll(vec![None])
+    );
+    state.apply(&Command::CreateNamespace(spec), LEADER);
+    let second = state.namespace("rooms").expect("created").stored_as();
+    assert_eq!(second.as_str(), "rooms@2");
+    assert_eq!(state.incarnation(&first), None);
+    assert!(state.incarnation(&second).is_some());
+    // The first generation's late placement stays refused after the name is back.
+    assert_eq!(
+        state.apply(&Command::PlaceObject(late.clone()), LEADER),
+        CommandOutcome::UnknownNamespace(first)
+    );
+    assert_eq!(state.placements().len(), 0);
+}
+
+/// Commands logged before generations apply as they did then, so that a log replayed
+/// from its start builds the same state on every node: generation 0, and a deletion
+/// that leaves placements.
+#[test]
+fn namespace_commands_logged_before_generations_apply_as_then() {
+    let mut state = DirectoryState::default();
+    let spec = NamespaceSpec {
+        name: "rooms".into(),
+        policy: Default::default(),
+        created_at_ms: 1,
+    };
+    state.apply(&Command::CreateNamespaceV1(spec.clone()), LEADER);
+    assert_eq!(
+        state.namespace("rooms"),
+        Some(&NamespaceRecord::new(&spec, 0))
+    );
+    state.apply(&Command::PlaceObject(placement(1)), LEADER);
+    state.apply(
+        &Command::DeleteNamespaceV1 {
+            name: "rooms".into(),
+        },
+        LEADER,
+    );
+    assert_eq!(state.placements().len(), 1);
+    assert_eq!(state.last_generation, 0);
 }
 
 #[test]
@@ -210,7 +283,7 @@ fn placement(owner: u64) -> ObjectPlacement {
 
 #[test]
 fn a_reassignment_needs_a_placed_object_and_a_replica_and_may_change_the_region() {
-    let mut state = DirectoryState::default();
+    let mut state = super::with_namespace("rooms");
     let placed = placement(1);
     let reassign = |replicas: Vec<NodeId>, region: Option<&str>| Command::ReassignObject {
         key: placed.key.clone(),
@@ -243,7 +316,7 @@ fn a_reassignment_needs_a_placed_object_and_a_replica_and_may_change_the_region(
 
 #[test]
 fn owned_counts_follow_placements_reassignments_and_a_round_trip() {
-    let mut state = DirectoryState::default();
+    let mut state = super::with_namespace("rooms");
     let register = |id: u64| Command::RegisterNode {
         spec: spec(id, &format!("api-{id}")),
         at_ms: 1,
@@ -322,7 +395,7 @@ fn an_older_log_mark_still_decodes_and_applies() {
 
 #[test]
 fn a_batch_of_placements_keeps_the_first_for_each_key() {
-    let mut state = DirectoryState::default();
+    let mut state = super::with_namespace("rooms");
     let (a, mut b) = (placement(1), placement(3));
     b.key.id = "room-2".into();
     state.apply(&Command::PlaceObject(a.clone()), LEADER);
@@ -334,7 +407,7 @@ fn a_batch_of_placements_keeps_the_first_for_each_key() {
     }]);
     assert_eq!(
         state.apply(&batch, LEADER),
-        CommandOutcome::PlacedAll(vec![a.clone(), b.clone(), b.clone()])
+        CommandOutcome::PlacedAll(vec![Some(a.clone()), Some(b.clone()), Some(b.clone())])
     );
     assert_eq!(state.placement(&b.key), Some(&b));
     assert_eq!(

@@ -16,16 +16,11 @@ fn view() -> ClusterView {
         allowed: allowed.iter().map(|id| NodeId(*id)).collect(),
         policy: String::new(),
     };
-    ClusterView {
-        me: ME,
-        nodes: BTreeMap::new(),
-        namespaces: [
-            (Namespace::from("ns"), ns(&[1, 2, 3])),
-            (Namespace::from("eu"), ns(&[2])),
-        ]
-        .into(),
-        deleted_namespaces: BTreeSet::new(),
-    }
+    let namespaces = [
+        (Namespace::from("ns"), ns(&[1, 2, 3])),
+        (Namespace::from("eu"), ns(&[2])),
+    ];
+    ClusterView::new(ME, BTreeMap::new(), namespaces.into())
 }
 
 /// Entry rows by raw key, and origin index rows as (key, origin, seq).
@@ -226,26 +221,34 @@ fn an_older_replicated_write_loses_but_its_range_is_received() {
 fn writes_of_a_namespace_this_node_may_not_hold_are_refused() {
     let mut model = Model::default();
     let hlc = Hlc::new(ME, 60_000);
+    // The view is at generation 0: `unknown-yet@1` was created after it, `gone` (a
+    // generation 0 name that is not current) was deleted.
     let (_, staged) = model.commit(
         &hlc,
         0,
         vec![
             remote("eu", 2, Some((1, 1)), &[("k", entry(2, 1, 10, "v"))]),
             remote(
-                "unknown-yet",
+                "unknown-yet@1",
                 2,
                 Some((1, 1)),
                 &[("k", entry(2, 1, 10, "v"))],
             ),
+            remote("gone", 2, Some((1, 1)), &[("k", entry(2, 1, 10, "v"))]),
         ],
     );
     assert!(model.entry("eu", b"k").is_none());
     assert_eq!(model.progress.vector().get(&"eu".into(), NodeId(2)), 0);
     assert!(
-        model.entry("unknown-yet", b"k").is_some(),
+        model.entry("unknown-yet@1", b"k").is_some(),
         "a namespace not in the view yet is kept"
     );
-    assert_eq!(staged.counts.remote_writes, 2);
+    assert!(
+        model.entry("gone", b"k").is_none(),
+        "late writes of a deleted namespace are dropped"
+    );
+    assert_eq!(model.progress.vector().get(&"gone".into(), NodeId(2)), 0);
+    assert_eq!(staged.counts.remote_writes, 3);
 }
 
 #[test]

@@ -37,15 +37,11 @@ fn view() -> ClusterView {
             },
         )])
         .collect();
-    ClusterView {
-        me: ME,
-        nodes: [ME, PARTNER, NodeId(3)]
-            .into_iter()
-            .map(|id| (id, peer.clone()))
-            .collect(),
-        namespaces,
-        deleted_namespaces: BTreeSet::new(),
-    }
+    let nodes = [ME, PARTNER, NodeId(3)]
+        .into_iter()
+        .map(|id| (id, peer.clone()))
+        .collect();
+    ClusterView::new(ME, nodes, namespaces)
 }
 
 /// An exchange with the partner by a replica that holds nothing yet, begun at 100.

@@ -26,6 +26,40 @@ impl AdminService {
         AdminService { directory, kv }
     }
 
+    /// Waits until this node has applied the directory up to `log_index` and its KV
+    /// serves namespace `name` as the directory then has it; returns the record.
+    async fn applied_here(
+        &self,
+        log_index: u64,
+        name: &Namespace,
+    ) -> Result<Option<NamespaceRecord>, Status> {
+        let timeout = self.directory.config().peer_rpc_timeout();
+        self.directory
+            .wait_applied(log_index, timeout)
+            .await
+            .map_err(directory_status)?;
+        let record = self
+            .directory
+            .read_local(|state| state.namespace(name.as_str()).cloned())
+            .await;
+        let stored_as = record.as_ref().map(NamespaceRecord::stored_as);
+        let served = self
+            .kv
+            .wait_for_view(
+                |view| view.resolve(name.as_str()) == stored_as.as_ref(),
+                timeout,
+            )
+            .await;
+        if !served {
+            return Err(Status::unavailable(format!(
+                "namespace {name:?} changed in the directory, but this node's KV did not \
+                 follow within {} ms; retry",
+                timeout.as_millis()
+            )));
+        }
+        Ok(record)
+    }
+
     fn replication_lag(&self) -> Vec<pb::ReplicationLag> {
         let now = larder_base::SystemClock.now_ms();
         self.kv
@@ -77,6 +111,7 @@ fn namespace_pb(record: &NamespaceRecord) -> pb::Namespace {
             .map(|j| j.0.clone())
             .unwrap_or_default(),
         created_at_ms: record.created_at_ms,
+        generation: record.generation,
     }
 }
 
@@ -226,10 +261,10 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::CreateNamespaceRequest>,
     ) -> Result<Response<pb::Namespace>, Status> {
-        let record =
-            requests::namespace_record(request.into_inner(), larder_base::SystemClock.now_ms())?;
-        let name = record.name.clone();
-        let command = Command::CreateNamespace(record.clone());
+        let spec =
+            requests::namespace_spec(request.into_inner(), larder_base::SystemClock.now_ms())?;
+        let name = spec.name.clone();
+        let command = Command::CreateNamespace(spec.clone());
         let response = self
             .directory
             .request(DirectoryRequest::Write(command))
@@ -245,19 +280,15 @@ impl Admin for AdminService {
                 "namespace {name:?} exists with another policy; delete it first to change it"
             )));
         }
-        // Answer with the stored record (an identical earlier creation keeps its time).
-        let timeout = self.directory.config().peer_rpc_timeout();
-        self.directory
-            .wait_applied(log_index, timeout)
-            .await
-            .map_err(directory_status)?;
-        let stored = self
-            .directory
-            .read_local(|state| state.namespace(name.as_str()).map(namespace_pb))
-            .await;
-        Ok(Response::new(
-            stored.unwrap_or_else(|| namespace_pb(&record)),
-        ))
+        // Answer with the stored record (an identical earlier creation keeps its time),
+        // once this node serves it.
+        let stored = self.applied_here(log_index, &name).await?;
+        let Some(record) = stored else {
+            return Err(Status::aborted(format!(
+                "namespace {name:?} was deleted again while it was being created"
+            )));
+        };
+        Ok(Response::new(namespace_pb(&record)))
     }
 
     async fn list_namespaces(
@@ -290,7 +321,15 @@ impl Admin for AdminService {
             } => Err(Status::not_found(format!(
                 "namespace {name:?} does not exist"
             ))),
-            _ => Ok(Response::new(pb::DeleteNamespaceResponse {})),
+            DirectoryResponse::Outcome { log_index, .. } => {
+                // Acknowledged once this node serves it no more; every other node stops
+                // when it applies the entry.
+                self.applied_here(log_index, &name).await?;
+                Ok(Response::new(pb::DeleteNamespaceResponse {}))
+            }
+            _ => Err(Status::internal(
+                "unexpected answer to a namespace deletion",
+            )),
         }
     }
 }

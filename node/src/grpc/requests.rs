@@ -4,7 +4,7 @@
 //! target both go through here.
 
 use larder_directory::{
-    DirectoryRequest, Jurisdiction, Namespace, NamespacePolicy, NamespaceRecord, NodeId, RegionId,
+    DirectoryRequest, Jurisdiction, Namespace, NamespacePolicy, NamespaceSpec, NodeId, RegionId,
     check_label,
 };
 use larder_proto::v1 as pb;
@@ -22,10 +22,10 @@ pub fn node_id(raw: u64) -> Result<NodeId, Status> {
 }
 
 /// The namespace a `CreateNamespace` asks for, created at `now_ms`.
-pub fn namespace_record(
+pub fn namespace_spec(
     req: pb::CreateNamespaceRequest,
     now_ms: u64,
-) -> Result<NamespaceRecord, Status> {
+) -> Result<NamespaceSpec, Status> {
     let name = Namespace::parse(&req.name).map_err(|reason| {
         Status::invalid_argument(format!("namespace name {:?} {reason}", req.name))
     })?;
@@ -41,7 +41,7 @@ pub fn namespace_record(
         })?;
         policy.jurisdiction = Some(Jurisdiction(req.jurisdiction));
     }
-    Ok(NamespaceRecord {
+    Ok(NamespaceSpec {
         name,
         policy,
         created_at_ms: now_ms,

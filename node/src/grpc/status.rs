@@ -32,7 +32,9 @@ pub fn directory_status(err: DirectoryError) -> Status {
         | DirectoryError::Unreachable { .. }
         | DirectoryError::ShuttingDown => Status::unavailable(message),
         DirectoryError::Timeout { .. } => Status::unavailable(message),
-        DirectoryError::NodeNotFound(_) => Status::not_found(message),
+        DirectoryError::NodeNotFound(_) | DirectoryError::NamespaceNotFound(_) => {
+            Status::not_found(message)
+        }
         DirectoryError::NotALearner(_)
         | DirectoryError::NotAVoter(_)
         | DirectoryError::LastVoter(_)

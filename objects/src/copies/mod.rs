@@ -14,6 +14,7 @@
 mod accepts;
 mod alarm_index;
 pub mod fencing;
+mod namespaces;
 mod reads;
 mod records;
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! namespace, id length, id), so that each object's records of one kind are one
 //! contiguous prefix: a cold start, a state transfer and a drop are prefix scans.
 
-use larder_directory::ObjectKey;
+use larder_directory::{Namespace, ObjectKey};
 
 /// Stored values: `Stored` under the user's key.
 pub(super) const DATA: u8 = b'd';
@@ -21,14 +21,23 @@ pub(super) const OWNER: u8 = b'o';
 
 /// Record tags of an object's copy, besides its metadata and owner marker.
 pub(super) const DATA_TAGS: [u8; 4] = [DATA, REMEMBERED, ALARM, EVENT];
+/// Every record tag of a copy.
+pub(super) const ALL_TAGS: [u8; 6] = [DATA, REMEMBERED, ALARM, EVENT, META, OWNER];
 
-pub(super) fn object_prefix(tag: u8, key: &ObjectKey) -> Vec<u8> {
-    let namespace = key.namespace.as_str();
-    let mut out = Vec::with_capacity(4 + namespace.len() + key.id.len());
+/// The start of the record keys of tag `tag` of every object of `namespace`.
+pub(super) fn namespace_prefix(tag: u8, namespace: &Namespace) -> Vec<u8> {
+    let namespace = namespace.as_str();
+    let mut out = Vec::with_capacity(2 + namespace.len());
     out.push(tag);
-    // Namespace names are at most 64 bytes, object ids at most 256 (checked upstream).
+    // Namespace incarnations are at most 64 + 21 bytes (checked upstream).
     out.push(namespace.len() as u8);
     out.extend_from_slice(namespace.as_bytes());
+    out
+}
+
+pub(super) fn object_prefix(tag: u8, key: &ObjectKey) -> Vec<u8> {
+    let mut out = namespace_prefix(tag, &key.namespace);
+    // Object ids are at most 256 bytes (checked upstream).
     out.extend_from_slice(&(key.id.len() as u16).to_be_bytes());
     out.extend_from_slice(key.id.as_bytes());
     out

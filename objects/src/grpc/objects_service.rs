@@ -10,14 +10,14 @@ use super::requests::{self, ObjectCall};
 use super::status::object_status;
 use crate::events::ObjectEventOut;
 use crate::op::{Answer, EventKind, ReadValue, Reply};
-use crate::{ObjectError, ObjectHost, ObjectId};
+use crate::{Namespace, ObjectError, ObjectHost, ObjectId};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::ObjectEvent, Status>> + Send>>;
 
 fn event_pb(out: ObjectEventOut) -> pb::ObjectEvent {
     match out {
         ObjectEventOut::Event { key, event } => pb::ObjectEvent {
-            namespace: key.namespace.into(),
+            namespace: key.namespace.name().to_string(),
             id: key.id,
             seq: event.seq,
             at_unix_ms: event.at_ms,
@@ -35,7 +35,7 @@ fn event_pb(out: ObjectEventOut) -> pb::ObjectEvent {
             }),
         },
         ObjectEventOut::Gap { key, from, until } => pb::ObjectEvent {
-            namespace: key.namespace.into(),
+            namespace: key.namespace.name().to_string(),
             id: key.id,
             seq: from,
             at_unix_ms: 0,
@@ -61,6 +61,15 @@ impl ObjectsService {
         ObjectsService { host }
     }
 
+    /// The incarnation of the namespace a client named (see `Placements::resolve`).
+    async fn resolve(&self, name: &Namespace) -> Result<Namespace, Status> {
+        self.host
+            .placements()
+            .resolve(name)
+            .await
+            .map_err(object_status)
+    }
+
     /// Runs a call on its object, wherever the object's owner is.
     async fn run(&self, call: ObjectCall) -> Result<(ObjectId, Answer), Status> {
         let ObjectCall {
@@ -71,6 +80,7 @@ impl ObjectsService {
             request_id,
         } = call;
         let hint = requests::location_hint(&object);
+        let namespace = self.resolve(&namespace).await?;
         let answer = self
             .host
             .call(&namespace, &id, hint, op, request_id)
@@ -134,7 +144,9 @@ impl Objects for ObjectsService {
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let req = request.into_inner();
         let limit = requests::list_objects_limit(&req, self.host.limits())?;
-        let namespace = requests::namespace(req.namespace.clone());
+        let namespace = self
+            .resolve(&requests::namespace(req.namespace.clone()))
+            .await?;
         let page = self
             .host
             .placements()
@@ -155,7 +167,7 @@ impl Objects for ObjectsService {
         request: Request<pb::MoveRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
         let (object, id, target) = requests::move_object(request.into_inner())?;
-        let namespace = requests::namespace(object.namespace);
+        let namespace = self.resolve(&requests::namespace(object.namespace)).await?;
         let placement = self
             .host
             .placement_of(&namespace, &id)
@@ -195,6 +207,10 @@ impl Objects for ObjectsService {
         request: Request<pb::RebalanceRequest>,
     ) -> Result<Response<pb::RebalanceResponse>, Status> {
         let (region, namespace, moves) = requests::rebalance(request.into_inner())?;
+        let namespace = match namespace {
+            Some(name) => Some(self.resolve(&name).await?),
+            None => None,
+        };
         let known = self
             .host
             .placements()
@@ -225,7 +241,7 @@ impl Objects for ObjectsService {
         request: Request<pb::InspectRequest>,
     ) -> Result<Response<pb::ObjectInfo>, Status> {
         let call = requests::inspect(request.into_inner())?;
-        let namespace = call.namespace.clone();
+        let namespace = self.resolve(&call.namespace).await?;
         let (id, answer) = self.run(call).await?;
         let reply = answer.reply;
         let placement = self
@@ -409,7 +425,8 @@ impl Objects for ObjectsService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let sub = requests::subscribe(request.into_inner())?;
-        let rx = self.host.subscribe(&sub.namespace, &sub.id, sub.after_seq);
+        let namespace = self.resolve(&sub.namespace).await?;
+        let rx = self.host.subscribe(&namespace, &sub.id, sub.after_seq);
         Ok(event_stream(rx))
     }
 
@@ -420,7 +437,7 @@ impl Objects for ObjectsService {
         request: Request<pb::SubscribeNamespaceRequest>,
     ) -> Result<Response<Self::SubscribeNamespaceStream>, Status> {
         let req = request.into_inner();
-        let namespace = requests::namespace(req.namespace);
+        let namespace = self.resolve(&requests::namespace(req.namespace)).await?;
         let rx = self
             .host
             .subscribe_namespace(&namespace, req.id_prefix)

@@ -112,7 +112,7 @@ pub(crate) fn plan_move(
     replication_factor: usize,
 ) -> Result<Option<MovePlan>, ObjectError> {
     let namespace = state
-        .namespace(placement.key.namespace.as_str())
+        .incarnation(&placement.key.namespace)
         .ok_or_else(|| ObjectError::NamespaceNotFound(placement.key.namespace.clone()))?;
     let (region, preferred) = match target {
         MoveTarget::Node(node) => {

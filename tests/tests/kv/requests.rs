@@ -144,19 +144,15 @@ async fn a_region_restricted_namespace_is_never_stored_outside_its_region() {
             Some(&b"m"[..])
         );
     }
+    let eu_data = cluster.stored_as("eu-data").await.expect("namespace");
+    let open = cluster.stored_as("open").await.expect("namespace");
     for id in [2, 4] {
         let node = cluster.node_mut(id);
         node.kill();
         let store = larder_store::Store::open(node.data_dir.join("store")).expect("open store");
         let keyspace = larder_kv::keyspace::Keyspace::open(store).expect("keyspace");
         let stored = keyspace.stored_namespaces().expect("namespaces");
-        assert!(
-            !stored.contains(&"eu-data".into()),
-            "node {id} stores {stored:?}"
-        );
-        assert!(
-            stored.contains(&"open".into()),
-            "node {id} stores {stored:?}"
-        );
+        assert!(!stored.contains(&eu_data), "node {id} stores {stored:?}");
+        assert!(stored.contains(&open), "node {id} stores {stored:?}");
     }
 }

@@ -35,7 +35,8 @@ async fn reads_with_a_session_see_the_sessions_writes_at_any_node() {
     }
     // A token naming a write that never happens: bounded wait, then UNAVAILABLE naming
     // the origin to retry at.
-    let future = larder_client::kv::test_token("ns", 1, 1_000_000);
+    let stored_as = cluster.stored_as("ns").await.expect("namespace");
+    let future = larder_client::kv::test_token(stored_as.as_str(), 1, 1_000_000);
     let impatient = larder_client::Client::new(
         &cluster.node(2).api,
         larder_client::ClientConfig {

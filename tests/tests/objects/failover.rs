@@ -160,7 +160,7 @@ async fn an_abandoned_hand_over_does_not_leave_the_object_stuck() {
             .await
             .expect("connect");
     let key = larder_directory::ObjectKey {
-        namespace: "rooms".into(),
+        namespace: cluster.stored_as("rooms").await.expect("namespace"),
         id: "half-moved".into(),
     };
     let epoch = larder_directory::Epoch(2);

@@ -31,12 +31,13 @@ async fn cluster_with_namespace(voters: usize) -> TestCluster {
     cluster
 }
 
-/// Whether the store of `node` (stopped) holds a copy of object `id` of `namespace`.
-fn holds_copy(node: &TestNode, namespace: &str, id: &str) -> bool {
+/// Whether the store of `node` (stopped) holds a copy of object `id` of the namespace
+/// incarnation `namespace` (see `TestCluster::stored_as`).
+fn holds_copy(node: &TestNode, namespace: &larder_directory::Namespace, id: &str) -> bool {
     let store = larder_store::Store::open(node.data_dir.join("store")).expect("store");
     let copies = larder_objects::ObjectStore::open(store).expect("copies");
     let key = larder_directory::ObjectKey {
-        namespace: namespace.into(),
+        namespace: namespace.clone(),
         id: id.into(),
     };
     copies.holds(&key).expect("read")

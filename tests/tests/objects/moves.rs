@@ -74,11 +74,12 @@ async fn moves_and_drains_keep_every_key_and_leave_nothing_behind() {
     assert_eq!(keys(room.clone()).await, expected);
 
     // Nothing is left on the eu-west nodes' disks.
+    let rooms = cluster.stored_as("rooms").await.expect("namespace");
     for id in [1, 3, 5] {
         let node = cluster.node_mut(id);
         node.kill();
         assert!(
-            !holds_copy(node, "rooms", "movable"),
+            !holds_copy(node, &rooms, "movable"),
             "node {id} still holds a copy"
         );
     }
@@ -304,11 +305,12 @@ async fn an_object_with_a_jurisdiction_is_never_stored_outside_it() {
         }
         other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
     }
+    let eu_rooms = cluster.stored_as("eu-rooms").await.expect("namespace");
     for id in [2, 4] {
         let node = cluster.node_mut(id);
         node.kill();
         assert!(
-            !holds_copy(node, "eu-rooms", "private"),
+            !holds_copy(node, &eu_rooms, "private"),
             "node {id} holds eu data"
         );
     }

@@ -7,7 +7,7 @@
 //! A node that is down is pushed to and synced with in vain until it is back, as when
 //! the directory has not yet marked it down.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,12 +114,8 @@ fn view(me: u64) -> ClusterView {
             .collect(),
         policy: format!("{name} residency"),
     };
-    ClusterView {
-        me: NodeId(me),
-        nodes,
-        namespaces: [OPEN, EU].map(|ns| (ns.into(), namespace(ns))).into(),
-        deleted_namespaces: BTreeSet::new(),
-    }
+    let namespaces = [OPEN, EU].map(|ns| (ns.into(), namespace(ns))).into();
+    ClusterView::new(NodeId(me), nodes, namespaces)
 }
 
 /// One node's software, as `larder serve` starts the KV: runs until its host crashes.

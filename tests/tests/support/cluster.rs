@@ -146,6 +146,17 @@ impl TestCluster {
         .await
     }
 
+    /// What namespace `name`'s data is stored under on disk (its current incarnation,
+    /// `name@generation`), for tests that read a stopped node's store.
+    pub async fn stored_as(&self, name: &str) -> anyhow::Result<larder_directory::Namespace> {
+        let namespaces = self.node(1).client().list_namespaces().await?;
+        let record = namespaces
+            .iter()
+            .find(|n| n.name == name)
+            .with_context(|| format!("no namespace {name:?}"))?;
+        Ok(larder_directory::Namespace::from(name).incarnation(record.generation))
+    }
+
     /// Starts a new node (an id never used in this cluster, an empty data directory)
     /// that joins through node `via`.
     pub fn add_joiner(&mut self, via: u64) -> anyhow::Result<u64> {

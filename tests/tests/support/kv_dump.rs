@@ -95,7 +95,9 @@ pub fn keyspace_dump(
     loop {
         let (page, next) = keyspace.scan_entries(cursor, 10_000)?;
         for (namespace, key, entry) in page {
-            if !namespaces.contains(&namespace.as_str()) {
+            // Stored under its incarnation (`name@generation`); these tests create each
+            // namespace once, so the name alone says which.
+            if !namespaces.contains(&namespace.name()) {
                 continue;
             }
             let expired =
@@ -103,7 +105,7 @@ pub fn keyspace_dump(
             let dead = entry.tombstone || expired;
             let v = entry.version;
             dump.namespaces
-                .entry(ObjectId::from(namespace.as_str()))
+                .entry(ObjectId::from(namespace.name()))
                 .or_default()
                 .insert(
                     text(&key),

@@ -105,5 +105,5 @@ fn placement(ns: &Namespace) -> String {
 }
 
 fn namespace_json(ns: &Namespace) -> Value {
-    json!({"name": ns.name, "regions": ns.regions, "jurisdiction": (!ns.jurisdiction.is_empty()).then_some(&ns.jurisdiction), "created_at_ms": ns.created_at_ms})
+    json!({"name": ns.name, "regions": ns.regions, "jurisdiction": (!ns.jurisdiction.is_empty()).then_some(&ns.jurisdiction), "created_at_ms": ns.created_at_ms, "generation": ns.generation})
 }

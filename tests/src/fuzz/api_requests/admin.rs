@@ -11,8 +11,7 @@ use super::{decode_or_return, refused};
 /// `larder.v1.Admin` requests that carry input (`which` picks one of 8).
 pub fn admin(which: u8, bytes: &[u8]) {
     match which % 8 {
-        0 => match admin::namespace_record(decode_or_return!(pb::CreateNamespaceRequest, bytes), 1)
-        {
+        0 => match admin::namespace_spec(decode_or_return!(pb::CreateNamespaceRequest, bytes), 1) {
             Ok(record) => namespace_accepted(record),
             Err(status) => refused(&status),
         },
@@ -62,7 +61,7 @@ fn membership(result: Result<DirectoryRequest, Status>, raw: u64) {
 }
 
 /// An accepted namespace has a valid name and regions, and survives the directory's log.
-fn namespace_accepted(record: larder_directory::NamespaceRecord) {
+fn namespace_accepted(record: larder_directory::NamespaceSpec) {
     larder_directory::check_namespace_name(record.name.as_str())
         .expect("an accepted namespace name is valid");
     assert!(
