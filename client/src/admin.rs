@@ -3,10 +3,11 @@
 use larder_proto::v1::admin_client::AdminClient;
 use larder_proto::v1::{
     AddLearnerRequest, AddVoterRequest, ListNodesRequest, RemoveNodeRequest, RemoveVoterRequest,
-    StatusRequest, TransferLeaderRequest,
+    TransferLeaderRequest,
 };
 pub use larder_proto::v1::{
-    MembershipResponse, Node, NodeStatus, RaftRole, RaftStatus, StatusResponse,
+    MembershipResponse, Node, NodeStatus, RaftRole, RaftStatus, Reachability, StatusRequest,
+    StatusResponse,
 };
 use tonic::transport::Channel;
 
@@ -22,12 +23,19 @@ impl Client {
     /// Status of the cluster as seen by this node; `linearizable` makes it include every
     /// directory change committed before the call.
     pub async fn status(&self, linearizable: bool) -> Result<StatusResponse, ClientError> {
+        self.status_with(StatusRequest {
+            linearizable,
+            check_peers: false,
+        })
+        .await
+    }
+
+    /// The node's status as `request` asks for it (e.g. with every peer checked for
+    /// reachability: `check_peers`).
+    pub async fn status_with(&self, request: StatusRequest) -> Result<StatusResponse, ClientError> {
         self.with_retries(|ch| async move {
             let mut admin = self.admin_client(ch);
-            Ok(admin
-                .status(StatusRequest { linearizable })
-                .await?
-                .into_inner())
+            Ok(admin.status(request).await?.into_inner())
         })
         .await
     }
@@ -110,13 +118,28 @@ impl Client {
 
 /// Whether every recorded node is up and a leader is known.
 pub fn is_healthy(status: &StatusResponse) -> bool {
-    let leader = status.raft.as_ref().map_or(0, |raft| raft.leader_id);
-    leader != 0
-        && !status.nodes.is_empty()
-        && status
-            .nodes
-            .iter()
-            .all(|node| node.status == NodeStatus::Up as i32)
+    !status.nodes.is_empty() && problems(status).is_empty()
+}
+
+/// What keeps the cluster from healthy, as `status` shows it: no directory leader,
+/// nodes the directory has down, nodes the answering node could not reach (when it was
+/// asked to check).
+pub fn problems(status: &StatusResponse) -> Vec<String> {
+    let mut problems = Vec::new();
+    if status.raft.as_ref().map_or(0, |raft| raft.leader_id) == 0 {
+        problems.push("the directory has no leader".to_string());
+    }
+    for node in &status.nodes {
+        if node.status != NodeStatus::Up as i32 {
+            problems.push(format!("node {} is down", node.id));
+        } else if node.reachable == Reachability::Unreachable as i32 {
+            problems.push(format!(
+                "node {} does not answer node {}",
+                node.id, status.node_id
+            ));
+        }
+    }
+    problems
 }
 
 pub use larder_proto::v1::Namespace;

@@ -17,4 +17,5 @@ pub mod config;
 pub mod grpc;
 mod listeners;
 pub mod metrics;
+pub mod probe;
 pub mod server;

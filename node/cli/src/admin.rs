@@ -1,40 +1,76 @@
 //! The operator commands: `status`, `larder node …` and `larder raft …`.
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use larder_client::Client;
-use larder_client::admin::{MembershipResponse, Node, NodeStatus, RaftRole, StatusResponse};
+use larder_client::admin::{
+    MembershipResponse, Node, NodeStatus, RaftRole, Reachability, StatusRequest, StatusResponse,
+};
 use serde_json::{Value, json};
+
+use crate::options::ClientArgs;
+
+// No doc comment: clap would take it for the help of `larder status`, which the
+// variant's own comment gives.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Include every directory change committed before the call (a read index round at
+    /// the directory leader).
+    #[arg(long)]
+    pub linearizable: bool,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
     /// List the nodes recorded in the directory.
     List,
     /// Remove a node from the cluster (Raft membership and directory).
-    Remove { id: u64 },
+    Remove {
+        /// Id of the node to remove.
+        id: u64,
+    },
     /// Move every object the node owns to other nodes of its region.
-    Drain { id: u64 },
+    Drain {
+        /// Id of the node to empty of objects.
+        id: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum RaftCommand {
     /// Promote a learner to a voter.
-    AddVoter { id: u64 },
+    AddVoter {
+        /// Id of the learner to promote.
+        id: u64,
+    },
     /// Add a node as a learner that follows the directory.
     AddLearner {
+        /// Id of the node to add.
         id: u64,
-        /// Peer address, for a node the directory does not know yet.
-        #[arg(long)]
+        /// Peer address (HOST:PORT), for a node the directory does not know yet.
+        #[arg(long, value_name = "HOST:PORT")]
         peer_addr: Option<String>,
     },
     /// Demote a voter to a learner.
-    Remove { id: u64 },
+    Remove {
+        /// Id of the voter to demote.
+        id: u64,
+    },
     /// Hand leadership to a voter.
-    TransferLeader { id: u64 },
+    TransferLeader {
+        /// Id of the voter to lead the directory.
+        id: u64,
+    },
 }
 
 pub async fn status(client: &Client, json: bool, linearizable: bool) -> anyhow::Result<()> {
-    let status = client.status(linearizable).await.context("status")?;
+    let request = StatusRequest {
+        linearizable,
+        check_peers: true,
+    };
+    let status = client.status_with(request).await.context("status")?;
     if json {
         println!("{}", status_json(&status));
     } else {
@@ -102,6 +138,14 @@ fn role_name(role: i32) -> &'static str {
     }
 }
 
+fn reachability_name(reachable: i32) -> &'static str {
+    match Reachability::try_from(reachable) {
+        Ok(Reachability::Reachable) => "yes",
+        Ok(Reachability::Unreachable) => "NO",
+        _ => "-",
+    }
+}
+
 fn node_json(node: &Node) -> Value {
     json!({
         "id": node.id,
@@ -112,6 +156,11 @@ fn node_json(node: &Node) -> Value {
         "status": status_name(node.status),
         "role": role_name(node.role),
         "status_changed_at_ms": node.status_changed_at_ms,
+        "reachable": match Reachability::try_from(node.reachable) {
+            Ok(Reachability::Reachable) => Some(true),
+            Ok(Reachability::Unreachable) => Some(false),
+            _ => None,
+        },
     })
 }
 
@@ -122,6 +171,7 @@ fn status_json(status: &StatusResponse) -> Value {
         "region": status.region,
         "version": status.version,
         "healthy": larder_client::admin::is_healthy(status),
+        "problems": larder_client::admin::problems(status),
         "raft": {
             "leader_id": raft.leader_id,
             "leader_api_addr": raft.leader_api_addr,
@@ -143,10 +193,29 @@ fn status_json(status: &StatusResponse) -> Value {
     })
 }
 
+/// The nodes as a table; with a REACHED column (whether the answering node reached
+/// each just now) when the answer says.
 fn nodes_table(nodes: &[Node]) -> String {
+    let checked = nodes
+        .iter()
+        .any(|n| n.reachable != Reachability::Unknown as i32);
+    let reached = |node: &Node| {
+        if checked {
+            format!("{:<8} ", reachability_name(node.reachable))
+        } else {
+            String::new()
+        }
+    };
     let mut out = format!(
-        "{:<4} {:<12} {:<14} {:<8} {:<6} {:<22} {}\n",
-        "ID", "REGION", "JURISDICTIONS", "ROLE", "STATUS", "API", "PEER"
+        "{:<4} {:<12} {:<14} {:<8} {:<6} {}{:<22} {}\n",
+        "ID",
+        "REGION",
+        "JURISDICTIONS",
+        "ROLE",
+        "STATUS",
+        if checked { "REACHED  " } else { "" },
+        "API",
+        "PEER"
     );
     for node in nodes {
         let jurisdictions = if node.jurisdictions.is_empty() {
@@ -155,12 +224,13 @@ fn nodes_table(nodes: &[Node]) -> String {
             node.jurisdictions.join(",")
         };
         out.push_str(&format!(
-            "{:<4} {:<12} {:<14} {:<8} {:<6} {:<22} {}\n",
+            "{:<4} {:<12} {:<14} {:<8} {:<6} {}{:<22} {}\n",
             node.id,
             node.region,
             jurisdictions,
             role_name(node.role),
             status_name(node.status),
+            reached(node),
             node.api_addr,
             node.peer_addr
         ));
@@ -171,14 +241,15 @@ fn nodes_table(nodes: &[Node]) -> String {
 fn status_table(status: &StatusResponse) -> String {
     let raft = status.raft.clone().unwrap_or_default();
     let leader = if raft.leader_id == 0 {
-        "none".to_string()
+        "NONE (an election is under way, or too few voters are reachable)".to_string()
     } else {
         format!("node {} ({})", raft.leader_id, raft.leader_api_addr)
     };
-    let health = if larder_client::admin::is_healthy(status) {
-        "healthy"
+    let problems = larder_client::admin::problems(status);
+    let health = if problems.is_empty() {
+        "healthy".to_string()
     } else {
-        "DEGRADED"
+        format!("DEGRADED ({})", problems.join("; "))
     };
     let mut out = format!(
         "Cluster {health}: answered by node {} ({}), larder {}\nDirectory: leader {leader}, term {}, commit index {}, applied {}, this node is {}\n\n{}",

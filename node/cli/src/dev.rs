@@ -12,28 +12,36 @@ use clap::Args;
 use larder_node::config::NodeConfig;
 use larder_node::server::RunningNode;
 
+use crate::options::LogArgs;
 use crate::serve::termination_signal;
 
 /// Largest dev cluster: each node is a full node with its own store and listeners.
 pub const DEV_NODES_MAX: usize = 32;
 const PORT_STRIDE: u16 = 10;
 
+// No doc comment: clap would take it for the help of `larder dev`, which the variant's
+// own comment gives.
 #[derive(Args, Debug)]
 pub struct DevArgs {
+    /// Nodes to run (1 to 32); the first three are the directory's voters.
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
     /// Comma-separated regions, assigned to nodes round-robin.
     #[arg(long, value_delimiter = ',', default_value = "eu-west,us-east")]
     pub regions: Vec<String>,
-    /// Keep data here instead of a temporary directory.
-    #[arg(long)]
+    /// Keep data in this directory instead of a temporary one (removed at exit).
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Api port of node 1; node i listens on BASE_PORT + 10·(i−1) (api), +1 (peer) and +2
+    /// (metrics), on 127.0.0.1.
     #[arg(long, default_value_t = 7070)]
     pub base_port: u16,
     /// Override a setting on every node, as in the config file: `--set
     /// objects.idle_after_ms=500` (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub settings: Vec<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Sets `path` (dotted, as in the config file) to `value` (a TOML value; a bare word
@@ -167,8 +175,8 @@ pub async fn run(options: DevArgs) -> anyhow::Result<()> {
     let first_api = configs[0].listen.api.clone();
     tokio::select! {
         ready = wait_ready(&first_api, configs.len()) => match ready {
-            Ok(leader) => println!("Cluster ready: directory leader is node {leader}. Try: larder --endpoint {first_api} status"),
-            Err(err) => println!("Cluster not ready yet ({err}); it keeps trying. Check: larder --endpoint {first_api} status"),
+            Ok(leader) => println!("Cluster ready: directory leader is node {leader}. Try: larder status --endpoint {first_api}"),
+            Err(err) => println!("Cluster not ready yet ({err}); it keeps trying. Check: larder status --endpoint {first_api}"),
         },
         _ = termination_signal() => {}
     }
@@ -210,6 +218,7 @@ mod tests {
             data_dir: None,
             base_port: 7070,
             settings: Vec::new(),
+            log: LogArgs::default(),
         }
     }
 

@@ -8,6 +8,8 @@
 //!
 //! Layout:
 //! - [`cli`]: the argument parser, the entry point and the dispatch of every command;
+//! - [`options`]: the options several commands share (`--endpoint`, `--json`,
+//!   `--log-format`), each on the commands that use it;
 //! - [`serve`]: `larder serve`, one node from a config file and flags, until a signal;
 //! - [`dev`]: `larder dev`, a whole cluster in one process;
 //! - [`admin`]: `larder status`, `larder node …` and `larder raft …`;
@@ -22,6 +24,7 @@ pub mod cli;
 pub mod dev;
 pub mod kv;
 pub mod objects;
+pub mod options;
 pub mod serve;
 
 pub use cli::main;

@@ -6,36 +6,61 @@ use clap::Args;
 use larder_node::config::NodeConfig;
 use larder_node::server::RunningNode;
 
+use crate::options::LogArgs;
+
+// No doc comment: clap would take it for the help of `larder serve`, which the
+// variant's own comment gives.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
-    /// TOML configuration file; flags override it.
-    #[arg(long)]
+    /// TOML configuration file; the flags below override its settings (without it: the
+    /// built-in defaults).
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    #[arg(long)]
+    /// This node's id: non-zero, unique in the cluster, kept across restarts; overrides
+    /// node.id (required).
+    #[arg(long, value_name = "ID")]
     pub node_id: Option<u64>,
+    /// Region this node serves, a label of a-z, 0-9 and '-' (eu-west); overrides
+    /// node.region (required).
     #[arg(long)]
     pub region: Option<String>,
-    /// Jurisdiction tag; repeat for several.
-    #[arg(long = "jurisdiction")]
+    /// Jurisdiction tag (eu) for namespaces kept in one jurisdiction; repeat for several;
+    /// overrides node.jurisdictions (default: none).
+    #[arg(long = "jurisdiction", value_name = "TAG")]
     pub jurisdictions: Vec<String>,
-    #[arg(long)]
+    /// Directory of the node's store, created if missing; overrides node.data_dir
+    /// (default: larder-data).
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    #[arg(long)]
+    /// Address the client api listens on; overrides listen.api (default: 127.0.0.1:7070).
+    #[arg(long, value_name = "IP:PORT")]
     pub api_listen: Option<String>,
-    #[arg(long)]
+    /// Address the listener for other nodes binds; overrides listen.peer (default:
+    /// 127.0.0.1:7071).
+    #[arg(long, value_name = "IP:PORT")]
     pub peer_listen: Option<String>,
-    #[arg(long)]
+    /// Address of the Prometheus /metrics endpoint; overrides listen.metrics (default:
+    /// 127.0.0.1:9090).
+    #[arg(long, value_name = "IP:PORT")]
     pub metrics_listen: Option<String>,
-    #[arg(long)]
+    /// Api address clients and other nodes are told to use; overrides advertise.api
+    /// (default: --api-listen, which must then not be a wildcard).
+    #[arg(long, value_name = "HOST:PORT")]
     pub api_advertise: Option<String>,
-    #[arg(long)]
+    /// Peer address other nodes are told to use; overrides advertise.peer (default:
+    /// --peer-listen, which must then not be a wildcard).
+    #[arg(long, value_name = "HOST:PORT")]
     pub peer_advertise: Option<String>,
-    /// First voter as ID@HOST:PORT (peer address); repeat for each.
-    #[arg(long = "initial-voter")]
+    /// A first voter of the directory with its peer address; repeat for each, the same set
+    /// on every first voter; overrides cluster.initial_voters.
+    #[arg(long = "initial-voter", value_name = "ID@HOST:PORT")]
     pub initial_voters: Vec<String>,
-    /// Peer address of a node of a running cluster to join.
-    #[arg(long)]
+    /// Peer address of any node of a running cluster, for a node that is not a first
+    /// voter; overrides cluster.join.
+    #[arg(long, value_name = "HOST:PORT")]
     pub join: Option<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl ServeArgs {

@@ -156,6 +156,7 @@ pub fn nodes_pb(state: &DirectoryState, view: &RaftView) -> Vec<pb::Node> {
                 RaftRole::None => pb::RaftRole::None,
             } as i32,
             status_changed_at_ms: record.status_changed_at_ms,
+            reachable: pb::Reachability::Unknown as i32,
         })
         .collect()
 }
@@ -176,7 +177,7 @@ impl Admin for AdminService {
                 .unwrap_or_default();
             (nodes_pb(state, &view), leader_api_addr)
         };
-        let (nodes, leader_api_addr) = if request.get_ref().linearizable {
+        let (mut nodes, leader_api_addr) = if request.get_ref().linearizable {
             self.directory
                 .read_linearizable(read)
                 .await
@@ -185,6 +186,20 @@ impl Admin for AdminService {
             self.directory.read_local(read).await
         };
         let me = self.directory.me();
+        if request.get_ref().check_peers {
+            let others: Vec<&mut pb::Node> = nodes.iter_mut().filter(|n| n.id != me.id.0).collect();
+            let addrs = others.iter().map(|n| n.api_addr.clone()).collect();
+            for (node, reached) in others
+                .into_iter()
+                .zip(crate::probe::reachable_all(addrs).await)
+            {
+                node.reachable = if reached {
+                    pb::Reachability::Reachable
+                } else {
+                    pb::Reachability::Unreachable
+                } as i32;
+            }
+        }
         Ok(Response::new(StatusResponse {
             node_id: me.id.0,
             region: me.region.0.clone(),

@@ -40,11 +40,13 @@ pub struct EtcdPutArgs {
     /// Upper bound on puts, whatever the duration.
     #[arg(long, default_value_t = 1_000_000)]
     pub requests_max: u64,
-    #[arg(long, default_value_t = 100)]
+    /// Bytes per value written (at most 1 MiB).
+    #[arg(long, default_value_t = 100, value_name = "BYTES")]
     pub value_size: usize,
     /// Distinct keys written (under `--prefix`).
     #[arg(long, default_value_t = 1000)]
     pub keys: usize,
+    /// Prefix of the keys written.
     #[arg(long, default_value = "larder-bench/")]
     pub prefix: String,
 }

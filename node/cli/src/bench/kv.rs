@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::load::{self, Worker};
 use super::{check_channels, check_concurrency, clients, ensure_namespace};
+use crate::options::EndpointArg;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum BenchOp {
@@ -18,6 +19,10 @@ pub enum BenchOp {
 
 #[derive(Args, Debug)]
 pub struct KvBenchArgs {
+    #[command(flatten)]
+    pub connect: EndpointArg,
+    /// Operation to measure: get (of keys written before the run) or put (of unique
+    /// values).
     #[arg(long, value_enum, default_value = "get")]
     pub op: BenchOp,
     /// Requests in flight at once.
@@ -32,11 +37,13 @@ pub struct KvBenchArgs {
     /// Upper bound on requests, whatever the duration.
     #[arg(long, default_value_t = 5_000_000)]
     pub requests_max: u64,
-    #[arg(long, default_value_t = 100)]
+    /// Bytes per value written (by `--op put`, and before a `--op get` run).
+    #[arg(long, default_value_t = 100, value_name = "BYTES")]
     pub value_size: usize,
     /// Distinct keys read or written.
     #[arg(long, default_value_t = 10_000)]
     pub keys: usize,
+    /// Namespace of the keys, created if missing.
     #[arg(long, default_value = "bench")]
     pub namespace: String,
 }
@@ -44,7 +51,8 @@ pub struct KvBenchArgs {
 /// Keys are loaded in batches of this many.
 const LOAD_BATCH: usize = 1000;
 
-pub(super) async fn run(endpoint: &str, json_out: bool, args: KvBenchArgs) -> anyhow::Result<()> {
+pub(super) async fn run(json_out: bool, args: KvBenchArgs) -> anyhow::Result<()> {
+    let endpoint = args.connect.endpoint.as_str();
     check_concurrency(args.concurrency)?;
     check_channels(args.channels)?;
     if args.keys == 0 {

@@ -20,8 +20,20 @@ pub mod propagation;
 mod report;
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use larder_client::{Client, ClientConfig, ClientError};
+
+use crate::options::{EndpointArg, OutputArg};
+
+// No doc comment: clap would take it for the help of `larder bench`, which the
+// variant's own comment gives. `--endpoint` is on the benches that talk to one node.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub output: OutputArg,
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -39,11 +51,24 @@ pub enum BenchCommand {
 const CONCURRENCY_MAX: usize = 4096;
 const CHANNELS_MAX: usize = 256;
 
-pub async fn run(endpoint: &str, json_out: bool, command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Kv(args) => kv::run(endpoint, json_out, args).await,
+impl BenchCommand {
+    /// The `--endpoint` of the benches that talk to one node (and, through `--also`,
+    /// others); `None` for those given `--endpoints`.
+    pub fn endpoint_mut(&mut self) -> Option<&mut EndpointArg> {
+        match self {
+            BenchCommand::Kv(args) => Some(&mut args.connect),
+            BenchCommand::Object(args) => Some(&mut args.connect),
+            BenchCommand::Propagation(_) | BenchCommand::EtcdPut(_) => None,
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let json_out = args.output.json;
+    match args.command {
+        BenchCommand::Kv(args) => kv::run(json_out, args).await,
         BenchCommand::Propagation(args) => propagation::run(json_out, args).await,
-        BenchCommand::Object(args) => objects::run(endpoint, json_out, args).await,
+        BenchCommand::Object(args) => objects::run(json_out, args).await,
         BenchCommand::EtcdPut(args) => etcd::run(json_out, args).await,
     }
 }

@@ -12,28 +12,36 @@ use serde_json::json;
 use super::load::{self, Worker};
 use super::report::{histogram, report};
 use super::{CHANNELS_MAX, check_concurrency, clients_over, ensure_namespace};
+use crate::options::EndpointArg;
 
 #[derive(Args, Debug)]
 pub struct ObjectBenchArgs {
+    #[command(flatten)]
+    pub connect: EndpointArg,
     /// `write` (an `add`, replicated), `read` (a `get` at the owner), `cold` (first reads
     /// after eviction) or `create` (new objects).
     #[arg(long, value_enum, default_value = "write")]
     pub op: ObjectOp,
+    /// Calls in flight at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
     /// Objects the workers spread over (1: all calls on one object).
     #[arg(long, default_value_t = 1)]
     pub objects: usize,
+    /// HTTP/2 connections shared by the workers.
     #[arg(long, default_value_t = 4)]
     pub channels: usize,
     /// More api addresses (repeatable): the channels, and with them the workers, take
     /// `--endpoint` and these in turn — to create objects through several nodes.
     #[arg(long = "also", value_name = "ENDPOINT")]
     pub also: Vec<String>,
+    /// How long to run (after the objects are activated).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
+    /// Upper bound on calls, whatever the duration.
     #[arg(long, default_value_t = 1_000_000)]
     pub requests_max: u64,
+    /// Namespace of the objects, created if missing.
     #[arg(long, default_value = "bench-objects")]
     pub namespace: String,
     /// `--op cold`: how long to leave the objects alone before reading them.
@@ -43,7 +51,9 @@ pub struct ObjectBenchArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum ObjectOp {
+    /// An `add` on the object, replicated to a majority.
     Write,
+    /// A `get` at the owner.
     Read,
     /// One read per object after it left memory (start the nodes with a short
     /// `objects.idle_after_ms` and pass a longer `--idle`).
@@ -53,11 +63,8 @@ pub enum ObjectOp {
     Create,
 }
 
-pub(super) async fn run(
-    endpoint: &str,
-    json_out: bool,
-    args: ObjectBenchArgs,
-) -> anyhow::Result<()> {
+pub(super) async fn run(json_out: bool, args: ObjectBenchArgs) -> anyhow::Result<()> {
+    let endpoint = args.connect.endpoint.as_str();
     check_concurrency(args.concurrency)?;
     if args.channels == 0 || args.channels > CHANNELS_MAX || args.objects == 0 {
         bail!("--channels must be 1..={CHANNELS_MAX} and --objects at least 1");

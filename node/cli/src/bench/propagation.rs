@@ -24,11 +24,13 @@ pub struct PropagationArgs {
     /// Api addresses: the first takes the writes, the others are watched.
     #[arg(long, value_delimiter = ',', required = true)]
     pub endpoints: Vec<String>,
+    /// Writes to make at the first endpoint.
     #[arg(long, default_value_t = 500)]
     pub writes: usize,
     /// Pause between writes.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5ms")]
     pub interval: Duration,
+    /// Namespace of the keys, created if missing.
     #[arg(long, default_value = "bench")]
     pub namespace: String,
     /// Give up waiting for stragglers after this long.

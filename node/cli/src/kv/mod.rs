@@ -17,12 +17,24 @@ pub enum KvCommand {
     /// Write a value: from the argument, --file, or standard input.
     Put(PutArgs),
     /// Read a value; exits 1 with "not found" when the key is absent.
-    Get { namespace: String, key: String },
+    Get {
+        /// Namespace of the key.
+        namespace: String,
+        /// Key to read.
+        key: String,
+    },
     /// Delete a key.
-    Delete { namespace: String, key: String },
+    Delete {
+        /// Namespace of the key.
+        namespace: String,
+        /// Key to delete.
+        key: String,
+    },
     /// List keys in byte order.
     List {
+        /// Namespace to list.
         namespace: String,
+        /// Only keys that start with this (default: every key).
         #[arg(long, default_value = "")]
         prefix: String,
         /// Stop after this many keys (default: all).
@@ -31,14 +43,16 @@ pub enum KvCommand {
     },
     /// Print changes under a prefix until interrupted.
     Watch {
+        /// Namespace to watch.
         namespace: String,
+        /// Only keys that start with this (default: every key).
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Resume token (hex) from an earlier event.
-        #[arg(long)]
+        /// Resume token (hex) from an earlier event: print the changes after it first.
+        #[arg(long, value_name = "TOKEN")]
         resume: Option<String>,
     },
-    /// Namespaces.
+    /// Namespaces: create, list, delete.
     #[command(subcommand)]
     Namespace(NamespaceCommand),
 }

@@ -11,16 +11,20 @@ use serde_json::{Value, json};
 pub enum NamespaceCommand {
     /// Create a namespace, optionally kept inside regions or a jurisdiction.
     Create {
+        /// Name of the new namespace.
         name: String,
         /// Region whose nodes hold the data; repeat for several. Default: every region.
         #[arg(long = "region")]
         regions: Vec<String>,
         /// Only nodes with this jurisdiction tag hold the data.
-        #[arg(long)]
+        #[arg(long, value_name = "TAG")]
         jurisdiction: Option<String>,
     },
+    /// List the namespaces and where their data may live.
     List,
+    /// Delete a namespace.
     Delete {
+        /// Name of the namespace to delete.
         name: String,
     },
 }

@@ -15,16 +15,20 @@ use serde_json::{Value, json};
 // variant's own comment gives.
 #[derive(Args, Debug)]
 pub struct PutArgs {
+    /// Namespace of the key.
     namespace: String,
+    /// Key to write.
     key: String,
+    /// The value (default: the contents of --file, else standard input).
     value: Option<String>,
+    /// Read the value from this file instead of the argument.
     #[arg(long, conflicts_with = "value")]
     file: Option<PathBuf>,
-    /// Expire after this long (e.g. 60s, 5m, 1h).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Expire after this long (e.g. 60s, 5m, 1h); default: never.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     ttl: Option<Duration>,
     /// JSON metadata stored beside the value (at most 1 KiB).
-    #[arg(long)]
+    #[arg(long, value_name = "JSON")]
     metadata: Option<String>,
 }
 

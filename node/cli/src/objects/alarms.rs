@@ -12,31 +12,45 @@ use serde_json::{Value, json};
 pub enum AlarmCommand {
     /// Set (or replace) an alarm, due `--in` a duration or `--at` a time.
     Set {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Name of the alarm, unique within the object.
         alarm: String,
         /// Due after this long, e.g. 30s, 5m.
-        #[arg(long = "in", value_parser = humantime::parse_duration, conflicts_with = "at", required_unless_present = "at")]
+        #[arg(long = "in", value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "at", required_unless_present = "at")]
         after: Option<Duration>,
         /// Due at this time: RFC 3339 (2026-12-01T10:00:00Z) or Unix milliseconds.
-        #[arg(long)]
+        #[arg(long, value_name = "TIME")]
         at: Option<String>,
+        /// Text carried by the `alarm_fired` event to the object's subscribers.
         #[arg(long, default_value = "")]
         payload: String,
     },
     /// Show one alarm; exits 1 with "not found" when it is not set.
     Get {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Name of the alarm.
         alarm: String,
     },
+    /// List the alarms of an object.
     List {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
     },
+    /// Delete alarms of an object.
     Delete {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Names of the alarms to delete (at least one).
         #[arg(required = true)]
         alarms: Vec<String>,
     },

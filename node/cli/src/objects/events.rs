@@ -14,7 +14,9 @@ use super::alarms::unix_text;
 // the variant's own comment gives.
 #[derive(Args, Debug)]
 pub struct SubscribeArgs {
+    /// Namespace of the objects.
     namespace: String,
+    /// Name of the object (default: every object of the namespace).
     name: Option<String>,
     /// Object events with a higher sequence number first (one object only);
     /// default: from now on.

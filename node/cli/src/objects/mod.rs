@@ -11,7 +11,7 @@ mod events;
 mod placement;
 mod storage;
 
-use clap::Subcommand;
+use clap::{ArgGroup, Subcommand};
 use larder_client::Client;
 
 pub use alarms::AlarmCommand;
@@ -23,9 +23,12 @@ pub use storage::TxnArgs;
 pub enum ObjectCommand {
     /// Objects of a namespace: id, region, owner, replicas, epoch.
     List {
+        /// Namespace to list.
         namespace: String,
+        /// Only objects whose id starts with this (default: all).
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Only objects placed in this region (default: every region).
         #[arg(long, default_value = "")]
         region: String,
         /// Stop after this many objects (0: all of them, page by page).
@@ -33,52 +36,77 @@ pub enum ObjectCommand {
         limit: usize,
     },
     /// Placement and contents summary of one object.
-    Inspect { namespace: String, name: String },
+    Inspect {
+        /// Namespace of the object.
+        namespace: String,
+        /// Name of the object.
+        name: String,
+    },
     /// Read a key; exits 1 with "not found" when absent.
     Get {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Key to read.
         key: String,
     },
+    /// Write a key; the first write to an object creates it, in this node's region.
     Put {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Key to write.
         key: String,
+        /// Value to store.
         value: String,
     },
+    /// Delete a key.
     Delete {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Key to delete.
         key: String,
     },
     /// Keys of one object, in byte order.
     ListKeys {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Only keys that start with this (default: every key).
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Descending byte order.
         #[arg(long)]
         reverse: bool,
+        /// Most keys to print (0: one page, the node's limit).
         #[arg(long, default_value_t = 0)]
         limit: u32,
     },
-    /// Move an object, with its state, to a node or a region.
+    /// Move an object, with its state, to a node (--to-node) or to a region
+    /// (--to-region); one of the two is required.
+    #[command(group(ArgGroup::new("target").required(true).multiple(false)))]
     Move {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
-        #[arg(
-            long,
-            conflicts_with = "to_region",
-            required_unless_present = "to_region"
-        )]
+        /// Node that becomes the object's owner.
+        #[arg(long, value_name = "NODE_ID", group = "target")]
         to_node: Option<u64>,
-        #[arg(long)]
+        /// Region to move the object to; its new owner and replicas are chosen there.
+        #[arg(long, value_name = "REGION", group = "target")]
         to_region: Option<String>,
     },
     /// Even out how many objects the up nodes of a region own (after nodes join): moves
     /// objects from the most-loaded owners to the least-loaded, a few at a time, each
     /// keeping every acknowledged write, until they differ by at most one.
     Rebalance {
+        /// Region whose nodes to even out.
         #[arg(long)]
         region: String,
         /// Move only objects of this namespace.
@@ -90,9 +118,13 @@ pub enum ObjectCommand {
     },
     /// Add to an integer value atomically; prints the new value.
     Add {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Key of the integer (absent: 0).
         key: String,
+        /// Amount to add; negative to subtract.
         #[arg(allow_hyphen_values = true)]
         delta: i64,
     },
@@ -104,8 +136,11 @@ pub enum ObjectCommand {
     Alarm(AlarmCommand),
     /// Append a message to an object's event log; prints its sequence number.
     Publish {
+        /// Namespace of the object.
         namespace: String,
+        /// Name of the object.
         name: String,
+        /// Message to append.
         message: String,
     },
     /// Print events (alarms fired, messages) of one object, or of every object of the

@@ -10,20 +10,26 @@ use serde_json::{Value, json};
 // variant's own comment gives.
 #[derive(Args, Debug)]
 pub struct TxnArgs {
+    /// Namespace of the object.
     namespace: String,
+    /// Name of the object.
     name: String,
-    /// KEY=VERSION: the key's version is VERSION (0: absent).
+    /// Precondition: the key's version is VERSION (0: absent); repeatable.
     #[arg(long = "if-version", value_name = "KEY=VERSION")]
     if_version: Vec<String>,
+    /// Precondition: the key is absent; repeatable.
     #[arg(long = "if-absent", value_name = "KEY")]
     if_absent: Vec<String>,
+    /// Precondition: the key holds VALUE; repeatable.
     #[arg(long = "if-value", value_name = "KEY=VALUE")]
     if_value: Vec<String>,
+    /// Write VALUE at KEY; repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     put: Vec<String>,
+    /// Delete KEY; repeatable.
     #[arg(long, value_name = "KEY")]
     delete: Vec<String>,
-    /// KEY=DELTA: add DELTA to the integer at KEY.
+    /// Add DELTA to the integer at KEY; repeatable.
     #[arg(long, value_name = "KEY=DELTA", allow_hyphen_values = true)]
     add: Vec<String>,
 }
