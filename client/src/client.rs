@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::ClientError;
+use crate::{ClientError, RETRY_ENDPOINT_METADATA};
 
 /// Timeouts and retry limits of a [`Client`].
 #[derive(Debug, Clone)]
@@ -91,6 +91,8 @@ impl Client {
 
     /// Runs `call` with retries: on `UNAVAILABLE` it waits (exponential backoff) and tries
     /// again, at the node named in the error when the server named one (leader redirect).
+    /// A node that never serves the call (`FAILED_PRECONDITION`, a namespace it may not
+    /// hold) and names one that does is left for that one at once, once.
     pub(crate) async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, ClientError>
     where
         F: FnMut(Channel) -> Fut,
@@ -99,10 +101,25 @@ impl Client {
         let mut channel = self.channel.clone();
         let mut backoff = self.config.backoff_initial;
         let mut attempt = 1;
+        let mut sent_elsewhere = false;
         loop {
             let err = match call(channel.clone()).await {
                 Ok(value) => return Ok(value),
-                Err(status) => ClientError::from(status),
+                Err(status) => {
+                    let elsewhere = (status.code() == tonic::Code::FailedPrecondition)
+                        .then(|| status.metadata().get(RETRY_ENDPOINT_METADATA))
+                        .flatten()
+                        .and_then(|v| v.to_str().ok());
+                    if let Some(addr) = elsewhere
+                        && !sent_elsewhere
+                    {
+                        tracing::debug!(endpoint = %addr, "calling a node that serves it");
+                        channel = Self::channel(&normalize(addr), &self.config)?;
+                        sent_elsewhere = true;
+                        continue;
+                    }
+                    ClientError::from(status)
+                }
             };
             if !err.is_retryable() || attempt >= self.config.attempts_max {
                 return Err(err);

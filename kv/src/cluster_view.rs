@@ -76,6 +76,21 @@ impl ClusterView {
                 .is_some_and(|last| incarnation.generation() <= last)
     }
 
+    /// An up node that holds `namespace`, for a node that does not to send a client
+    /// to: the first of this node's region, else the first of any.
+    pub fn holder(&self, namespace: &Namespace) -> Option<&PeerInfo> {
+        let allowed = &self.namespaces.get(namespace)?.allowed;
+        let up = || {
+            allowed
+                .iter()
+                .filter_map(|id| self.nodes.get(id))
+                .filter(|peer| peer.up)
+        };
+        let mine = self.my_region();
+        up().find(|peer| peer.region == mine)
+            .or_else(|| up().next())
+    }
+
     /// Whether `node` may hold `namespace`. Unknown namespaces are not allowed anywhere.
     pub fn allows(&self, namespace: &Namespace, node: NodeId) -> bool {
         self.namespaces

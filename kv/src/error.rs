@@ -8,13 +8,16 @@ pub enum KvError {
     #[error("namespace {0:?} does not exist")]
     NamespaceNotFound(Namespace),
     #[error(
-        "namespace {namespace:?} is restricted to {policy}; node {node} ({region}) does not hold it"
+        "namespace {namespace:?} is restricted to {policy}; node {node} ({region}) does not hold it{}",
+        holder_display(retry_at)
     )]
     NotAllowedHere {
         namespace: Namespace,
         policy: String,
         node: NodeId,
         region: String,
+        /// Api address of an up node that holds it, if any.
+        retry_at: Option<String>,
     },
     /// A read carried a consistency token this replica has not caught up with in time.
     #[error(
@@ -64,5 +67,12 @@ impl From<larder_base::EnvelopeError> for KvError {
 impl From<larder_store::CodecError> for KvError {
     fn from(err: larder_store::CodecError) -> Self {
         KvError::Internal(err.to_string())
+    }
+}
+
+fn holder_display(retry_at: &Option<String>) -> String {
+    match retry_at {
+        Some(addr) => format!("; call a node that does, such as {addr}"),
+        None => "; no node that holds it is up".to_string(),
     }
 }

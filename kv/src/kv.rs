@@ -189,6 +189,7 @@ impl Kv {
                 policy: ns.policy.clone(),
                 node: self.inner.me,
                 region: view.my_region().to_string(),
+                retry_at: view.holder(stored_as).map(|peer| peer.api_addr.clone()),
             });
         }
         Ok(stored_as.clone())

@@ -130,9 +130,17 @@ pub(crate) async fn spawn_api_server(
     health_reporter
         .set_serving::<ObjectsServer<ObjectsService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(larder_proto::V1_FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Both reflection versions: many tools (grpcurl's older releases, Python's
+    // grpcio-reflection) still speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(larder_proto::V1_FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|err| NodeError::Reflection(err.to_string()))?;
+    let reflection = reflection()
         .build_v1()
         .map_err(|err| NodeError::Reflection(err.to_string()))?;
     let bytes_max = config.limits.api_message_bytes_max;
@@ -152,8 +160,10 @@ pub(crate) async fn spawn_api_server(
             .tcp_nodelay(true)
             .concurrency_limit_per_connection(limits.api_requests_per_connection_max)
             .max_concurrent_streams(limits.http2_streams_per_connection_max)
+            .layer(crate::grpc::oversized::layer())
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(admin)
             .add_service(kv_api)
             .add_service(objects_api)

@@ -245,7 +245,7 @@ async fn a_removed_leader_restarted_with_join_rejoins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_listener_serves_health_and_reflection() {
+async fn the_api_listener_serves_health_and_both_reflections_and_names_its_size_limit() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let cluster = TestCluster::start(1).await.expect("cluster");
@@ -272,7 +272,7 @@ async fn the_api_listener_serves_health_and_reflection() {
     use tonic_reflection::pb::v1::{
         ServerReflectionRequest, server_reflection_response::MessageResponse,
     };
-    let mut reflection = ServerReflectionClient::new(channel);
+    let mut reflection = ServerReflectionClient::new(channel.clone());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -299,6 +299,113 @@ async fn the_api_listener_serves_health_and_reflection() {
     assert!(
         !names.iter().any(|n| n.starts_with("larder.peer")),
         "peer services must not be advertised: {names:?}"
+    );
+
+    // The older reflection protocol, which many tools still speak, answers too.
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(AlphaRequest::ListServices(String::new())),
+    };
+    let response = Alpha::new(channel.clone())
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("v1alpha reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("message")
+        .expect("one response");
+    let Some(AlphaResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected v1alpha reflection answer");
+    };
+    assert!(list.service.iter().any(|s| s.name == "larder.v1.Kv"));
+
+    // A request over the message limit (32 MiB by default) is RESOURCE_EXHAUSTED, naming
+    // the setting, as every other limit is.
+    let oversized = larder_proto::v1::PutRequest {
+        namespace: "any".into(),
+        key: b"k".to_vec(),
+        value: vec![0; 33 * 1024 * 1024],
+        ..Default::default()
+    };
+    let refused = larder_proto::v1::kv_client::KvClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .put(oversized)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("limits.api_message_bytes_max"),
+        "{}",
+        refused.message()
+    );
+}
+
+/// Status, asked to check peers, shows a paused or dead node unreachable at once, from
+/// any node, before the directory marks it down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_paused_or_dead_peer_unreachable_at_once() {
+    use larder_client::admin::{Reachability, StatusRequest};
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    let checked = StatusRequest {
+        linearizable: false,
+        check_peers: true,
+    };
+    let reachability = |status: &larder_client::admin::StatusResponse| -> Vec<(u64, i32)> {
+        status.nodes.iter().map(|n| (n.id, n.reachable)).collect()
+    };
+    let status = cluster
+        .node(2)
+        .client()
+        .status_with(checked)
+        .await
+        .expect("status");
+    let (unknown, reachable, unreachable) = (
+        Reachability::Unknown as i32,
+        Reachability::Reachable as i32,
+        Reachability::Unreachable as i32,
+    );
+    assert_eq!(
+        reachability(&status),
+        vec![(1, reachable), (2, unknown), (3, reachable)]
+    );
+
+    cluster.node(3).pause().expect("pause");
+    let asked = std::time::Instant::now();
+    let status = cluster
+        .node(2)
+        .client()
+        .status_with(checked)
+        .await
+        .expect("status");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        reachability(&status),
+        vec![(1, reachable), (2, unknown), (3, unreachable)]
+    );
+    cluster.node(3).resume().expect("resume");
+
+    cluster.node_mut(1).kill();
+    let status = cluster
+        .node(3)
+        .client()
+        .status_with(checked)
+        .await
+        .expect("status");
+    assert_eq!(
+        reachability(&status),
+        vec![(1, unreachable), (2, reachable), (3, unknown)]
     );
 }
 

@@ -8,20 +8,25 @@ pub fn kv_status(err: KvError) -> Status {
     match err {
         KvError::InvalidArgument(_) => Status::invalid_argument(message),
         KvError::NamespaceNotFound(_) => Status::not_found(message),
-        KvError::NotAllowedHere { .. } => Status::failed_precondition(message),
-        KvError::NotCaughtUp { retry_at, .. } => {
-            let mut status = Status::unavailable(message);
-            if let Some(addr) = retry_at
-                && let Ok(value) = addr.parse()
-            {
-                status.metadata_mut().insert(RETRY_ENDPOINT, value);
-            }
-            status
+        // Never served here: the client goes to the named node instead.
+        KvError::NotAllowedHere { retry_at, .. } => {
+            naming(Status::failed_precondition(message), retry_at)
         }
+        KvError::NotCaughtUp { retry_at, .. } => naming(Status::unavailable(message), retry_at),
         KvError::Overloaded(_) | KvError::DiskFull(_) => Status::resource_exhausted(message),
         KvError::Unreachable { .. } | KvError::ShuttingDown => Status::unavailable(message),
         KvError::Storage(_) | KvError::Internal(_) => Status::internal(message),
     }
+}
+
+/// `status` naming `retry_at`, when there is one, as the node to call instead.
+fn naming(mut status: Status, retry_at: Option<String>) -> Status {
+    if let Some(addr) = retry_at
+        && let Ok(value) = addr.parse()
+    {
+        status.metadata_mut().insert(RETRY_ENDPOINT, value);
+    }
+    status
 }
 
 #[cfg(test)]
