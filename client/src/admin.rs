@@ -52,11 +52,17 @@ impl Client {
         .await
     }
 
-    pub async fn remove_node(&self, node_id: u64) -> Result<MembershipResponse, ClientError> {
+    /// Removes a node from the cluster for good; `force`: even if it owns objects
+    /// (they fail over; without it such a node is refused: drain it first).
+    pub async fn remove_node(
+        &self,
+        node_id: u64,
+        force: bool,
+    ) -> Result<MembershipResponse, ClientError> {
         self.with_retries(|ch| async move {
             let mut admin = self.admin_client(ch);
             Ok(admin
-                .remove_node(RemoveNodeRequest { node_id })
+                .remove_node(RemoveNodeRequest { node_id, force })
                 .await?
                 .into_inner())
         })
@@ -126,6 +132,12 @@ pub fn is_healthy(status: &StatusResponse) -> bool {
 /// asked to check).
 pub fn problems(status: &StatusResponse) -> Vec<String> {
     let mut problems = Vec::new();
+    if status.removed {
+        problems.push(format!(
+            "node {} (the one answering) was removed from the cluster and serves nothing",
+            status.node_id
+        ));
+    }
     if status.raft.as_ref().map_or(0, |raft| raft.leader_id) == 0 {
         problems.push("the directory has no leader".to_string());
     }

@@ -60,6 +60,9 @@ pub enum Command {
     CreateNamespace(NamespaceSpec),
     /// Deletes a namespace and its placements; every node drops its data.
     DeleteNamespace { name: Namespace },
+    /// [`Command::RegisterNode`] for an explicit join: also takes back a node that was
+    /// removed (`RegisterNode` refuses one).
+    RejoinNode { spec: NodeSpec, at_ms: u64 },
 }
 
 /// One leadership of the directory's Raft group: a term and the node that led it (the
@@ -83,6 +86,9 @@ impl std::fmt::Display for Command {
                 write!(f, "register-node({} in {})", spec.id, spec.region)
             }
             Command::RemoveNode { id } => write!(f, "remove-node({id})"),
+            Command::RejoinNode { spec, .. } => {
+                write!(f, "rejoin-node({} in {})", spec.id, spec.region)
+            }
             Command::SetNodeStatusUnfenced { id, status, .. } => {
                 write!(f, "set-node-status({id}, {status:?})")
             }
@@ -141,4 +147,6 @@ pub enum CommandOutcome {
     /// Each object's placement after [`Command::PlaceObjects`], in its order; `None`
     /// where the object's namespace incarnation no longer exists (deleted meanwhile).
     PlacedAll(Vec<Option<ObjectPlacement>>),
+    /// The node was removed from the cluster: it cannot register again.
+    NodeRemoved(NodeId),
 }

@@ -273,7 +273,12 @@ impl Directory {
     pub async fn register_self(&self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let req = DirectoryRequest::Join(self.inner.me.clone());
+            // Started with --join: an explicit join, which takes back a removed node.
+            let req = if self.inner.seed.is_some() {
+                DirectoryRequest::Rejoin(self.inner.me.clone())
+            } else {
+                DirectoryRequest::Join(self.inner.me.clone())
+            };
             let result = tokio::select! {
                 result = self.request(req) => result,
                 _ = shutdown.changed() => return,
@@ -281,6 +286,10 @@ impl Directory {
             match result {
                 Ok(_) => {
                     tracing::info!(node_id = %self.inner.me.id, region = %self.inner.me.region, "registered in the directory");
+                    return;
+                }
+                Err(DirectoryError::NodeRemoved(_)) => {
+                    // The removal watch says so and stops the api; nothing to retry.
                     return;
                 }
                 Err(err) => {

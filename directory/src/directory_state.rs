@@ -20,6 +20,9 @@ pub struct DirectoryState {
     /// generation up to this one that is not a current namespace's is a deleted
     /// namespace's: every node drops it (nodes need no list of deleted names).
     pub last_generation: u64,
+    /// Nodes removed from the cluster: one that comes back is refused (and learns it)
+    /// unless it joins explicitly (`Command::RejoinNode`).
+    pub removed_nodes: BTreeSet<NodeId>,
     /// Object placements (stored as one record each; see the state machine). Changed
     /// only by `apply`, which keeps `counts` in step; read through
     /// [`DirectoryState::placements`].
@@ -81,17 +84,20 @@ struct DirectoryRecords {
     nodes: BTreeMap<NodeId, NodeRecord>,
     namespaces: BTreeMap<Namespace, NamespaceRecord>,
     last_generation: u64,
+    removed_nodes: BTreeSet<NodeId>,
     placements: BTreeMap<ObjectKey, ObjectPlacement>,
 }
 
 impl From<DirectoryRecords> for DirectoryState {
     fn from(records: DirectoryRecords) -> DirectoryState {
-        DirectoryState::from_parts(
+        let mut state = DirectoryState::from_parts(
             records.nodes,
             records.namespaces,
             records.last_generation,
             records.placements,
-        )
+        );
+        state.removed_nodes = records.removed_nodes;
+        state
     }
 }
 
@@ -135,6 +141,7 @@ impl DirectoryState {
             nodes,
             namespaces,
             last_generation,
+            removed_nodes: BTreeSet::new(),
             placements,
             counts,
         }
@@ -183,6 +190,10 @@ impl DirectoryState {
     pub fn apply(&mut self, command: &Command, proposed_by: Leadership) -> CommandOutcome {
         match command {
             Command::RegisterNode { spec, at_ms } => self.register_node(spec, *at_ms),
+            Command::RejoinNode { spec, at_ms } => {
+                self.removed_nodes.remove(&spec.id);
+                self.register_node(spec, *at_ms)
+            }
             Command::RemoveNode { id } => self.remove_node(*id),
             Command::SetNodeStatusUnfenced { id, status, at_ms } => {
                 self.set_node_status(*id, *status, *at_ms)
@@ -225,6 +236,9 @@ impl DirectoryState {
     /// A node registering comes up; one already up keeps the time it came up, so that
     /// only its spec changes.
     fn register_node(&mut self, spec: &NodeSpec, at_ms: u64) -> CommandOutcome {
+        if self.removed_nodes.contains(&spec.id) {
+            return CommandOutcome::NodeRemoved(spec.id);
+        }
         let record = NodeRecord {
             spec: spec.clone(),
             status: NodeStatus::Up,
@@ -249,9 +263,12 @@ impl DirectoryState {
         }
     }
 
+    /// Forgets the node's record and remembers its id as removed.
     fn remove_node(&mut self, id: NodeId) -> CommandOutcome {
+        let newly = self.removed_nodes.insert(id);
         match self.nodes.remove(&id) {
             Some(_) => CommandOutcome::Applied,
+            None if newly => CommandOutcome::Applied,
             None => CommandOutcome::UnknownNode(id),
         }
     }

@@ -41,6 +41,15 @@ pub enum DirectoryError {
     /// The namespace does not exist (any more): deleted while a placement was on its way.
     #[error("namespace {0} does not exist")]
     NamespaceNotFound(crate::Namespace),
+    #[error(
+        "node {0} was removed from the cluster and serves nothing; to take it back, start it \
+         with --join (an explicit join)"
+    )]
+    NodeRemoved(NodeId),
+    /// A request the caller may repeat with `force` (e.g. removing a node that owns
+    /// objects).
+    #[error("{0}")]
+    NeedsForce(String),
 }
 
 fn leader_display(leader: Option<NodeId>) -> String {

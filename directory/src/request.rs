@@ -17,12 +17,23 @@ pub enum DirectoryRequest {
     AddVoter(NodeId),
     /// Demote a voter to a learner.
     RemoveVoter(NodeId),
-    /// Remove a node from the membership and the directory.
-    RemoveNode(NodeId),
+    /// Remove a node from the membership and the directory; `force`: even if it still
+    /// owns objects (they fail over as if it had died).
+    RemoveNode {
+        id: NodeId,
+        force: bool,
+    },
     TransferLeader(NodeId),
     /// Confirm leadership with a quorum and return the log index a linearizable read
     /// must wait for.
     ReadIndex,
+    /// Whether a node is still in the cluster, as the leader has it (a node's periodic
+    /// check, which it must not miss if it was cut off when it was removed): answered
+    /// `Ok` or `NodeRemoved`.
+    StillMember(NodeId),
+    /// [`DirectoryRequest::Join`] by a node started with `--join`: an explicit join,
+    /// which takes back a node removed earlier (a plain `Join` of one is refused).
+    Rejoin(NodeSpec),
 }
 
 impl std::fmt::Display for DirectoryRequest {
@@ -33,9 +44,11 @@ impl std::fmt::Display for DirectoryRequest {
             DirectoryRequest::AddLearner { id, .. } => write!(f, "add-learner {id}"),
             DirectoryRequest::AddVoter(id) => write!(f, "add-voter {id}"),
             DirectoryRequest::RemoveVoter(id) => write!(f, "remove-voter {id}"),
-            DirectoryRequest::RemoveNode(id) => write!(f, "remove-node {id}"),
+            DirectoryRequest::RemoveNode { id, .. } => write!(f, "remove-node {id}"),
             DirectoryRequest::TransferLeader(id) => write!(f, "transfer-leader {id}"),
             DirectoryRequest::ReadIndex => f.write_str("read-index"),
+            DirectoryRequest::StillMember(id) => write!(f, "still-member {id}"),
+            DirectoryRequest::Rejoin(spec) => write!(f, "rejoin {}", spec.id),
         }
     }
 }

@@ -51,6 +51,7 @@ struct AppliedHead {
     nodes: BTreeMap<NodeId, NodeRecord>,
     namespaces: BTreeMap<Namespace, NamespaceRecord>,
     last_generation: u64,
+    removed_nodes: BTreeSet<NodeId>,
 }
 
 impl AppliedHead {
@@ -61,6 +62,7 @@ impl AppliedHead {
             nodes: state.directory.nodes.clone(),
             namespaces: state.directory.namespaces.clone(),
             last_generation: state.directory.last_generation,
+            removed_nodes: state.directory.removed_nodes.clone(),
         }
     }
 }
@@ -185,15 +187,17 @@ impl SledStateMachine {
         }
         let state = if let Some(raw) = tree.get(APPLIED_KEY)? {
             let head: AppliedHead = codec::decode(&raw)?;
+            let mut directory = DirectoryState::from_parts(
+                head.nodes,
+                head.namespaces,
+                head.last_generation,
+                load_placements(&tree)?,
+            );
+            directory.removed_nodes = head.removed_nodes;
             AppliedState {
                 last_applied: head.last_applied,
                 last_membership: head.last_membership,
-                directory: DirectoryState::from_parts(
-                    head.nodes,
-                    head.namespaces,
-                    head.last_generation,
-                    load_placements(&tree)?,
-                ),
+                directory,
             }
         } else if let Some(state) = Self::earlier_layout(&tree)? {
             // Written by an earlier version: rewrite it, and the snapshot, in today's

@@ -52,7 +52,10 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
         };
         let grace = kv.config().tombstone_grace_ms;
         let full = full_resync_due(synced_at, kv.now_ms(), grace, holds_data);
-        if full {
+        if full && synced_at == 0 {
+            // Every new node's first exchange (its data so far came by push): expected.
+            tracing::info!(peer = %partner, "first anti-entropy exchange of this replica: full sync");
+        } else if full {
             tracing::warn!(peer = %partner, synced_at_ms = synced_at, "no sync within the tombstone grace period: full re-sync");
         }
         match sync_with(&kv, &view, partner, full).await {

@@ -18,4 +18,5 @@ pub mod grpc;
 mod listeners;
 pub mod metrics;
 pub mod probe;
+pub mod removal;
 pub mod server;

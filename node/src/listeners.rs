@@ -121,6 +121,7 @@ pub(crate) async fn spawn_api_server(
     objects: &ObjectHost,
     listener: TcpListener,
     shutdown: &watch::Receiver<bool>,
+    removed: &watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, NodeError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -144,15 +145,20 @@ pub(crate) async fn spawn_api_server(
         .build_v1()
         .map_err(|err| NodeError::Reflection(err.to_string()))?;
     let bytes_max = config.limits.api_message_bytes_max;
-    let admin = AdminServer::new(AdminService::new(directory.clone(), kv.clone()))
-        .max_decoding_message_size(bytes_max)
-        .max_encoding_message_size(bytes_max);
+    let admin = AdminServer::new(AdminService::new(
+        directory.clone(),
+        kv.clone(),
+        removed.clone(),
+    ))
+    .max_decoding_message_size(bytes_max)
+    .max_encoding_message_size(bytes_max);
     let kv_api = KvServer::new(KvService::new(kv.clone()))
         .max_decoding_message_size(bytes_max)
         .max_encoding_message_size(bytes_max);
     let objects_api = ObjectsServer::new(ObjectsService::new(objects.clone()))
         .max_decoding_message_size(bytes_max)
         .max_encoding_message_size(bytes_max);
+    let refuse = crate::removal::RefuseWhenRemoved::new(removed.clone(), directory.me().id);
     let stop = signal(shutdown.clone());
     let limits = config.limits.clone();
     Ok(tokio::spawn(async move {
@@ -161,6 +167,7 @@ pub(crate) async fn spawn_api_server(
             .concurrency_limit_per_connection(limits.api_requests_per_connection_max)
             .max_concurrent_streams(limits.http2_streams_per_connection_max)
             .layer(crate::grpc::oversized::layer())
+            .layer(refuse)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)

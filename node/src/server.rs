@@ -80,6 +80,8 @@ impl RunningNode {
             &shutdown_rx,
         );
         start_directory_tasks(&config, &directory, &me, &shutdown_rx, &mut background).await?;
+        let (removed, removal) = crate::removal::spawn(directory.clone(), shutdown_rx.clone());
+        background.push(removal);
         let api_server = spawn_api_server(
             &config,
             &directory,
@@ -87,6 +89,7 @@ impl RunningNode {
             &objects,
             listeners.api,
             &shutdown_rx,
+            &removed,
         )
         .await?;
         background.push(spawn_metrics_server(

@@ -176,7 +176,10 @@ async fn membership_changes_work_from_any_node() {
         .expect("leader");
     assert_eq!(new_leader, joiner);
 
-    let resp = client.remove_node(follower).await.expect("remove node");
+    let resp = client
+        .remove_node(follower, false)
+        .await
+        .expect("remove node");
     assert!(!resp.voters.contains(&follower) && !resp.learners.contains(&follower));
     // A linearizable read at any node reflects the committed removal at once.
     let observer = cluster.node(leader).client();
@@ -197,6 +200,79 @@ async fn membership_changes_work_from_any_node() {
     );
 }
 
+/// A node removed from the cluster learns it and stops serving (every call but status
+/// refused, saying so), stays removed across a restart, and is taken back only by an
+/// explicit join. One that owns objects is refused until drained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_node_stops_serving_until_it_joins_again() {
+    use larder_client::ClientError;
+    let mut cluster = TestCluster::start(3).await.expect("cluster");
+    cluster.create_namespace("rooms").await.expect("namespace");
+    // An object owned by node 3 (it owns those first written through it).
+    let rooms = cluster.node(3).client().objects("rooms");
+    let mut owned = None;
+    for i in 0..20 {
+        let room = rooms.by_name(&format!("room-{i}"));
+        room.put("k", "v").await.expect("put");
+        if room.inspect().await.expect("inspect").owner == 3 {
+            owned = Some(room);
+            break;
+        }
+    }
+    owned.expect("an object owned by node 3");
+    let admin = cluster.node(1).client();
+    match admin.remove_node(3, false).await {
+        Err(ClientError::FailedPrecondition(message)) => {
+            assert!(message.contains("drain"), "{message}")
+        }
+        other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+    }
+    admin.drain_node(3).await.expect("drain");
+    admin.remove_node(3, false).await.expect("remove");
+
+    let refused = |node: &support::TestNode| {
+        let client = node.client();
+        async move {
+            let status = client.status(false).await.ok()?;
+            let call = client.kv("rooms").get("k").await;
+            match call {
+                Err(ClientError::FailedPrecondition(message))
+                    if status.removed && message.contains("removed from the cluster") =>
+                {
+                    Some(())
+                }
+                _ => None,
+            }
+        }
+    };
+    wait_for("node 3 to know it was removed", STEP, || {
+        refused(cluster.node(3))
+    })
+    .await
+    .expect("removed");
+    // A restart (without --join) does not bring it back.
+    let node = cluster.node_mut(3);
+    node.terminate(STEP).await.expect("stop");
+    node.start().expect("restart");
+    wait_for("node 3 still removed", STEP, || refused(cluster.node(3)))
+        .await
+        .expect("still removed");
+    // An explicit join does.
+    let seed = cluster.node(1).peer.clone();
+    let node = cluster.node_mut(3);
+    node.terminate(STEP).await.expect("stop");
+    node.set_join(&seed);
+    node.start().expect("start with --join");
+    wait_for("node 3 back", STEP, || async {
+        let client = cluster.node(3).client();
+        let status = client.status(false).await.ok()?;
+        let served = client.kv("rooms").get("k").await.is_ok();
+        (!status.removed && served).then_some(())
+    })
+    .await
+    .expect("back");
+}
+
 /// Regression (nemesis `members`): the directory leader, removed from the cluster and
 /// restarted with `--join` on its data, registers again and becomes a voter again. Its
 /// persisted vote named it leader, so it sent its registration to itself, was refused
@@ -214,7 +290,7 @@ async fn a_removed_leader_restarted_with_join_rejoins() {
         if status.nodes.iter().all(|n| n.id != leader) && status.raft?.leader_id != leader {
             return Some(());
         }
-        let _ = client.remove_node(leader).await;
+        let _ = client.remove_node(leader, false).await;
         None
     })
     .await

@@ -23,13 +23,21 @@ impl Directory {
     ) -> Result<DirectoryResponse, DirectoryError> {
         match req {
             DirectoryRequest::Write(command) => self.write(command).await,
-            DirectoryRequest::Join(spec) => self.join(spec).await,
+            DirectoryRequest::Join(spec) => self.join(spec, false).await,
+            DirectoryRequest::Rejoin(spec) => self.join(spec, true).await,
             DirectoryRequest::AddLearner { id, peer_addr } => self.add_learner(id, peer_addr).await,
             DirectoryRequest::AddVoter(id) => self.add_voter(id).await,
             DirectoryRequest::RemoveVoter(id) => self.remove_voter(id).await,
-            DirectoryRequest::RemoveNode(id) => self.remove_node(id).await,
+            DirectoryRequest::RemoveNode { id, force } => self.remove_node(id, force).await,
             DirectoryRequest::TransferLeader(id) => self.transfer_leader(id).await,
             DirectoryRequest::ReadIndex => self.read_index().await,
+            DirectoryRequest::StillMember(id) => {
+                if self.read_local(|s| s.removed_nodes.contains(&id)).await {
+                    Err(DirectoryError::NodeRemoved(id))
+                } else {
+                    Ok(self.membership(self.raft_view().committed_index))
+                }
+            }
         }
     }
 
@@ -60,16 +68,29 @@ impl Directory {
         Ok((resp.data, resp.log_id.index))
     }
 
-    /// Registers the node, then makes it a learner if it is not a member yet.
-    async fn join(&self, spec: NodeSpec) -> Result<DirectoryResponse, DirectoryError> {
+    /// Registers the node, then makes it a learner if it is not a member yet. A node
+    /// removed earlier comes back only by an explicit join (`rejoin`).
+    async fn join(
+        &self,
+        spec: NodeSpec,
+        rejoin: bool,
+    ) -> Result<DirectoryResponse, DirectoryError> {
         let id = spec.id;
         let peer_addr = spec.peer_addr.clone();
-        let written = self
-            .write(Command::RegisterNode {
-                spec,
-                at_ms: self.now_ms(),
-            })
-            .await?;
+        let at_ms = self.now_ms();
+        let command = if rejoin {
+            Command::RejoinNode { spec, at_ms }
+        } else {
+            Command::RegisterNode { spec, at_ms }
+        };
+        let written = self.write(command).await?;
+        if let DirectoryResponse::Outcome {
+            outcome: CommandOutcome::NodeRemoved(id),
+            ..
+        } = written
+        {
+            return Err(DirectoryError::NodeRemoved(id));
+        }
         match self.peer_addr_of(id) {
             Some(known) if known == peer_addr => Ok(written),
             Some(_) => {
@@ -113,27 +134,41 @@ impl Directory {
             .await
     }
 
-    /// Removes a node from the membership and its record from the directory.
-    async fn remove_node(&self, id: NodeId) -> Result<DirectoryResponse, DirectoryError> {
+    /// Removes a node: its record from the directory (its id kept as removed), then
+    /// from the membership. The record goes first, while the node still receives the
+    /// log, so that it learns of its removal from its own copy of the directory. A node
+    /// that owns objects is refused unless `force` (drain it first: its objects then
+    /// move with their state instead of failing over).
+    async fn remove_node(
+        &self,
+        id: NodeId,
+        force: bool,
+    ) -> Result<DirectoryResponse, DirectoryError> {
         let view = self.raft_view();
-        let known = self.read_local(|state| state.node(id).is_some()).await;
-        let change = match view.leaving(id, known)? {
+        let (known, owned) = self
+            .read_local(|state| (state.node(id).is_some(), state.owned_by(id)))
+            .await;
+        let leaving = view.leaving(id, known)?;
+        if owned > 0 && !force {
+            return Err(DirectoryError::NeedsForce(format!(
+                "node {id} owns {owned} objects: drain it first (larder node drain {id}) so \
+                 they move with their state, or remove it with --force and they fail over \
+                 as if it had died"
+            )));
+        }
+        let log_index = match self.write(Command::RemoveNode { id }).await? {
+            DirectoryResponse::Outcome { log_index, .. } => log_index,
+            _ => 0,
+        };
+        let change = match leaving {
             Leaving::Voter => Some(ChangeMembers::RemoveVoters(BTreeSet::from([id]))),
             Leaving::Learner => Some(ChangeMembers::RemoveNodes(BTreeSet::from([id]))),
             Leaving::NotAMember => None,
         };
-        if let Some(change) = change {
-            self.commit_change(change, false).await?;
+        match change {
+            Some(change) => self.commit_change(change, false).await,
+            None => Ok(self.membership(log_index)),
         }
-        let log_index = if known {
-            match self.write(Command::RemoveNode { id }).await? {
-                DirectoryResponse::Outcome { log_index, .. } => log_index,
-                _ => 0,
-            }
-        } else {
-            self.raft_view().committed_index
-        };
-        Ok(self.membership(log_index))
     }
 
     /// Hands leadership to voter `id` and waits until it has taken over.

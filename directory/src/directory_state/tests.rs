@@ -159,6 +159,35 @@ fn namespace_commands_logged_before_generations_apply_as_then() {
 }
 
 #[test]
+fn a_removed_node_comes_back_only_by_an_explicit_join() {
+    let mut state = DirectoryState::default();
+    let register = Command::RegisterNode {
+        spec: spec(1, "a:1"),
+        at_ms: 10,
+    };
+    state.apply(&register, LEADER);
+    let remove = Command::RemoveNode { id: NodeId(1) };
+    assert_eq!(state.apply(&remove, LEADER), CommandOutcome::Applied);
+    assert_eq!(
+        state.apply(&register, LEADER),
+        CommandOutcome::NodeRemoved(NodeId(1))
+    );
+    assert!(state.node(NodeId(1)).is_none());
+    // Removing a node with no record (a member that never registered) remembers it too.
+    assert_eq!(
+        state.apply(&Command::RemoveNode { id: NodeId(7) }, LEADER),
+        CommandOutcome::Applied
+    );
+    assert!(state.removed_nodes.contains(&NodeId(7)));
+    let rejoin = Command::RejoinNode {
+        spec: spec(1, "a:1"),
+        at_ms: 20,
+    };
+    assert_eq!(state.apply(&rejoin, LEADER), CommandOutcome::Applied);
+    assert!(state.node(NodeId(1)).is_some() && !state.removed_nodes.contains(&NodeId(1)));
+}
+
+#[test]
 fn status_changes_and_removal() {
     let mut state = DirectoryState::default();
     state.apply(

@@ -26,10 +26,15 @@ pub struct StatusArgs {
 pub enum NodeCommand {
     /// List the nodes recorded in the directory.
     List,
-    /// Remove a node from the cluster (Raft membership and directory).
+    /// Remove a node from the cluster for good (Raft membership and directory); drain
+    /// it first if it owns objects.
     Remove {
         /// Id of the node to remove.
         id: u64,
+        /// Remove it even though it owns objects: they fail over as if it had died
+        /// (drain moves them with their state instead).
+        #[arg(long)]
+        force: bool,
     },
     /// Move every object the node owns to other nodes of its region.
     Drain {
@@ -91,8 +96,8 @@ pub async fn node(client: &Client, json: bool, command: NodeCommand) -> anyhow::
             Ok(())
         }
         NodeCommand::Drain { id } => crate::objects::drain(client, json, id).await,
-        NodeCommand::Remove { id } => {
-            let resp = client.remove_node(id).await.context("node remove")?;
+        NodeCommand::Remove { id, force } => {
+            let resp = client.remove_node(id, force).await.context("node remove")?;
             print_membership(json, &format!("node {id} removed"), &resp);
             Ok(())
         }
@@ -172,6 +177,7 @@ fn status_json(status: &StatusResponse) -> Value {
         "version": status.version,
         "healthy": larder_client::admin::is_healthy(status),
         "problems": larder_client::admin::problems(status),
+        "removed": status.removed,
         "raft": {
             "leader_id": raft.leader_id,
             "leader_api_addr": raft.leader_api_addr,

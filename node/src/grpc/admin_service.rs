@@ -10,6 +10,7 @@ use larder_proto::v1::{
     MembershipResponse, RemoveNodeRequest, RemoveVoterRequest, StatusRequest, StatusResponse,
     TransferLeaderRequest,
 };
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::requests;
@@ -19,11 +20,17 @@ use super::status::directory_status;
 pub struct AdminService {
     directory: Directory,
     kv: Kv,
+    /// Whether this node was removed from the cluster (see `crate::removal`).
+    removed: watch::Receiver<bool>,
 }
 
 impl AdminService {
-    pub fn new(directory: Directory, kv: Kv) -> AdminService {
-        AdminService { directory, kv }
+    pub fn new(directory: Directory, kv: Kv, removed: watch::Receiver<bool>) -> AdminService {
+        AdminService {
+            directory,
+            kv,
+            removed,
+        }
     }
 
     /// Waits until this node has applied the directory up to `log_index` and its KV
@@ -217,6 +224,7 @@ impl Admin for AdminService {
             }),
             version: env!("CARGO_PKG_VERSION").to_string(),
             kv_replication: self.replication_lag(),
+            removed: *self.removed.borrow(),
         }))
     }
 

@@ -87,7 +87,10 @@ pub fn add_learner(req: pb::AddLearnerRequest) -> Result<DirectoryRequest, Statu
 }
 
 pub fn remove_node(req: &pb::RemoveNodeRequest) -> Result<DirectoryRequest, Status> {
-    Ok(DirectoryRequest::RemoveNode(node_id(req.node_id)?))
+    Ok(DirectoryRequest::RemoveNode {
+        id: node_id(req.node_id)?,
+        force: req.force,
+    })
 }
 
 pub fn add_voter(req: &pb::AddVoterRequest) -> Result<DirectoryRequest, Status> {

@@ -38,7 +38,9 @@ pub fn directory_status(err: DirectoryError) -> Status {
         DirectoryError::NotALearner(_)
         | DirectoryError::NotAVoter(_)
         | DirectoryError::LastVoter(_)
-        | DirectoryError::Rejected(_) => Status::failed_precondition(message),
+        | DirectoryError::Rejected(_)
+        | DirectoryError::NodeRemoved(_)
+        | DirectoryError::NeedsForce(_) => Status::failed_precondition(message),
         DirectoryError::InvalidRequest(_) => Status::invalid_argument(message),
         DirectoryError::Storage(_) | DirectoryError::Protocol(_) => Status::internal(message),
     }

@@ -119,7 +119,10 @@ async fn a_removed_replica_is_replaced_and_the_object_survives_one_more_failure(
         .find(|id| !placed.replicas.contains(id))
         .expect("a spare");
     let client = cluster.node(spare).client();
-    client.remove_node(removed).await.expect("remove a replica");
+    client
+        .remove_node(removed, false)
+        .await
+        .expect("remove a replica");
     cluster.node_mut(removed).kill();
     let room = client.objects("rooms").by_name("kept");
     let repaired = wait_for("a replica set without the removed node", STEP, || async {

@@ -117,7 +117,7 @@ pub(super) async fn ensure(
             let result = match act {
                 Act::RemoveVoter(id) => client.remove_voter(id).await,
                 Act::AddVoter(id) => client.add_voter(id).await,
-                Act::RemoveNode(id) => client.remove_node(id).await,
+                Act::RemoveNode(id) => client.remove_node(id, true).await,
                 Act::Await => unreachable!("nothing to send"),
             };
             sent += 1;
