@@ -50,6 +50,14 @@ impl From<tonic::Status> for ClientError {
             tonic::Code::FailedPrecondition => ClientError::FailedPrecondition(message),
             tonic::Code::ResourceExhausted => ClientError::ResourceExhausted(message),
             tonic::Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
+            // tonic's own request timeout: the node did not answer in time (paused, or
+            // waiting on a peer that is): a deadline, not a cancellation.
+            tonic::Code::Cancelled if message == "Timeout expired" => {
+                ClientError::DeadlineExceeded(
+                    "no answer within the client's request timeout (ClientConfig::request_timeout)"
+                        .to_string(),
+                )
+            }
             code => ClientError::Other {
                 code: format!("{code:?}"),
                 message,

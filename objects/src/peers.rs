@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use larder_base::{ChannelFactory, Epoch, NodeId};
-use larder_directory::{ObjectKey, ObjectPlacement};
+use larder_directory::{NodeStatus, ObjectKey, ObjectPlacement};
 use larder_proto::peer::Envelope;
 use larder_proto::peer::object_peer_client::ObjectPeerClient;
 use serde::Serialize;
@@ -239,21 +239,36 @@ impl Peers {
         request: ExecuteRequest,
     ) -> Result<Answer, ObjectError> {
         let owner = placement.owner;
-        let retry_at = self.inner.placements.api_addr(owner).await;
-        let unavailable = |reason: String| ObjectError::Unavailable {
-            reason,
-            retry_at: retry_at.clone(),
-        };
-        let Some(owner_peer) = self.inner.placements.peer_addr(owner).await else {
-            return Err(unavailable(format!("owner node {owner} is unknown")));
-        };
+        let key = &placement.key;
+        // No redirect to the owner: this node could not reach it either, and a client
+        // sent there would fail on its own; it retries here, where the failover shows.
+        let unavailable = |reason: String| ObjectError::unavailable(reason);
+        let (owner_peer, owner_up) = self
+            .inner
+            .placements
+            .directory()
+            .read_local(|s| {
+                let record = s.node(owner)?;
+                Some((
+                    record.spec.peer_addr.clone(),
+                    record.status == NodeStatus::Up,
+                ))
+            })
+            .await
+            .ok_or_else(|| unavailable(format!("{key}: its owner, node {owner}, is unknown")))?;
+        if !owner_up {
+            return Err(unavailable(format!(
+                "{key}: its owner, node {owner}, is down; it fails over to a replica shortly"
+            )));
+        }
         let mut client = self.client(owner, &owner_peer)?;
         let mut call = tonic::Request::new(seal(owner, &request)?);
         let config = &self.inner.config;
         call.set_timeout(config.write_timeout() + config.peer_rpc_timeout());
         let response = client.execute(call).await.map_err(|status| {
             unavailable(format!(
-                "owner node {owner} unreachable: {}",
+                "{key}: its owner, node {owner}, is unreachable from node {}: {}",
+                self.inner.placements.me(),
                 status.message()
             ))
         })?;

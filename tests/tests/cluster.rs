@@ -190,10 +190,11 @@ async fn membership_changes_work_from_any_node() {
         status.nodes
     );
 
-    // Refusals are clear statuses, not hangs.
-    let err = client.add_voter(99).await.expect_err("unknown node");
+    // Refusals are clear statuses, not hangs (asked of a member: the removed node
+    // refuses everything but status once it learns of its removal).
+    let err = observer.add_voter(99).await.expect_err("unknown node");
     assert!(err.to_string().contains("not a learner"), "{err}");
-    let err = client.transfer_leader(0).await.expect_err("node id 0");
+    let err = observer.transfer_leader(0).await.expect_err("node id 0");
     assert!(
         matches!(err, larder_client::ClientError::InvalidArgument(_)),
         "{err}"
