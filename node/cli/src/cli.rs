@@ -208,19 +208,29 @@ fn client(options: &ClientArgs) -> anyhow::Result<Client> {
     Client::connect_lazy(endpoint).with_context(|| format!("endpoint {endpoint}"))
 }
 
+/// The log of `serve` and `dev`: `RUST_LOG` (else `default_filter`) picks the events,
+/// repeated warnings are limited (`crate::log_limit`). Needs the runtime (the limit's
+/// reports run on it).
 fn init_tracing(format: LogFormat, default_filter: &str) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let limit = crate::log_limit::RepeatLimit::default();
+    let lines = tracing_subscriber::fmt::layer()
         // Colour only for a person at a terminal: a log file or journal gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    if format == LogFormat::Json {
-        builder.json().init();
+    let lines = if format == LogFormat::Json {
+        lines.json().boxed()
     } else {
-        builder.init();
-    }
+        lines.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter).with_filter(limit.clone()))
+        .init();
+    limit.spawn_reports();
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! - [`options`]: the options several commands share (`--endpoint`, `--json`,
 //!   `--log-format`), each on the commands that use it;
 //! - [`serve`]: `larder serve`, one node from a config file and flags, until a signal;
-//! - [`dev`]: `larder dev`, a whole cluster in one process;
+//! - [`dev`]: `larder dev`, a whole cluster in one process; [`log_limit`]: their log's
+//!   limit on repeated warnings;
 //! - [`admin`]: `larder status`, `larder node …` and `larder raft …`;
 //! - [`kv`]: `larder kv …`, values and namespaces;
 //! - [`objects`]: `larder object …`, storage calls, placement, alarms and events;
@@ -23,6 +24,7 @@ pub mod bench;
 pub mod cli;
 pub mod dev;
 pub mod kv;
+pub mod log_limit;
 pub mod objects;
 pub mod options;
 pub mod serve;
