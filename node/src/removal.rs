@@ -56,7 +56,12 @@ async fn run(
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { return },
             _ = ticker.tick() => {
-                match directory.request(DirectoryRequest::StillMember(me)).await {
+                // Raced with shutdown: with no leader, a request retries for seconds.
+                let asked = tokio::select! {
+                    asked = directory.request(DirectoryRequest::StillMember(me)) => asked,
+                    _ = shutdown.changed() => return,
+                };
+                match asked {
                     Err(DirectoryError::NodeRemoved(_)) => leader_says_removed = true,
                     Ok(_) => leader_says_removed = false,
                     // No leader reachable: keep what we knew.
