@@ -160,6 +160,41 @@ impl Kv {
         self.inner.cluster.borrow().clone()
     }
 
+    /// Why this node's store failed (it stops at once; see the store's health), if it
+    /// did.
+    pub fn store_failure(&self) -> Option<String> {
+        self.inner
+            .keyspace
+            .store()
+            .health()
+            .failure()
+            .borrow()
+            .clone()
+    }
+
+    /// Whether this replica's next anti-entropy exchange must be a full re-sync (it
+    /// never completed one but holds data, or its last is older than the tombstone
+    /// grace) and it has a partner to do it with: until then it may miss deletes.
+    pub fn needs_full_resync(&self) -> bool {
+        let synced_at = self
+            .inner
+            .synced_at_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let holds_data = || {
+            self.keyspace()
+                .stored_namespaces()
+                .map(|ns| !ns.is_empty())
+                .unwrap_or(true)
+        };
+        !self.view().sync_partners().is_empty()
+            && crate::anti_entropy::full_resync_due(
+                synced_at,
+                self.now_ms(),
+                self.inner.config.tombstone_grace_ms,
+                holds_data,
+            )
+    }
+
     /// Waits (at most `timeout`) until this node's view of the cluster satisfies
     /// `until`; whether it did.
     pub async fn wait_for_view(

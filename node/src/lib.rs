@@ -15,6 +15,7 @@
 pub mod cluster_view;
 pub mod config;
 pub mod grpc;
+pub mod health;
 mod listeners;
 pub mod metrics;
 pub mod probe;

@@ -20,6 +20,7 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::config::NodeConfig;
 use crate::grpc::admin_service::AdminService;
+use crate::health::Health;
 use crate::server::NodeError;
 
 /// The node's three listeners, bound before anything starts so that a taken port fails
@@ -131,6 +132,18 @@ pub(crate) async fn spawn_api_server(
     health_reporter
         .set_serving::<ObjectsServer<ObjectsService>>()
         .await;
+    // From here on serving exactly while ready.
+    let services = vec![
+        <AdminServer<AdminService> as tonic::server::NamedService>::NAME,
+        <KvServer<KvService> as tonic::server::NamedService>::NAME,
+        <ObjectsServer<ObjectsService> as tonic::server::NamedService>::NAME,
+    ];
+    let health = Health {
+        directory: directory.clone(),
+        kv: kv.clone(),
+        removed: removed.clone(),
+    };
+    tokio::spawn(health.follow_in_grpc(health_reporter, services, shutdown.clone()));
     // Both reflection versions: many tools (grpcurl's older releases, Python's
     // grpcio-reflection) still speak only v1alpha.
     let reflection = || {
@@ -187,11 +200,12 @@ pub(crate) fn spawn_metrics_server(
     directory: &Directory,
     kv: &Kv,
     objects: &ObjectHost,
+    health: Health,
     listener: TcpListener,
     shutdown: &watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let stop = signal(shutdown.clone());
-    let app = crate::metrics::router(directory.clone(), kv.clone(), objects.clone());
+    let app = crate::metrics::router(directory.clone(), kv.clone(), objects.clone(), health);
     tokio::spawn(async move {
         if let Err(err) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)

@@ -1,4 +1,5 @@
-//! Prometheus metrics over HTTP (`GET /metrics`), read from the directory at scrape time.
+//! Prometheus metrics over HTTP (`GET /metrics`), read from the directory at scrape time,
+//! and the liveness and readiness probes (`GET /livez`, `GET /readyz`; `crate::health`).
 
 use std::sync::atomic::AtomicU64;
 
@@ -15,10 +16,31 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-pub fn router(directory: Directory, kv: Kv, objects: ObjectHost) -> Router {
+use crate::health::Health;
+
+pub fn router(directory: Directory, kv: Kv, objects: ObjectHost, health: Health) -> Router {
+    let probes = Router::new()
+        .route("/livez", get(|| async { "live\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(health);
     Router::new()
         .route("/metrics", get(scrape))
         .with_state((directory, kv, objects))
+        .merge(probes)
+}
+
+/// 200 "ready", or 503 with one reason per line.
+async fn readyz(State(health): State<Health>) -> impl IntoResponse {
+    let reasons = health.not_ready();
+    if reasons.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        let mut body = "not ready:\n".to_string();
+        for reason in reasons {
+            body.push_str(&format!("- {reason}\n"));
+        }
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
 }
 
 async fn scrape(

@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 /// How long a probe waits for the answer (connecting included).
@@ -29,11 +28,12 @@ pub async fn reachable(api_addr: &str) -> bool {
             .connect()
             .await
             .ok()?;
-        let answer = HealthClient::new(channel)
+        // Any answer: reachable (a node that is not ready answers NOT_SERVING).
+        HealthClient::new(channel)
             .check(HealthCheckRequest::default())
             .await
             .ok()?;
-        Some(answer.into_inner().status == ServingStatus::Serving as i32)
+        Some(true)
     };
     matches!(
         tokio::time::timeout(PROBE_TIMEOUT, probe).await,

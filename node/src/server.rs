@@ -92,10 +92,16 @@ impl RunningNode {
             &removed,
         )
         .await?;
+        let health = crate::health::Health {
+            directory: directory.clone(),
+            kv: kv.clone(),
+            removed: removed.clone(),
+        };
         background.push(spawn_metrics_server(
             &directory,
             &kv,
             &objects,
+            health,
             listeners.metrics,
             &shutdown_rx,
         ));

@@ -251,6 +251,13 @@ async fn a_removed_node_stops_serving_until_it_joins_again() {
     })
     .await
     .expect("removed");
+    // Live, not ready, and says why.
+    let node3 = cluster.node(3);
+    let live = node3.http_get("/livez").expect("livez");
+    assert!(live.starts_with("HTTP/1.0 200"), "{live}");
+    let ready = node3.http_get("/readyz").expect("readyz");
+    assert!(ready.starts_with("HTTP/1.0 503"), "{ready}");
+    assert!(ready.contains("removed from the cluster"), "{ready}");
     // A restart (without --join) does not bring it back.
     let node = cluster.node_mut(3);
     node.terminate(STEP).await.expect("stop");
@@ -332,18 +339,26 @@ async fn the_api_listener_serves_health_and_both_reflections_and_names_its_size_
             .connect()
             .await
             .expect("connect");
-    let mut health = HealthClient::new(channel.clone());
-    for service in ["larder.v1.Admin", "larder.v1.Kv"] {
-        let status = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .expect("health check")
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "{service}");
+    // gRPC health follows readiness (checked every second): serving once ready.
+    let health = HealthClient::new(channel.clone());
+    for service in ["", "larder.v1.Admin", "larder.v1.Kv"] {
+        wait_for(&format!("{service:?} serving"), STEP, || {
+            let mut health = health.clone();
+            async move {
+                let request = HealthCheckRequest {
+                    service: service.into(),
+                };
+                let status = health.check(request).await.ok()?.into_inner().status;
+                (status == ServingStatus::Serving as i32).then_some(())
+            }
+        })
+        .await
+        .expect("serving");
     }
+    let ready = cluster.node(1).http_get("/readyz").expect("readyz");
+    assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    let live = cluster.node(1).http_get("/livez").expect("livez");
+    assert!(live.starts_with("HTTP/1.0 200"), "{live}");
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::{

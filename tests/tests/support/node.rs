@@ -307,16 +307,22 @@ impl TestNode {
         self.metric("objects_copy_writes").unwrap_or(0)
     }
 
-    /// A counter or gauge from the node's Prometheus endpoint (`larder_` prefix omitted).
-    pub fn metric(&self, name: &str) -> Option<u64> {
+    /// `GET path` on the node's metrics listener: the whole response, status line
+    /// included (None if it does not answer).
+    pub fn http_get(&self, path: &str) -> Option<String> {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&self.metrics).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .ok()?;
-        let mut body = String::new();
-        stream.read_to_string(&mut body).ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    }
+
+    /// A counter or gauge from the node's Prometheus endpoint (`larder_` prefix omitted).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let body = self.http_get("/metrics")?;
         let wanted = format!("larder_{name}");
         body.lines().find_map(|line| {
             let (metric, value) = line.split_once(' ')?;
