@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-use crate::{NODES, REGION, Round, SETTINGS, TARGET};
+use crate::{NODES, REGION, Round, TARGET, settings};
 
 /// Quantiles of a series, in ms: (n, p50, p90, p99, max).
 fn summary(values: impl Iterator<Item = f64>) -> anyhow::Result<(u64, f64, f64, f64, f64)> {
@@ -48,7 +48,7 @@ pub fn report(rounds: &[Round], final_value: i64) -> anyhow::Result<()> {
         "{}",
         json!({
             "bench": "failover", "kills": rounds.len(), "nodes": NODES, "region": REGION,
-            "settings": SETTINGS.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "settings": settings()?.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "series": json_series, "slow_rounds": slow, "retry_errors": errors,
             "acknowledged_writes": final_value,
         })
