@@ -52,6 +52,8 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
     // At once at start too: a node that was down when a namespace was deleted may have
     // caught up with the directory before the KV started.
     let mut drop_again = Some(tokio::time::Instant::now());
+    // Deleted namespaces with rows here at the last pass: logged once all are gone.
+    let mut dropping = std::collections::BTreeSet::new();
     loop {
         // A namespace deleted (a new view) is dropped at once, not at the next round.
         let drop_due = async {
@@ -72,8 +74,14 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => return,
         }
         drop_again = match drop_deleted(&kv).await {
-            Ok(0) => None,
-            Ok(_) => Some(tokio::time::Instant::now() + DROP_AGAIN_AFTER),
+            Ok(found) => {
+                for gone in dropping.difference(&found) {
+                    tracing::info!(namespace = ?gone, "a deleted namespace's entries are all dropped");
+                }
+                let again = !found.is_empty();
+                dropping = found;
+                again.then(|| tokio::time::Instant::now() + DROP_AGAIN_AFTER)
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "dropping deleted namespaces failed");
                 None
@@ -83,20 +91,22 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Queues the removal of up to `collect_scan_max` rows of each namespace incarnation
-/// stored here that the directory deleted (or created again since). Returns how many
-/// such namespaces it found.
-pub async fn drop_deleted(kv: &Kv) -> Result<usize, crate::KvError> {
+/// stored here that the directory deleted (or created again since). Returns those it
+/// found.
+pub async fn drop_deleted(
+    kv: &Kv,
+) -> Result<std::collections::BTreeSet<crate::Namespace>, crate::KvError> {
     let view = kv.view();
-    let mut found = 0;
+    let mut found = std::collections::BTreeSet::new();
     for namespace in kv.keyspace().stored_namespaces()? {
         if view.is_deleted(&namespace) {
             tracing::info!(namespace = ?namespace, "dropping a deleted namespace's entries");
             kv.submit_background(Job::background(Work::DropNamespace {
-                namespace,
+                namespace: namespace.clone(),
                 limit: kv.config().collect_scan_max,
             }))
             .await?;
-            found += 1;
+            found.insert(namespace);
         }
     }
     Ok(found)
@@ -106,7 +116,7 @@ pub async fn drop_deleted(kv: &Kv) -> Result<usize, crate::KvError> {
 pub async fn collect_once(kv: &Kv) -> Result<usize, crate::KvError> {
     let grace = kv.config().tombstone_grace_ms;
     let step = kv.config().collect_scan_max;
-    let mut queued = drop_deleted(kv).await?;
+    let mut queued = drop_deleted(kv).await?.len();
     let mut cursor = None;
     loop {
         let (entries, next) = kv.keyspace().scan_entries(cursor, step)?;

@@ -218,9 +218,13 @@ impl<'a> GroupStage<'a> {
                 origins,
                 at_ms,
             } => {
-                self.out
-                    .progress
-                    .merge_namespace(&namespace, &origins, self.now_ms);
+                // An exchange begun before its namespace was deleted brings no progress
+                // back for it (the rows it sent were refused the same way).
+                if !self.view.is_deleted(&namespace) {
+                    self.out
+                        .progress
+                        .merge_namespace(&namespace, &origins, self.now_ms);
+                }
                 self.out.synced_at_ms = Some(at_ms);
                 Answer::None
             }

@@ -52,6 +52,10 @@ pub enum CopyError {
     /// The request could not be read.
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// The object's namespace was deleted (as the replica has the directory): its
+    /// copies are garbage, and are not written.
+    #[error("namespace {0} was deleted")]
+    NamespaceDeleted(String),
 }
 
 impl From<larder_store::StoreError> for CopyError {

@@ -5,6 +5,7 @@
 //! that were down at the time) are removed here, in bounded steps, soon after this node
 //! applies the deletion or, for a node that was down, after it starts.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use larder_directory::Namespace;
@@ -28,11 +29,20 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
     let namespaces = |s: &larder_directory::DirectoryState| (s.namespaces.len(), s.last_generation);
     let mut seen = None;
     let mut more = true;
+    // Deleted namespaces with copies here at the last step: logged once all are gone.
+    let mut sweeping = BTreeSet::new();
     loop {
         if more || seen != Some(directory.read_local(namespaces).await) {
             seen = Some(directory.read_local(namespaces).await);
             more = match sweep_step(&host).await {
-                Ok(more) => more,
+                Ok(found) => {
+                    for gone in sweeping.difference(&found) {
+                        tracing::info!(namespace = ?gone, "a deleted namespace's copies are all removed");
+                    }
+                    let again = !found.is_empty();
+                    sweeping = found;
+                    again
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "namespace sweep step failed");
                     false
@@ -49,22 +59,21 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Removes the copies of up to [`OBJECTS_PER_STEP`] objects of each deleted namespace
-/// stored here. Returns whether some are left.
-pub async fn sweep_step(host: &ObjectHost) -> Result<bool, ObjectError> {
+/// stored here. Returns the deleted namespaces it found copies of (the next step looks
+/// again: more may be left, or written late).
+pub async fn sweep_step(host: &ObjectHost) -> Result<BTreeSet<Namespace>, ObjectError> {
     let stored = host.copies().stored_namespaces()?;
-    let deleted: Vec<Namespace> = host
+    let deleted: BTreeSet<Namespace> = host
         .placements()
         .directory()
         .read_local(|s| stored.into_iter().filter(|ns| s.is_deleted(ns)).collect())
         .await;
-    let mut more = false;
-    for namespace in deleted {
+    for namespace in &deleted {
         let removed = host
             .copies()
-            .drop_namespace(&namespace, OBJECTS_PER_STEP)
+            .drop_namespace(namespace, OBJECTS_PER_STEP)
             .await?;
         tracing::info!(namespace = ?namespace, objects = removed, "removed copies of a deleted namespace");
-        more |= removed == OBJECTS_PER_STEP;
     }
-    Ok(more)
+    Ok(deleted)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use larder_client::ClientError;
 use larder_directory::Namespace;
 
@@ -96,24 +97,24 @@ async fn wait_gone_everywhere(cluster: &TestCluster) {
 }
 
 /// What the stopped `node`'s store holds of the namespace incarnation `old`: (KV
-/// entries or progress, object copies).
-fn disk_holds(node: &TestNode, old: &Namespace) -> (bool, bool) {
+/// entries, KV progress, object copies).
+fn disk_holds(node: &TestNode, old: &Namespace) -> (bool, bool, bool) {
     let store = larder_store::Store::open(node.data_dir.join("store")).expect("store");
     let keyspace = larder_kv::keyspace::Keyspace::open(store.clone()).expect("keyspace");
     let kv_rows = keyspace.stored_namespaces().expect("kv").contains(old);
     let progress = keyspace.load_vector().expect("vector").0.contains_key(old);
     let copies = larder_objects::ObjectStore::open(store).expect("copies");
     let objects = copies.stored_namespaces().expect("objects").contains(old);
-    (kv_rows || progress, objects)
+    (kv_rows, progress, objects)
 }
 
-/// Waits until `node` logged that it removed the old namespace's KV entries and
-/// object copies (the sweeps' own records of having done it).
+/// Waits until `node` logged that the old namespace's KV entries and object copies are
+/// all gone (the sweeps' own records: each says so once a pass finds none left).
 async fn wait_swept(node: &TestNode) {
     wait_for(&format!("node {} to sweep", node.id), STEP, || async {
         let log = node.log_tail();
-        (log.contains("dropping a deleted namespace's entries")
-            && log.contains("removed copies of a deleted namespace"))
+        (log.contains("a deleted namespace's entries are all dropped")
+            && log.contains("a deleted namespace's copies are all removed"))
         .then_some(())
     })
     .await
@@ -151,8 +152,35 @@ async fn a_namespace_deleted_under_load_and_created_again_at_once_is_empty_every
     .await
     .expect("load");
 
+    // A subscription to one of its objects, relayed by another node than the owner's.
+    let mut events = Box::pin(
+        cluster
+            .node(3)
+            .client()
+            .objects(NS)
+            .by_name("cart-01")
+            .subscribe(Some(0))
+            .await
+            .expect("subscribe"),
+    );
+
     let admin = cluster.node(1).client();
     admin.delete_namespace(NS).await.expect("delete");
+    // The subscription ends, saying the namespace is gone.
+    let ended = tokio::time::timeout(STEP, async {
+        loop {
+            match events.next().await {
+                Some(Ok(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the subscription ends");
+    assert!(
+        matches!(ended, Some(Err(ClientError::NotFound(_)))),
+        "{ended:?}"
+    );
     // The answering node serves neither the KV nor the objects once it answered.
     let kv = admin.kv(NS).get("k00").await;
     assert!(matches!(kv, Err(ClientError::NotFound(_))), "{kv:?}");
@@ -192,8 +220,8 @@ async fn a_namespace_deleted_under_load_and_created_again_at_once_is_empty_every
         );
         assert_eq!(
             disk_holds(node, &old),
-            (false, false),
-            "node {id} kept the deleted namespace (KV, objects)"
+            (false, false, false),
+            "node {id} kept the deleted namespace (KV entries, KV progress, objects)"
         );
     }
 }
@@ -205,7 +233,7 @@ async fn a_node_down_during_a_deletion_drops_the_namespace_when_it_returns() {
     let old = cluster.stored_as(NS).await.expect("incarnation");
 
     cluster.node_mut(3).kill();
-    assert_eq!(disk_holds(cluster.node(3), &old), (true, true));
+    assert_eq!(disk_holds(cluster.node(3), &old), (true, true, true));
     let admin = cluster.node(1).client();
     admin.delete_namespace(NS).await.expect("delete");
     admin
@@ -220,7 +248,7 @@ async fn a_node_down_during_a_deletion_drops_the_namespace_when_it_returns() {
     assert!(node.terminate(STEP).await.expect("stop"), "node 3 stopped");
     assert_eq!(
         disk_holds(node, &old),
-        (false, false),
-        "node 3 kept the deleted namespace (KV, objects)"
+        (false, false, false),
+        "node 3 kept the deleted namespace (KV entries, KV progress, objects)"
     );
 }

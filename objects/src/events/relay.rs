@@ -59,6 +59,12 @@ impl ObjectHost {
         let mut unplaced = false;
         while !tx.is_closed() {
             let key = &position.key;
+            if self.namespace_deleted(key).await {
+                let _ = tx
+                    .send(Err(ObjectError::NamespaceNotFound(key.namespace.clone())))
+                    .await;
+                return;
+            }
             // Subscribing is a read: it never places the object. It waits for the first
             // write to place it, from the start of its log, so no event is missed: once
             // the leader said it was not placed, this node's view is asked again each
@@ -99,7 +105,14 @@ impl ObjectHost {
             };
             match self.owner_stream(placement.owner, request).await {
                 Ok(source) => {
-                    if !pass_on(&mut position, source, &tx, &mut backoff).await {
+                    // Until the source ends, or the namespace is deleted (the owner's
+                    // stream of a deleted object only ever sends heartbeats).
+                    let key = position.key.clone();
+                    let passed = tokio::select! {
+                        more = pass_on(&mut position, source, &tx, &mut backoff) => more,
+                        () = self.until_namespace_deleted(&key) => true,
+                    };
+                    if !passed {
                         return;
                     }
                 }
@@ -109,6 +122,28 @@ impl ObjectHost {
             }
             // The owner changed or failed: look the placement up again after a pause.
             backoff.pause().await;
+        }
+    }
+
+    /// Whether the object's namespace (incarnation) was deleted, as this node applied
+    /// the directory.
+    async fn namespace_deleted(&self, key: &ObjectKey) -> bool {
+        self.placements()
+            .directory()
+            .read_local(|s| s.is_deleted(&key.namespace))
+            .await
+    }
+
+    /// Returns once the object's namespace is deleted: looked at once a second, not on
+    /// every applied batch (placements apply thousands a second, and every relayed
+    /// subscription would wake for each).
+    async fn until_namespace_deleted(&self, key: &ObjectKey) {
+        let mut ticker = tokio::time::interval(UNPLACED_RECHECK);
+        loop {
+            ticker.tick().await;
+            if self.namespace_deleted(key).await {
+                return;
+            }
         }
     }
 

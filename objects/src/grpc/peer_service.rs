@@ -63,12 +63,23 @@ impl ObjectPeerService {
 impl ObjectPeerService {
     /// A replica's side of an owner's unary offer.
     async fn take(&self, offer: CopyRequest) -> CopyResponse {
-        self.host
-            .copies()
-            .take(&offer)
-            .await
-            .map_err(CopyError::from)
+        take(&self.host, &offer).await
     }
+}
+
+/// A replica takes an owner's offer, unless the object's namespace was deleted: an
+/// owner that has not applied the deletion yet must not leave a copy behind the sweep.
+async fn take(host: &ObjectHost, offer: &CopyRequest) -> CopyResponse {
+    let namespace = &offer.key().namespace;
+    let deleted = host
+        .placements()
+        .directory()
+        .read_local(|s| s.is_deleted(namespace))
+        .await;
+    if deleted {
+        return Err(CopyError::NamespaceDeleted(namespace.name().to_string()));
+    }
+    host.copies().take(offer).await.map_err(CopyError::from)
 }
 
 fn open<T: serde::de::DeserializeOwned>(request: &Request<Envelope>) -> Result<T, Status> {
@@ -229,7 +240,7 @@ async fn serve_replication(
                 let _ = before.await;
             }
             let result: CopyResponse = match offer {
-                Ok(offer) => host.copies().take(&offer).await.map_err(CopyError::from),
+                Ok(offer) => take(&host, &offer).await,
                 Err(reason) => Err(reason),
             };
             // None if the answer cannot be encoded: the owner reports it as malformed.
