@@ -44,14 +44,7 @@ pub async fn run(kv: Kv, mut shutdown: watch::Receiver<bool>) {
             continue;
         };
         let synced_at = kv.inner().synced_at_ms.load(Ordering::Relaxed);
-        let holds_data = || {
-            kv.keyspace()
-                .stored_namespaces()
-                .map(|ns| !ns.is_empty())
-                .unwrap_or(true)
-        };
-        let grace = kv.config().tombstone_grace_ms;
-        let full = full_resync_due(synced_at, kv.now_ms(), grace, holds_data);
+        let full = kv.full_resync_due();
         if full && synced_at == 0 {
             // Every new node's first exchange (its data so far came by push): expected.
             tracing::info!(peer = %partner, "first anti-entropy exchange of this replica: full sync");

@@ -176,6 +176,12 @@ impl Kv {
     /// never completed one but holds data, or its last is older than the tombstone
     /// grace) and it has a partner to do it with: until then it may miss deletes.
     pub fn needs_full_resync(&self) -> bool {
+        !self.view().sync_partners().is_empty() && self.full_resync_due()
+    }
+
+    /// Whether this replica's next anti-entropy exchange must be a full re-sync (see
+    /// `anti_entropy::full_resync_due`), partner or not.
+    pub(crate) fn full_resync_due(&self) -> bool {
         let synced_at = self
             .inner
             .synced_at_ms
@@ -186,13 +192,12 @@ impl Kv {
                 .map(|ns| !ns.is_empty())
                 .unwrap_or(true)
         };
-        !self.view().sync_partners().is_empty()
-            && crate::anti_entropy::full_resync_due(
-                synced_at,
-                self.now_ms(),
-                self.inner.config.tombstone_grace_ms,
-                holds_data,
-            )
+        crate::anti_entropy::full_resync_due(
+            synced_at,
+            self.now_ms(),
+            self.inner.config.tombstone_grace_ms,
+            holds_data,
+        )
     }
 
     /// Waits (at most `timeout`) until this node's view of the cluster satisfies

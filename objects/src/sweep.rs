@@ -32,8 +32,9 @@ pub async fn run(host: ObjectHost, mut shutdown: watch::Receiver<bool>) {
     // Deleted namespaces with copies here at the last step: logged once all are gone.
     let mut sweeping = BTreeSet::new();
     loop {
-        if more || seen != Some(directory.read_local(namespaces).await) {
-            seen = Some(directory.read_local(namespaces).await);
+        let now = Some(directory.read_local(namespaces).await);
+        if more || seen != now {
+            seen = now;
             more = match sweep_step(&host).await {
                 Ok(found) => {
                     for gone in sweeping.difference(&found) {
